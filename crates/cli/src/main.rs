@@ -1,0 +1,293 @@
+//! `wagroups`: the gateway binary. `serve` runs it; the other commands administer the same
+//! database (also while a server runs on it).
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use wagroups_core::{
+    admin,
+    model::{Profile, ProviderKind},
+    store::Store,
+};
+use wagroups_server::{Config, Server};
+use wagroups_store::SqliteStore;
+
+#[derive(Parser)]
+#[command(name = "wagroups", version, about = "Self-hosted WhatsApp Groups API gateway")]
+struct Cli {
+    /// Database URL (`sqlite://PATH`; the file is created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "WAGROUPS_DATABASE_URL",
+        default_value = "sqlite://wagroups.db"
+    )]
+    database: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (HTTP API, provider worker, simulated network).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Organisations (tenants).
+    #[command(subcommand)]
+    Orgs(OrgsCmd),
+    /// Business numbers.
+    #[command(subcommand)]
+    Numbers(NumbersCmd),
+    /// API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "WAGROUPS_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Serve the API only: queued work (group creation…) waits for a server without this flag.
+    #[arg(long, env = "WAGROUPS_API_ONLY")]
+    api_only: bool,
+}
+
+#[derive(Subcommand)]
+enum OrgsCmd {
+    /// Create an organisation.
+    Create { name: String },
+    /// List organisations.
+    List,
+}
+
+#[derive(Subcommand)]
+enum NumbersCmd {
+    /// Register a business number in an organisation.
+    Add {
+        /// Organisation name or ID.
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+        /// The business WhatsApp number, digits in international form.
+        #[arg(long, env = "WAGROUPS_WABA_NUMBER")]
+        waba_number: String,
+        #[arg(long, env = "WAGROUPS_PROVIDER", default_value = "simulated", value_parser = ["simulated"])]
+        provider: String,
+        #[arg(long, env = "WAGROUPS_PROFILE", default_value = "cloud", value_parser = ["cloud", "linked-device"])]
+        profile: String,
+    },
+    /// Disable a number: creating groups on it is refused (422).
+    Disable { waba_number: String },
+    /// Enable a disabled number.
+    Enable { waba_number: String },
+    /// List numbers.
+    List {
+        /// Only this organisation's (name or ID).
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create an API key; its secret is printed once, alone on the last line.
+    Create {
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+        /// Restrict the key to these numbers (comma-separated); all numbers when omitted.
+        #[arg(long, env = "WAGROUPS_KEY_NUMBERS", value_delimiter = ',')]
+        numbers: Option<Vec<String>>,
+        #[arg(long, env = "WAGROUPS_KEY_NAME")]
+        name: Option<String>,
+    },
+    /// List an organisation's keys (never their secrets).
+    List {
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+    },
+    /// Revoke a key: requests with it are refused (401) from now on.
+    Revoke { key_id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WAGROUPS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database, args).await,
+        Command::Migrate => {
+            SqliteStore::open(&cli.database).await?.close().await;
+            println!("migrations applied to {}", cli.database);
+            Ok(())
+        }
+        other => {
+            let store = SqliteStore::open(&cli.database).await?;
+            let r = admin_command(&store, other).await;
+            store.close().await;
+            r
+        }
+    }
+}
+
+async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let server = Server::start(&Config {
+        bind: args.bind,
+        database_url: database.to_string(),
+        api_only: args.api_only,
+    })
+    .await?;
+    let base = format!("http://{}", server.local_addr);
+    if let Some(b) = &server.bootstrap {
+        println!("First start: bootstrapped an empty database.");
+        println!("  organisation: {} ({})", b.org.name, b.org.id);
+        println!(
+            "  number:       {} (simulated, {} profile)",
+            b.number.waba_number, b.number.profile
+        );
+        println!("  API key:      {}  (shown once; only its hash is stored)", b.secret);
+        println!("Create a group:");
+        println!(
+            "  curl -s -X POST {base}/v1/groups -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \
+             -d '{{\"wabaNumber\": \"{}\", \"subject\": \"My first group\"}}'",
+            b.secret, b.number.waba_number
+        );
+    }
+    println!("listening on {base}");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    server.run(shutdown).await
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    token.cancel();
+}
+
+async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Orgs(OrgsCmd::Create { name }) => {
+            let org = admin::create_org(store, &name).await?;
+            println!("created organisation {} ({})", org.name, org.id);
+        }
+        Command::Orgs(OrgsCmd::List) => {
+            for o in store.list_orgs().await? {
+                println!("{}\t{}", o.id, o.name);
+            }
+        }
+        Command::Numbers(NumbersCmd::Add {
+            org,
+            waba_number,
+            provider,
+            profile,
+        }) => {
+            let provider = ProviderKind::parse(&provider).unwrap_or(ProviderKind::Simulated);
+            let profile = Profile::parse(&profile).unwrap_or(Profile::Cloud);
+            let n = admin::add_number(store, &org, &waba_number, provider, profile).await?;
+            println!("added number {} ({}, {} profile)", n.waba_number, n.provider, n.profile);
+        }
+        Command::Numbers(NumbersCmd::Disable { waba_number }) => {
+            let n = admin::set_number_disabled(store, &waba_number, true).await?;
+            println!("disabled number {}", n.waba_number);
+        }
+        Command::Numbers(NumbersCmd::Enable { waba_number }) => {
+            let n = admin::set_number_disabled(store, &waba_number, false).await?;
+            println!("enabled number {}", n.waba_number);
+        }
+        Command::Numbers(NumbersCmd::List { org }) => {
+            let org_id = match org {
+                Some(o) => Some(admin::org(store, &o).await?.id),
+                None => None,
+            };
+            for n in store.list_numbers(org_id.as_deref()).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    n.waba_number,
+                    n.org_id,
+                    n.provider,
+                    n.profile,
+                    if n.disabled { "disabled" } else { "enabled" }
+                );
+            }
+        }
+        Command::Keys(KeysCmd::Create { org, numbers, name }) => {
+            let (key, secret) = admin::create_key(store, &org, numbers, name).await?;
+            let scope = key
+                .numbers
+                .as_ref()
+                .map(|n| n.join(","))
+                .unwrap_or_else(|| "all numbers".into());
+            println!(
+                "created API key {} for {} ({scope}); the secret is shown once:",
+                key.id, key.org_id
+            );
+            println!("{secret}");
+        }
+        Command::Keys(KeysCmd::List { org }) => {
+            let org = admin::org(store, &org).await?;
+            for k in store.list_api_keys(&org.id).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.id,
+                    k.name.as_deref().unwrap_or("-"),
+                    k.numbers.as_ref().map(|n| n.join(",")).unwrap_or_else(|| "all".into()),
+                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                );
+            }
+        }
+        Command::Keys(KeysCmd::Revoke { key_id }) => {
+            if store
+                .revoke_api_key(&key_id, wagroups_core::time::Timestamp::now())
+                .await?
+            {
+                println!("revoked {key_id}");
+            } else {
+                anyhow::bail!("no active API key {key_id}");
+            }
+        }
+        Command::Serve(_) | Command::Migrate => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Administration shared by the CLI and the first-start bootstrap: organisations,
+//! numbers, API keys.
+
+use crate::{
+    DomainError, ValidationError, ids,
+    model::{ApiKey, JoinApprovalMode, Number, Org, Profile, ProviderKind},
+    service::ServiceError,
+    store::{NewApiKey, NewNumber, Store},
+    time::Timestamp,
+    validate,
+};
+
+pub const BOOTSTRAP_ORG: &str = "default";
+pub const BOOTSTRAP_NUMBER: &str = "15550100001";
+
+pub async fn create_org(store: &dyn Store, name: &str) -> Result<Org, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ValidationError::new("name", "must be 1 to 100 characters").into());
+    }
+    store
+        .create_org(name, Timestamp::now())
+        .await?
+        .ok_or_else(|| DomainError::conflict("duplicate_org", format!("an organisation named {name:?} exists")).into())
+}
+
+pub async fn org(store: &dyn Store, name_or_id: &str) -> Result<Org, ServiceError> {
+    store
+        .find_org(name_or_id)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("organisation {name_or_id:?}")).into())
+}
+
+pub async fn add_number(
+    store: &dyn Store,
+    org_name: &str,
+    waba_number: &str,
+    provider: ProviderKind,
+    profile: Profile,
+) -> Result<Number, ServiceError> {
+    let org = org(store, org_name).await?;
+    let digits = validate::waba_number("waba-number", waba_number)?;
+    store
+        .add_number(
+            NewNumber {
+                org_id: org.id,
+                waba_number: digits.clone(),
+                provider,
+                profile,
+                default_join_approval_mode: JoinApprovalMode::AutoApprove,
+            },
+            Timestamp::now(),
+        )
+        .await?
+        .ok_or_else(|| {
+            DomainError::conflict("duplicate_number", format!("number {digits} is already registered")).into()
+        })
+}
+
+pub async fn set_number_disabled(store: &dyn Store, waba_number: &str, disabled: bool) -> Result<Number, ServiceError> {
+    let digits = validate::waba_number("waba-number", waba_number)?;
+    store
+        .set_number_disabled(&digits, disabled)
+        .await?
+        .ok_or_else(|| DomainError::not_found(format!("number {digits}")).into())
+}
+
+/// Creates a key and returns its record with the secret, which is not stored.
+pub async fn create_key(
+    store: &dyn Store,
+    org_name: &str,
+    numbers: Option<Vec<String>>,
+    name: Option<String>,
+) -> Result<(ApiKey, String), ServiceError> {
+    let org = org(store, org_name).await?;
+    let numbers = match numbers {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for n in list {
+                let digits = validate::waba_number("numbers", &n)?;
+                match store.find_number(&digits).await? {
+                    Some(num) if num.org_id == org.id => out.push(digits),
+                    _ => {
+                        return Err(ValidationError::new(
+                            "numbers",
+                            format!("number {digits} is not registered in organisation {}", org.name),
+                        )
+                        .into());
+                    }
+                }
+            }
+            Some(out)
+        }
+    };
+    let secret = ids::new_api_key_secret();
+    let key = store
+        .create_api_key(
+            NewApiKey {
+                org_id: org.id,
+                name,
+                numbers,
+                key_hash: ids::hash_api_key(&secret),
+            },
+            Timestamp::now(),
+        )
+        .await?;
+    Ok((key, secret))
+}
+
+/// What the first start against an empty database created.
+pub struct Bootstrap {
+    pub org: Org,
+    pub number: Number,
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// On an empty database: the `default` organisation, the simulated number
+/// `15550100001` (cloud profile) and an API key allowed on all numbers.
+pub async fn bootstrap(store: &dyn Store) -> Result<Option<Bootstrap>, ServiceError> {
+    if !store.list_orgs().await?.is_empty() {
+        return Ok(None);
+    }
+    let org = create_org(store, BOOTSTRAP_ORG).await?;
+    let number = add_number(
+        store,
+        &org.id,
+        BOOTSTRAP_NUMBER,
+        ProviderKind::Simulated,
+        Profile::Cloud,
+    )
+    .await?;
+    let (key, secret) = create_key(store, &org.id, None, Some("bootstrap".into())).await?;
+    Ok(Some(Bootstrap {
+        org,
+        number,
+        key,
+        secret,
+    }))
+}

@@ -1,0 +1,210 @@
+//! The event vocabulary: what happened to a group, as appended to its log and delivered
+//! to webhooks. The JSON payload built here is the object clients receive.
+
+use serde_json::{Map, Value, json};
+
+use crate::{
+    model::{Group, JoinReason},
+    phone::Phone,
+    time::Timestamp,
+};
+
+macro_rules! event_types {
+    ($($variant:ident = $text:literal),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType { $($variant),+ }
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+            pub fn as_str(self) -> &'static str { match self { $(EventType::$variant => $text),+ } }
+            pub fn parse(s: &str) -> Option<Self> { match s { $($text => Some(EventType::$variant),)+ _ => None } }
+        }
+    };
+}
+
+event_types! {
+    GroupCreated = "GROUP_CREATED",
+    GroupCreateFailed = "GROUP_CREATE_FAILED",
+    GroupUpdated = "GROUP_UPDATED",
+    GroupDeleted = "GROUP_DELETED",
+    GroupSuspended = "GROUP_SUSPENDED",
+    GroupSuspensionCleared = "GROUP_SUSPENSION_CLEARED",
+    GroupInviteLinkReset = "GROUP_INVITE_LINK_RESET",
+    ParticipantJoined = "GROUP_PARTICIPANT_JOINED",
+    ParticipantLeft = "GROUP_PARTICIPANT_LEFT",
+    ParticipantRemoved = "GROUP_PARTICIPANT_REMOVED",
+    ParticipantInvited = "GROUP_PARTICIPANT_INVITED",
+    ParticipantPromoted = "GROUP_PARTICIPANT_PROMOTED",
+    ParticipantDemoted = "GROUP_PARTICIPANT_DEMOTED",
+    JoinRequestCreated = "GROUP_JOIN_REQUEST_CREATED",
+    JoinRequestRevoked = "GROUP_JOIN_REQUEST_REVOKED",
+    JoinRequestRejected = "GROUP_JOIN_REQUEST_REJECTED",
+    OperationFailed = "GROUP_OPERATION_FAILED",
+}
+
+/// What happened, with the fields particular to each event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    GroupCreated {
+        wa_group_id: String,
+        invite_link: String,
+        created_at: Timestamp,
+    },
+    GroupCreateFailed {
+        code: String,
+        message: String,
+    },
+    ParticipantJoined {
+        phone: Phone,
+        reason: JoinReason,
+        at: Timestamp,
+    },
+    ParticipantLeft {
+        phone: Phone,
+        at: Timestamp,
+    },
+    JoinRequestCreated {
+        phone: Phone,
+        join_request_id: String,
+        at: Timestamp,
+    },
+}
+
+impl EventBody {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventBody::GroupCreated { .. } => EventType::GroupCreated,
+            EventBody::GroupCreateFailed { .. } => EventType::GroupCreateFailed,
+            EventBody::ParticipantJoined { .. } => EventType::ParticipantJoined,
+            EventBody::ParticipantLeft { .. } => EventType::ParticipantLeft,
+            EventBody::JoinRequestCreated { .. } => EventType::JoinRequestCreated,
+        }
+    }
+
+    fn fields(&self, out: &mut Map<String, Value>) {
+        let mut put = |k: &str, v: Value| {
+            out.insert(k.to_string(), v);
+        };
+        match self {
+            EventBody::GroupCreated {
+                wa_group_id,
+                invite_link,
+                created_at,
+            } => {
+                put("inviteLink", json!(invite_link));
+                put("groupCreatedAt", json!(created_at));
+                put("waGroupId", json!(wa_group_id));
+            }
+            EventBody::GroupCreateFailed { code, message } => {
+                put("error", json!({ "code": code, "message": message }));
+            }
+            EventBody::ParticipantJoined { phone, reason, at } => {
+                put("customerPhone", json!(phone));
+                put("participantJoinedAt", json!(at));
+                put("reason", json!(reason));
+            }
+            EventBody::ParticipantLeft { phone, at } => {
+                put("customerPhone", json!(phone));
+                put("participantLeftAt", json!(at));
+            }
+            EventBody::JoinRequestCreated {
+                phone,
+                join_request_id,
+                at,
+            } => {
+                put("customerPhone", json!(phone));
+                put("joinRequestId", json!(join_request_id));
+                put("requestedAt", json!(at));
+            }
+        }
+    }
+}
+
+/// An event appended to a group's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub sequence: i64,
+    pub occurred_at: Timestamp,
+    pub body: EventBody,
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        self.body.event_type()
+    }
+
+    /// The event as clients see it (event log and webhooks). `group` is the group's state
+    /// after the change that produced the event.
+    pub fn payload(&self, group: &Group) -> Value {
+        let mut m = Map::new();
+        m.insert("eventId".into(), json!(self.event_id));
+        m.insert("eventType".into(), json!(self.event_type().as_str()));
+        m.insert("occurredAt".into(), json!(self.occurred_at));
+        m.insert("orgId".into(), json!(group.org_id));
+        m.insert("wabaNumber".into(), json!(group.waba_number));
+        m.insert("groupId".into(), json!(group.group_id));
+        m.insert("sequence".into(), json!(self.sequence));
+        m.insert("groupName".into(), json!(group.subject));
+        self.body.fields(&mut m);
+        Value::Object(m)
+    }
+}
+
+/// An event as read back from the log: its rendered payload plus the columns used to
+/// filter and order it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub sequence: i64,
+    pub occurred_at: Timestamp,
+    /// The JSON object produced by [`Event::payload`].
+    pub payload: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupStatus, JoinApprovalMode};
+
+    #[test]
+    fn payload_carries_common_and_typed_fields() {
+        let group = Group {
+            id: 1,
+            org_id: "org_1".into(),
+            number_id: 1,
+            waba_number: "15550100001".into(),
+            group_id: "vip".into(),
+            status: GroupStatus::Active,
+            subject: "VIP".into(),
+            description: String::new(),
+            join_approval_mode: JoinApprovalMode::AutoApprove,
+            wa_group_id: Some("1203@g.us".into()),
+            invite_link: None,
+            participant_count: 1,
+            last_sequence: 2,
+            failure_reason: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        let e = Event {
+            event_id: "evt_1".into(),
+            sequence: 2,
+            occurred_at: Timestamp(1000),
+            body: EventBody::ParticipantJoined {
+                phone: Phone::from_digits("919999999999"),
+                reason: JoinReason::InviteLink,
+                at: Timestamp(1000),
+            },
+        };
+        let p = e.payload(&group);
+        assert_eq!(p["eventType"], "GROUP_PARTICIPANT_JOINED");
+        assert_eq!(p["groupId"], "vip");
+        assert_eq!(p["groupName"], "VIP");
+        assert_eq!(p["sequence"], 2);
+        assert_eq!(p["customerPhone"], "919999999999");
+        assert_eq!(p["reason"], "invite_link");
+        assert_eq!(p["participantJoinedAt"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(EventType::parse("GROUP_CREATED"), Some(EventType::GroupCreated));
+    }
+}

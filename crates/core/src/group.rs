@@ -1,0 +1,415 @@
+//! Group rules: given a group's current state and something that happened (a provider
+//! report or an API request), decide the new state and the events it produces. Pure: the
+//! store loads the state and persists the decision in one transaction.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    DomainError,
+    event::{Event, EventBody},
+    ids::new_id,
+    model::{
+        Group, GroupStatus, JoinReason, JoinRequest, JoinRequestState, Participant, ParticipantRole, ParticipantState,
+    },
+    phone::Phone,
+    time::Timestamp,
+};
+
+/// A group with everything the rules may need, as loaded inside the transaction.
+#[derive(Debug, Clone)]
+pub struct GroupState {
+    pub group: Group,
+    pub participants: Vec<Participant>,
+    pub join_requests: Vec<JoinRequest>,
+    /// The command this change answers, if any (provider confirmations).
+    pub command_id: Option<i64>,
+}
+
+/// What to persist: the new state of the group, the participants and join requests that
+/// changed, the events to append, and the command to close.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub group: Group,
+    pub participants: Vec<Participant>,
+    pub changed_participants: BTreeSet<Phone>,
+    pub join_requests: Vec<JoinRequest>,
+    pub changed_join_requests: BTreeSet<String>,
+    pub events: Vec<Event>,
+    pub close_command: Option<CommandClose>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandClose {
+    Done(i64),
+    Failed { id: i64, error: String },
+}
+
+impl Decision {
+    pub fn from_state(state: &GroupState) -> Decision {
+        Decision {
+            group: state.group.clone(),
+            participants: state.participants.clone(),
+            changed_participants: BTreeSet::new(),
+            join_requests: state.join_requests.clone(),
+            changed_join_requests: BTreeSet::new(),
+            events: Vec::new(),
+            close_command: None,
+        }
+    }
+
+    /// Appends an event with the next sequence number of the group.
+    pub fn emit(&mut self, body: EventBody, at: Timestamp) {
+        self.group.last_sequence += 1;
+        self.events.push(Event {
+            event_id: new_id("evt"),
+            sequence: self.group.last_sequence,
+            occurred_at: at,
+            body,
+        });
+    }
+
+    pub fn participant(&self, phone: &Phone) -> Option<&Participant> {
+        self.participants.iter().find(|p| &p.phone == phone)
+    }
+
+    /// Inserts or replaces a participant and marks it for persisting.
+    pub fn put_participant(&mut self, p: Participant) {
+        self.changed_participants.insert(p.phone.clone());
+        match self.participants.iter_mut().find(|x| x.phone == p.phone) {
+            Some(slot) => *slot = p,
+            None => self.participants.push(p),
+        }
+    }
+
+    pub fn put_join_request(&mut self, r: JoinRequest) {
+        self.changed_join_requests.insert(r.join_request_id.clone());
+        match self
+            .join_requests
+            .iter_mut()
+            .find(|x| x.join_request_id == r.join_request_id)
+        {
+            Some(slot) => *slot = r,
+            None => self.join_requests.push(r),
+        }
+    }
+
+    /// True when nothing needs to be written.
+    pub fn is_noop(&self) -> bool {
+        self.events.is_empty()
+            && self.changed_participants.is_empty()
+            && self.changed_join_requests.is_empty()
+            && self.close_command.is_none()
+    }
+
+    /// Recomputes derived fields and stamps the update time; call once, before persisting.
+    pub fn finish(mut self, now: Timestamp) -> Decision {
+        self.group.participant_count = self
+            .participants
+            .iter()
+            .filter(|p| p.state == ParticipantState::Member && !p.is_business)
+            .count() as i64;
+        if !self.is_noop() {
+            self.group.updated_at = now;
+        }
+        self
+    }
+}
+
+/// Something that happened to a group, as reported by its provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupInput {
+    Created {
+        wa_group_id: String,
+        invite_link: String,
+        at: Timestamp,
+    },
+    CreateFailed {
+        code: String,
+        message: String,
+        at: Timestamp,
+    },
+    Joined {
+        phone: Phone,
+        reason: JoinReason,
+        at: Timestamp,
+    },
+    Left {
+        phone: Phone,
+        at: Timestamp,
+    },
+    JoinRequested {
+        phone: Phone,
+        join_request_id: String,
+        at: Timestamp,
+    },
+}
+
+/// Applies a provider report to a group. Reports that are already reflected in the state
+/// (a redelivered confirmation, a join of a member) change nothing.
+pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<Decision, DomainError> {
+    let mut d = Decision::from_state(state);
+    match input {
+        GroupInput::Created {
+            wa_group_id,
+            invite_link,
+            at,
+        } => {
+            if d.group.status == GroupStatus::Pending {
+                d.group.status = GroupStatus::Active;
+                d.group.wa_group_id = Some(wa_group_id.clone());
+                d.group.invite_link = Some(invite_link.clone());
+                let business = Phone::from_digits(d.group.waba_number.clone());
+                d.put_participant(Participant {
+                    phone: business,
+                    role: ParticipantRole::Superadmin,
+                    state: ParticipantState::Member,
+                    is_business: true,
+                    joined_at: Some(*at),
+                    updated_at: now,
+                });
+                d.emit(
+                    EventBody::GroupCreated {
+                        wa_group_id: wa_group_id.clone(),
+                        invite_link: invite_link.clone(),
+                        created_at: *at,
+                    },
+                    *at,
+                );
+            }
+            if let Some(id) = state.command_id {
+                d.close_command = Some(CommandClose::Done(id));
+            }
+        }
+        GroupInput::CreateFailed { code, message, at } => {
+            if d.group.status == GroupStatus::Pending {
+                d.group.status = GroupStatus::Failed;
+                d.group.failure_reason = Some(format!("{code}: {message}"));
+                d.emit(
+                    EventBody::GroupCreateFailed {
+                        code: code.clone(),
+                        message: message.clone(),
+                    },
+                    *at,
+                );
+            }
+            if let Some(id) = state.command_id {
+                d.close_command = Some(CommandClose::Failed {
+                    id,
+                    error: format!("{code}: {message}"),
+                });
+            }
+        }
+        GroupInput::Joined { phone, reason, at } => {
+            require_active(&d.group)?;
+            let already = d
+                .participant(phone)
+                .is_some_and(|p| p.state == ParticipantState::Member);
+            if !already {
+                let role = d
+                    .participant(phone)
+                    .map(|p| p.role)
+                    .filter(|r| *r != ParticipantRole::Superadmin)
+                    .unwrap_or(ParticipantRole::Member);
+                d.put_participant(Participant {
+                    phone: phone.clone(),
+                    role,
+                    state: ParticipantState::Member,
+                    is_business: false,
+                    joined_at: Some(*at),
+                    updated_at: now,
+                });
+                let pending: Vec<JoinRequest> = d
+                    .join_requests
+                    .iter()
+                    .filter(|r| &r.phone == phone && r.state == JoinRequestState::Pending)
+                    .cloned()
+                    .collect();
+                for mut r in pending {
+                    r.state = JoinRequestState::Approved;
+                    r.updated_at = now;
+                    d.put_join_request(r);
+                }
+                d.emit(
+                    EventBody::ParticipantJoined {
+                        phone: phone.clone(),
+                        reason: *reason,
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+        GroupInput::Left { phone, at } => {
+            require_active(&d.group)?;
+            if let Some(p) = d
+                .participant(phone)
+                .filter(|p| p.state == ParticipantState::Member && !p.is_business)
+                .cloned()
+            {
+                d.put_participant(Participant {
+                    state: ParticipantState::Left,
+                    role: ParticipantRole::Member,
+                    updated_at: now,
+                    ..p
+                });
+                d.emit(
+                    EventBody::ParticipantLeft {
+                        phone: phone.clone(),
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+        GroupInput::JoinRequested {
+            phone,
+            join_request_id,
+            at,
+        } => {
+            require_active(&d.group)?;
+            let known = d.join_requests.iter().any(|r| &r.join_request_id == join_request_id);
+            if !known {
+                d.put_join_request(JoinRequest {
+                    join_request_id: join_request_id.clone(),
+                    phone: phone.clone(),
+                    state: JoinRequestState::Pending,
+                    created_at: *at,
+                    updated_at: now,
+                });
+                d.emit(
+                    EventBody::JoinRequestCreated {
+                        phone: phone.clone(),
+                        join_request_id: join_request_id.clone(),
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+    }
+    Ok(d.finish(now))
+}
+
+fn require_active(group: &Group) -> Result<(), DomainError> {
+    if group.status == GroupStatus::Active {
+        Ok(())
+    } else {
+        Err(DomainError::conflict(
+            "group_not_active",
+            format!("group {} is {}, not active", group.group_id, group.status),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{event::EventType, model::JoinApprovalMode};
+
+    fn pending() -> GroupState {
+        GroupState {
+            group: Group {
+                id: 1,
+                org_id: "org_1".into(),
+                number_id: 1,
+                waba_number: "15550100001".into(),
+                group_id: "g".into(),
+                status: GroupStatus::Pending,
+                subject: "S".into(),
+                description: String::new(),
+                join_approval_mode: JoinApprovalMode::AutoApprove,
+                wa_group_id: None,
+                invite_link: None,
+                participant_count: 0,
+                last_sequence: 0,
+                failure_reason: None,
+                created_at: Timestamp(1),
+                updated_at: Timestamp(1),
+            },
+            participants: vec![],
+            join_requests: vec![],
+            command_id: Some(7),
+        }
+    }
+
+    fn with(_prev: &GroupState, d: &Decision) -> GroupState {
+        GroupState {
+            group: d.group.clone(),
+            participants: d.participants.clone(),
+            join_requests: d.join_requests.clone(),
+            command_id: None,
+        }
+    }
+
+    #[test]
+    fn creation_then_join_then_leave_produce_a_gap_free_log() -> Result<(), DomainError> {
+        let s0 = pending();
+        let created = GroupInput::Created {
+            wa_group_id: "120363000000000001@g.us".into(),
+            invite_link: "https://chat.whatsapp.com/abc".into(),
+            at: Timestamp(10),
+        };
+        let d1 = apply(&s0, &created, Timestamp(10))?;
+        assert_eq!(d1.group.status, GroupStatus::Active);
+        assert_eq!(d1.events.len(), 1);
+        assert_eq!(d1.events[0].sequence, 1);
+        assert_eq!(d1.events[0].event_type(), EventType::GroupCreated);
+        assert_eq!(d1.close_command, Some(CommandClose::Done(7)));
+        assert_eq!(d1.group.participant_count, 0, "the business is not counted");
+
+        let s1 = with(&s0, &d1);
+        // A redelivered confirmation changes nothing.
+        assert!(apply(&s1, &created, Timestamp(11))?.is_noop());
+
+        let phone = Phone::from_digits("919999999999");
+        let join = GroupInput::Joined {
+            phone: phone.clone(),
+            reason: JoinReason::InviteLink,
+            at: Timestamp(20),
+        };
+        let d2 = apply(&s1, &join, Timestamp(20))?;
+        assert_eq!(d2.events[0].sequence, 2);
+        assert_eq!(d2.group.participant_count, 1);
+        let s2 = with(&s1, &d2);
+        assert!(apply(&s2, &join, Timestamp(21))?.is_noop(), "already a member");
+
+        let d3 = apply(
+            &s2,
+            &GroupInput::Left {
+                phone: phone.clone(),
+                at: Timestamp(30),
+            },
+            Timestamp(30),
+        )?;
+        assert_eq!(d3.events[0].sequence, 3);
+        assert_eq!(d3.events[0].event_type(), EventType::ParticipantLeft);
+        assert_eq!(d3.group.participant_count, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn failure_and_inactive_groups() -> Result<(), DomainError> {
+        let s0 = pending();
+        let d = apply(
+            &s0,
+            &GroupInput::CreateFailed {
+                code: "131211".into(),
+                message: "limit".into(),
+                at: Timestamp(5),
+            },
+            Timestamp(5),
+        )?;
+        assert_eq!(d.group.status, GroupStatus::Failed);
+        assert_eq!(d.events[0].event_type(), EventType::GroupCreateFailed);
+        let join = GroupInput::Joined {
+            phone: Phone::from_digits("919999999999"),
+            reason: JoinReason::InviteLink,
+            at: Timestamp(6),
+        };
+        assert!(matches!(
+            apply(&s0, &join, Timestamp(6)),
+            Err(DomainError::Conflict { .. })
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! wagroups domain core: types, validation, group rules, the event vocabulary and the
+//! ports (store and provider traits). Nothing in this crate performs I/O itself.
+
+pub mod admin;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod group;
+pub mod ids;
+pub mod model;
+pub mod phone;
+pub mod provider;
+pub mod service;
+pub mod store;
+pub mod time;
+pub mod validate;
+
+pub use error::{DomainError, ValidationError};

@@ -1,0 +1,149 @@
+//! The domain's records: organisations, numbers, API keys, groups, participants.
+
+use serde::Serialize;
+
+use crate::{phone::Phone, time::Timestamp};
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Who may join through the invite link without an admin's approval.
+    JoinApprovalMode { AutoApprove = "auto_approve", ApprovalRequired = "approval_required" }
+);
+string_enum!(
+    /// Lifecycle of a group as wagroups knows it.
+    GroupStatus { Pending = "pending", Active = "active", Failed = "failed", Deleted = "deleted" }
+);
+string_enum!(
+    ParticipantRole { Superadmin = "superadmin", Admin = "admin", Member = "member" }
+);
+string_enum!(
+    ParticipantState { Invited = "invited", Member = "member", Left = "left", Removed = "removed" }
+);
+string_enum!(
+    /// Which WhatsApp a number is bound to.
+    ProviderKind { Simulated = "simulated", CloudApi = "cloud-api" }
+);
+string_enum!(
+    /// The semantics a number has: Meta's Cloud API, or a linked-device (WhatsApp Web) session.
+    Profile { Cloud = "cloud", LinkedDevice = "linked-device" }
+);
+string_enum!(
+    JoinRequestState { Pending = "pending", Approved = "approved", Rejected = "rejected", Revoked = "revoked" }
+);
+string_enum!(
+    /// Why a user became a member.
+    JoinReason { InviteLink = "invite_link", Added = "added", JoinRequestApproved = "join_request_approved" }
+);
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// A business WhatsApp number of an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Number {
+    #[serde(skip)]
+    pub id: i64,
+    pub org_id: String,
+    pub waba_number: String,
+    pub provider: ProviderKind,
+    pub profile: Profile,
+    pub disabled: bool,
+    pub default_join_approval_mode: JoinApprovalMode,
+    pub created_at: Timestamp,
+}
+
+/// An API key's record; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub org_id: String,
+    pub name: Option<String>,
+    /// Business numbers the key may act on; `None` means every number of the organisation.
+    pub numbers: Option<Vec<String>>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    pub fn allows(&self, waba_number: &str) -> bool {
+        match &self.numbers {
+            None => true,
+            Some(list) => list.iter().any(|n| n == waba_number),
+        }
+    }
+}
+
+/// A group as stored, without its participants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: i64,
+    pub org_id: String,
+    pub number_id: i64,
+    pub waba_number: String,
+    pub group_id: String,
+    pub status: GroupStatus,
+    pub subject: String,
+    pub description: String,
+    pub join_approval_mode: JoinApprovalMode,
+    pub wa_group_id: Option<String>,
+    pub invite_link: Option<String>,
+    /// Members other than the business number (Meta's `total_participant_count`).
+    pub participant_count: i64,
+    pub last_sequence: i64,
+    pub failure_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A WhatsApp user in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub phone: Phone,
+    pub role: ParticipantRole,
+    pub state: ParticipantState,
+    /// True for the business number that created the group.
+    pub is_business: bool,
+    pub joined_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A user's request to join an `approval_required` group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub join_request_id: String,
+    pub phone: Phone,
+    pub state: JoinRequestState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

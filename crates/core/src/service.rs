@@ -1,0 +1,453 @@
+//! The group service: the use cases behind every dialect. It validates, applies the
+//! domain rules and persists through the store, one transaction per change.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use thiserror::Error;
+
+use crate::{
+    DomainError, ValidationError,
+    command::{COMMAND_MAX_ATTEMPTS, Command, CommandPayload, command_backoff_ms},
+    event::StoredEvent,
+    group::{self, GroupInput},
+    ids,
+    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinReason, Number, Participant},
+    phone::Phone,
+    provider::{Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink},
+    store::{CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewGroup, Store, StoreError},
+    time::Timestamp,
+    validate,
+};
+
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("missing, unknown or revoked API key")]
+    Unauthorized,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ValidationError> for ServiceError {
+    fn from(e: ValidationError) -> Self {
+        ServiceError::Domain(DomainError::Invalid(e))
+    }
+}
+
+impl From<MutateError> for ServiceError {
+    fn from(e: MutateError) -> Self {
+        match e {
+            MutateError::Domain(d) => ServiceError::Domain(d),
+            MutateError::Store(s) => ServiceError::Store(s),
+        }
+    }
+}
+
+/// A create-group request as the dialects read it: strings still unvalidated.
+#[derive(Debug, Clone, Default)]
+pub struct CreateGroupRequest {
+    pub waba_number: Option<String>,
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub join_approval_mode: Option<String>,
+    pub group_id: Option<String>,
+}
+
+/// A page of groups and the cursor of the next one.
+pub struct GroupPage {
+    pub groups: Vec<Group>,
+    pub next_cursor: Option<String>,
+}
+
+pub const LIST_LIMIT_MAX: i64 = 1024;
+pub const LIST_LIMIT_DEFAULT: i64 = 25;
+pub const EVENTS_LIMIT_MAX: i64 = 1000;
+pub const EVENTS_LIMIT_DEFAULT: i64 = 100;
+
+type Wake = Arc<dyn Fn() + Send + Sync>;
+
+pub struct GroupService {
+    store: Arc<dyn Store>,
+    wake_commands: Wake,
+}
+
+impl GroupService {
+    /// `wake_commands` is called after a command was queued, to wake the provider worker.
+    pub fn new(store: Arc<dyn Store>, wake_commands: Wake) -> Self {
+        GroupService { store, wake_commands }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The live API key whose secret this is.
+    pub async fn authenticate(&self, secret: &str) -> Result<ApiKey, ServiceError> {
+        if secret.is_empty() {
+            return Err(ServiceError::Unauthorized);
+        }
+        self.store
+            .find_api_key(&ids::hash_api_key(secret))
+            .await?
+            .ok_or(ServiceError::Unauthorized)
+    }
+
+    /// The caller's number `waba_number`: it must belong to the key's organisation (else the
+    /// field is invalid) and be allowed for the key (else forbidden).
+    pub async fn number_for(&self, key: &ApiKey, field: &str, waba_number: &str) -> Result<Number, ServiceError> {
+        let digits = validate::waba_number(field, waba_number)?;
+        let number = self
+            .store
+            .find_number(&digits)
+            .await?
+            .filter(|n| n.org_id == key.org_id)
+            .ok_or_else(|| {
+                ValidationError::new(field, format!("no number {digits} is registered in this organisation"))
+            })?;
+        if !key.allows(&number.waba_number) {
+            return Err(DomainError::Forbidden {
+                message: format!("this API key is not allowed to use number {}", number.waba_number),
+            }
+            .into());
+        }
+        Ok(number)
+    }
+
+    pub async fn create_group(&self, key: &ApiKey, req: CreateGroupRequest) -> Result<Group, ServiceError> {
+        let waba = req
+            .waba_number
+            .ok_or_else(|| ValidationError::new("wabaNumber", "is required"))?;
+        let subject = validate::subject(
+            "subject",
+            req.subject
+                .as_deref()
+                .ok_or_else(|| ValidationError::new("subject", "is required (1 to 128 characters)"))?,
+        )?;
+        let description = match req.description.as_deref() {
+            Some(d) => validate::description("description", d)?,
+            None => String::new(),
+        };
+        let mode = req
+            .join_approval_mode
+            .as_deref()
+            .map(|m| validate::join_approval_mode("joinApprovalMode", m))
+            .transpose()?;
+        let group_id = match req.group_id.as_deref() {
+            Some(g) => validate::group_id("groupId", g)?,
+            None => ids::new_id("grp"),
+        };
+        let number = self.number_for(key, "wabaNumber", &waba).await?;
+        if number.disabled {
+            return Err(DomainError::Unprocessable {
+                code: "number_disabled".into(),
+                message: format!("number {} is disabled", number.waba_number),
+                field: Some("wabaNumber".into()),
+            }
+            .into());
+        }
+        let mode: JoinApprovalMode = mode.unwrap_or(number.default_join_approval_mode);
+        let outcome = self
+            .store
+            .create_group(NewGroup {
+                org_id: key.org_id.clone(),
+                number_id: number.id,
+                group_id: group_id.clone(),
+                subject: subject.clone(),
+                description: description.clone(),
+                join_approval_mode: mode,
+                command_id: ids::new_id("cmd"),
+                command: CommandPayload::CreateGroup {
+                    subject,
+                    description,
+                    join_approval_mode: mode.into(),
+                },
+                now: Timestamp::now(),
+            })
+            .await?;
+        match outcome {
+            CreateGroupOutcome::Created(g) => {
+                (self.wake_commands)();
+                Ok(*g)
+            }
+            CreateGroupOutcome::DuplicateGroupId => Err(DomainError::Conflict {
+                code: "duplicate_group_id".into(),
+                message: format!("groupId: this organisation already has a group with ID {group_id:?}"),
+            }
+            .into()),
+        }
+    }
+
+    /// A group of the key's organisation, with its participants.
+    pub async fn get_group(&self, key: &ApiKey, group_id: &str) -> Result<(Group, Vec<Participant>), ServiceError> {
+        let (g, participants) = self
+            .store
+            .get_group(&key.org_id, group_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("group {group_id:?}")))?;
+        if !key.allows(&g.waba_number) {
+            return Err(DomainError::Forbidden {
+                message: format!("this API key is not allowed to use number {}", g.waba_number),
+            }
+            .into());
+        }
+        Ok((g, participants))
+    }
+
+    pub async fn list_groups(
+        &self,
+        key: &ApiKey,
+        waba_number: Option<&str>,
+        status: Option<&str>,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<GroupPage, ServiceError> {
+        let limit = parse_limit("limit", limit, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)?;
+        let mut filter = GroupFilter::default();
+        if let Some(w) = waba_number.filter(|w| !w.is_empty()) {
+            filter.number_id = Some(self.number_for(key, "wabaNumber", w).await?.id);
+        } else if let Some(allowed) = &key.numbers {
+            let mut ids = Vec::with_capacity(allowed.len());
+            for w in allowed {
+                if let Some(n) = self.store.find_number(w).await? {
+                    ids.push(n.id);
+                }
+            }
+            filter.number_ids = Some(ids);
+        }
+        if let Some(s) = status.filter(|s| !s.is_empty()) {
+            filter.status = Some(GroupStatus::parse(s).ok_or_else(|| {
+                ValidationError::new(
+                    "status",
+                    format!("must be one of pending, active, failed, deleted; got {s:?}"),
+                )
+            })?);
+        }
+        let before = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+        let mut groups = self.store.list_groups(&key.org_id, &filter, before, limit + 1).await?;
+        let next_cursor = if groups.len() as i64 > limit {
+            groups.truncate(limit as usize);
+            groups.last().map(|g| encode_cursor(g.id))
+        } else {
+            None
+        };
+        Ok(GroupPage { groups, next_cursor })
+    }
+
+    /// The group's event log after sequence `after`, in order.
+    pub async fn group_events(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        after: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Vec<StoredEvent>, ServiceError> {
+        let (g, _) = self.get_group(key, group_id).await?;
+        let after = match after.filter(|a| !a.is_empty()) {
+            Some(a) => a.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ValidationError::new("after", format!("must be a sequence number (0 or more), got {a:?}"))
+            })?,
+            None => 0,
+        };
+        let limit = parse_limit("limit", limit, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX)?;
+        Ok(self.store.group_events(g.id, after, limit).await?)
+    }
+
+    /// Submits a claimed command to its number's provider and records the outcome: the
+    /// provider's request ID, a retry with backoff, or (rejected, or out of retries) the
+    /// failure on the group.
+    pub async fn submit_command(
+        &self,
+        cmd: &Command,
+        number: &Number,
+        provider: Option<&dyn Provider>,
+    ) -> Result<(), ServiceError> {
+        let result = match provider {
+            Some(p) => p.submit(number, cmd).await,
+            None => Err(ProviderError::Rejected {
+                code: "no_provider".into(),
+                message: format!(
+                    "no provider {} is available for number {}",
+                    number.provider, number.waba_number
+                ),
+            }),
+        };
+        let now = Timestamp::now();
+        let (code, message) = match result {
+            Ok(submitted) => {
+                self.store.command_submitted(cmd.id, &submitted.request_id, now).await?;
+                return Ok(());
+            }
+            Err(ProviderError::Retryable(e)) if cmd.attempts < COMMAND_MAX_ATTEMPTS => {
+                let next = now.plus_millis(command_backoff_ms(cmd.attempts));
+                self.store.command_retry(cmd.id, &e, next).await?;
+                return Ok(());
+            }
+            Err(ProviderError::Retryable(e)) => ("provider_unavailable".to_string(), e),
+            Err(ProviderError::Rejected { code, message }) => (code, message),
+        };
+        let input = match cmd.payload {
+            CommandPayload::CreateGroup { .. } => GroupInput::CreateFailed { code, message, at: now },
+        };
+        self.store
+            .mutate_group(
+                GroupTarget::Request {
+                    number_id: cmd.number_id,
+                    request_id: cmd.command_id.clone(),
+                },
+                None,
+                now,
+                Box::new(move |state| group::apply(state, &input, now)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Applies a provider report to the group it concerns.
+    pub async fn apply_provider_event(&self, env: ProviderEnvelope) -> Result<(), ServiceError> {
+        let number = self
+            .store
+            .find_number(&env.waba_number)
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("number {}", env.waba_number)))?;
+        let (target, input) = match env.event {
+            ProviderEvent::GroupCreated {
+                request_id,
+                wa_group_id,
+                invite_link,
+                at,
+            } => (
+                GroupTarget::Request {
+                    number_id: number.id,
+                    request_id,
+                },
+                GroupInput::Created {
+                    wa_group_id,
+                    invite_link,
+                    at,
+                },
+            ),
+            ProviderEvent::GroupCreateFailed {
+                request_id,
+                code,
+                message,
+                at,
+            } => (
+                GroupTarget::Request {
+                    number_id: number.id,
+                    request_id,
+                },
+                GroupInput::CreateFailed { code, message, at },
+            ),
+            ProviderEvent::ParticipantJoined { wa_group_id, phone, at } => (
+                GroupTarget::WaGroupId {
+                    number_id: number.id,
+                    wa_group_id,
+                },
+                GroupInput::Joined {
+                    phone: Phone::parse("phone", &phone)?,
+                    reason: JoinReason::InviteLink,
+                    at,
+                },
+            ),
+            ProviderEvent::ParticipantLeft { wa_group_id, phone, at } => (
+                GroupTarget::WaGroupId {
+                    number_id: number.id,
+                    wa_group_id,
+                },
+                GroupInput::Left {
+                    phone: Phone::parse("phone", &phone)?,
+                    at,
+                },
+            ),
+            ProviderEvent::JoinRequestCreated {
+                wa_group_id,
+                join_request_id,
+                phone,
+                at,
+            } => (
+                GroupTarget::WaGroupId {
+                    number_id: number.id,
+                    wa_group_id,
+                },
+                GroupInput::JoinRequested {
+                    phone: Phone::parse("phone", &phone)?,
+                    join_request_id,
+                    at,
+                },
+            ),
+        };
+        let now = Timestamp::now();
+        let mutation = self
+            .store
+            .mutate_group(
+                target,
+                Some(env.dedup_key),
+                now,
+                Box::new(move |state| group::apply(state, &input, now)),
+            )
+            .await?;
+        match mutation {
+            Mutation::Applied(_) | Mutation::Duplicate => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderEventSink for GroupService {
+    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), ServiceError> {
+        self.apply_provider_event(envelope).await
+    }
+}
+
+/// Parses a page size: absent means `default`, else 1 to `max`.
+pub fn parse_limit(field: &str, raw: Option<&str>, default: i64, max: i64) -> Result<i64, ValidationError> {
+    match raw.filter(|r| !r.is_empty()) {
+        None => Ok(default),
+        Some(r) => r
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ValidationError::new(field, format!("must be an integer from 1 to {max}, got {r:?}"))),
+    }
+}
+
+fn encode_cursor(row_id: i64) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("g{row_id}"))
+}
+
+fn decode_cursor(c: &str) -> Result<i64, ValidationError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix('g').and_then(|n| n.parse::<i64>().ok()))
+        .ok_or_else(|| {
+            ValidationError::new(
+                "cursor",
+                "is not a cursor returned by this API (start again without it)",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)), Ok(42));
+        assert!(decode_cursor("not-a-cursor!").is_err());
+        assert!(decode_cursor("eA").is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("limit", None, 25, 1024), Ok(25));
+        assert_eq!(parse_limit("limit", Some("1024"), 25, 1024), Ok(1024));
+        assert!(parse_limit("limit", Some("0"), 25, 1024).is_err());
+        assert!(parse_limit("limit", Some("1025"), 25, 1024).is_err());
+        assert!(parse_limit("limit", Some("x"), 25, 1024).is_err());
+    }
+}

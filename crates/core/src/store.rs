@@ -1,0 +1,258 @@
+//! The store port. Implementations (SQLite today, PostgreSQL beside it later) hold every
+//! durable record; each method is one transaction.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::{
+    DomainError,
+    command::{Command, CommandPayload},
+    event::StoredEvent,
+    group::{Decision, GroupState},
+    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Org, Participant, Profile, ProviderKind},
+    time::Timestamp,
+};
+
+/// Storage failed (not the client's fault).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A change refused by the rules, or a storage failure.
+#[derive(Debug, Error)]
+pub enum MutateError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct NewNumber {
+    pub org_id: String,
+    pub waba_number: String,
+    pub provider: ProviderKind,
+    pub profile: Profile,
+    pub default_join_approval_mode: JoinApprovalMode,
+}
+
+pub struct NewApiKey {
+    pub org_id: String,
+    pub name: Option<String>,
+    pub numbers: Option<Vec<String>>,
+    pub key_hash: String,
+}
+
+/// A group to create, with the command that asks the provider to create it.
+pub struct NewGroup {
+    pub org_id: String,
+    pub number_id: i64,
+    pub group_id: String,
+    pub subject: String,
+    pub description: String,
+    pub join_approval_mode: JoinApprovalMode,
+    pub command_id: String,
+    pub command: CommandPayload,
+    pub now: Timestamp,
+}
+
+pub enum CreateGroupOutcome {
+    Created(Box<Group>),
+    /// The organisation already has a group with this client ID.
+    DuplicateGroupId,
+}
+
+/// How a change finds its group.
+#[derive(Debug, Clone)]
+pub enum GroupTarget {
+    /// By the client's group ID within an organisation (API requests).
+    ClientId { org_id: String, group_id: String },
+    /// By WhatsApp's group ID on a number (provider reports).
+    WaGroupId { number_id: i64, wa_group_id: String },
+    /// By the provider request ID of a submitted command (provider confirmations).
+    Request { number_id: i64, request_id: String },
+}
+
+/// The rule a mutation runs inside the transaction.
+pub type Rule = Box<dyn FnOnce(&GroupState) -> Result<Decision, DomainError> + Send>;
+
+#[derive(Debug)]
+pub enum Mutation {
+    /// The decision was persisted (its `group` is the new state).
+    Applied(Box<Decision>),
+    /// The provider report with this deduplication key was applied before.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GroupFilter {
+    pub number_id: Option<i64>,
+    /// Restricts to these numbers (a key limited to some numbers).
+    pub number_ids: Option<Vec<i64>>,
+    pub status: Option<GroupStatus>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // Tenancy.
+    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError>;
+    async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+    /// `None` when the number already exists (in any organisation).
+    async fn add_number(&self, n: NewNumber, now: Timestamp) -> Result<Option<Number>, StoreError>;
+    async fn set_number_disabled(&self, waba_number: &str, disabled: bool) -> Result<Option<Number>, StoreError>;
+    async fn list_numbers(&self, org_id: Option<&str>) -> Result<Vec<Number>, StoreError>;
+    async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError>;
+    async fn get_number(&self, number_id: i64) -> Result<Option<Number>, StoreError>;
+    async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError>;
+    async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, StoreError>;
+    /// True when the key existed and was not revoked before.
+    async fn revoke_api_key(&self, key_id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// The live (not revoked) key with this hash.
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    // Groups.
+    async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError>;
+    async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
+    /// Newest first; `before` is the row ID the previous page ended with.
+    async fn list_groups(
+        &self,
+        org_id: &str,
+        filter: &GroupFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Group>, StoreError>;
+    async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError>;
+    async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Loads the group, runs `rule` on it and persists the decision, all in one transaction.
+    /// With `dedup_key`, a report already applied under that key is skipped.
+    async fn mutate_group(
+        &self,
+        target: GroupTarget,
+        dedup_key: Option<String>,
+        now: Timestamp,
+        rule: Rule,
+    ) -> Result<Mutation, MutateError>;
+
+    // Commands.
+    /// Leases up to `limit` commands that are due, oldest first.
+    async fn claim_commands(&self, now: Timestamp, lease_ms: i64, limit: i64) -> Result<Vec<Command>, StoreError>;
+    /// The provider accepted the command; its confirmation will arrive as a provider event.
+    async fn command_submitted(&self, id: i64, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Submission failed; try again at `not_before`.
+    async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
+    /// Releases the leases of commands claimed before this process started, so work a
+    /// crashed run had claimed is taken up at once. Only for stores one node runs on.
+    async fn release_command_leases(&self) -> Result<u64, StoreError>;
+    /// Commands not yet carried out (pending or awaiting confirmation).
+    async fn open_commands(&self) -> Result<i64, StoreError>;
+}
+
+pub mod sim {
+    //! Persistence of the simulated WhatsApp network (its own state, apart from the
+    //! gateway's records), and its outbox of reports to the gateway.
+
+    use async_trait::async_trait;
+
+    use super::StoreError;
+    use crate::{provider::ProviderEvent, time::Timestamp};
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SimGroup {
+        pub jid: String,
+        pub waba_number: String,
+        pub profile: String,
+        pub create_key: String,
+        pub subject: String,
+        pub description: String,
+        pub approval_required: bool,
+        pub invite_code: String,
+        pub created_at: Timestamp,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SimMember {
+        pub phone: String,
+        /// `superadmin`, `admin` or `member`.
+        pub role: String,
+        /// `member`, `left` or `removed`.
+        pub state: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SimJoinRequest {
+        pub id: String,
+        pub phone: String,
+        /// `pending`, `approved`, `rejected` or `revoked`.
+        pub state: String,
+        pub created_at: Timestamp,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct SimGroupState {
+        pub group: SimGroup,
+        pub members: Vec<SimMember>,
+        pub join_requests: Vec<SimJoinRequest>,
+    }
+
+    /// A change of the simulated network, with the reports it sends to the gateway.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct SimChange {
+        pub members: Vec<SimMember>,
+        pub join_requests: Vec<SimJoinRequest>,
+        pub reports: Vec<ProviderEvent>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub enum SimTarget {
+        InviteCode(String),
+        Jid(String),
+    }
+
+    /// Why the simulated WhatsApp refused a user's action.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SimRefusal {
+        /// A stable machine-readable reason, e.g. `already_member`.
+        pub code: String,
+        pub message: String,
+    }
+
+    pub type SimRule = Box<dyn FnOnce(&SimGroupState) -> Result<SimChange, SimRefusal> + Send>;
+
+    #[derive(Debug, Clone)]
+    pub struct OutboxItem {
+        pub id: i64,
+        pub waba_number: String,
+        pub report: ProviderEvent,
+    }
+
+    #[async_trait]
+    pub trait SimStore: Send + Sync {
+        /// Creates the group unless one with the same `create_key` exists, and queues the
+        /// `report` in the same transaction. Returns the group as stored (the existing one
+        /// when the key was seen before) and whether it was new.
+        async fn sim_create_group(
+            &self,
+            group: SimGroup,
+            members: Vec<SimMember>,
+            report: ProviderEvent,
+        ) -> Result<(SimGroup, bool), StoreError>;
+        /// Loads a group, runs `rule` and persists the change and its reports atomically.
+        /// `None` when no group matches; nothing is written when the rule refuses.
+        async fn sim_mutate(
+            &self,
+            target: SimTarget,
+            rule: SimRule,
+        ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError>;
+        async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
+        /// The oldest queued reports.
+        async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
+        async fn sim_outbox_done(&self, id: i64) -> Result<(), StoreError>;
+    }
+}

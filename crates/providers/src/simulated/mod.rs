@@ -1,0 +1,235 @@
+//! The simulated WhatsApp network. It keeps its own state (groups, members, join requests)
+//! in the database, answers commands the way the number's profile does (Meta's Cloud API:
+//! accepted now, confirmed later by a report), and lets a sandbox act as WhatsApp users.
+//! Reports to the gateway go through a durable outbox, so none is lost in a crash.
+
+pub mod rules;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use wagroups_core::{
+    DomainError,
+    command::{Command, CommandPayload, JoinApprovalModeWire},
+    ids,
+    model::Number,
+    provider::{Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, Submitted},
+    service::ServiceError,
+    store::{
+        StoreError,
+        sim::{SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget},
+    },
+    time::Timestamp,
+};
+
+pub const INVITE_PREFIX: &str = "https://chat.whatsapp.com/";
+
+/// The invite link of an invite code.
+pub fn invite_link(code: &str) -> String {
+    format!("{INVITE_PREFIX}{code}")
+}
+
+/// The code of an invite link given as `https://chat.whatsapp.com/CODE` or as the bare code.
+pub fn invite_code(link: &str) -> Option<&str> {
+    let link = link.trim();
+    let code = link
+        .strip_prefix(INVITE_PREFIX)
+        .or_else(|| link.strip_prefix("http://chat.whatsapp.com/"))
+        .or_else(|| link.strip_prefix("chat.whatsapp.com/"))
+        .unwrap_or(link);
+    let ok = !code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric());
+    ok.then_some(code)
+}
+
+/// Outcome of a sandbox action.
+#[derive(Debug)]
+pub enum SandboxError {
+    NotFound(String),
+    Refused(SimRefusal),
+    Store(StoreError),
+}
+
+impl From<StoreError> for SandboxError {
+    fn from(e: StoreError) -> Self {
+        SandboxError::Store(e)
+    }
+}
+
+pub struct SimNetwork {
+    store: Arc<dyn SimStore>,
+    outbox_ready: Notify,
+    /// Serialises draining so reports reach the gateway in order.
+    drain_lock: Mutex<HashMap<i64, u32>>,
+}
+
+/// A report the gateway could not apply is retried this many times before it is dropped
+/// (and logged): the gateway may not yet know the request it confirms.
+const REPORT_MAX_ATTEMPTS: u32 = 50;
+
+impl SimNetwork {
+    pub fn new(store: Arc<dyn SimStore>) -> Self {
+        SimNetwork {
+            store,
+            outbox_ready: Notify::new(),
+            drain_lock: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The group behind an invite link, if the link is current.
+    pub async fn group_by_invite(&self, code: &str) -> Result<Option<SimGroupState>, StoreError> {
+        self.store.sim_group(SimTarget::InviteCode(code.to_string())).await
+    }
+
+    async fn act(
+        &self,
+        target: SimTarget,
+        what: &str,
+        rule: impl FnOnce(&SimGroupState) -> Result<SimChange, SimRefusal> + Send + 'static,
+    ) -> Result<SimChange, SandboxError> {
+        let change = match self.store.sim_mutate(target, Box::new(rule)).await? {
+            None => return Err(SandboxError::NotFound(what.to_string())),
+            Some(Err(refusal)) => return Err(SandboxError::Refused(refusal)),
+            Some(Ok(change)) => change,
+        };
+        self.outbox_ready.notify_one();
+        Ok(change)
+    }
+
+    /// A user taps an invite link.
+    pub async fn join_via_link(&self, phone: &str, code: &str) -> Result<SimChange, SandboxError> {
+        let phone = phone.to_string();
+        self.act(SimTarget::InviteCode(code.to_string()), "invite link", move |s| {
+            rules::join_via_link(s, &phone, Timestamp::now())
+        })
+        .await
+    }
+
+    /// A user leaves a group.
+    pub async fn leave(&self, phone: &str, jid: &str) -> Result<SimChange, SandboxError> {
+        let phone = phone.to_string();
+        self.act(SimTarget::Jid(jid.to_string()), "group", move |s| {
+            rules::leave(s, &phone, Timestamp::now())
+        })
+        .await
+    }
+
+    /// Hands every queued report to `sink`, in order. Returns when the outbox is empty or a
+    /// report must wait (the gateway could not apply it yet).
+    pub async fn drain(&self, sink: &dyn ProviderEventSink) -> Result<bool, StoreError> {
+        let mut attempts = self.drain_lock.lock().await;
+        loop {
+            let batch = self.store.sim_outbox(256).await?;
+            if batch.is_empty() {
+                return Ok(true);
+            }
+            for item in batch {
+                let env = ProviderEnvelope {
+                    waba_number: item.waba_number.clone(),
+                    dedup_key: format!("sim:{}", item.id),
+                    event: item.report.clone(),
+                };
+                match sink.deliver(env).await {
+                    Ok(()) => {
+                        attempts.remove(&item.id);
+                    }
+                    Err(ServiceError::Domain(DomainError::NotFound { what })) => {
+                        let n = attempts.entry(item.id).or_insert(0);
+                        *n += 1;
+                        if *n < REPORT_MAX_ATTEMPTS {
+                            return Ok(false);
+                        }
+                        tracing::error!(report = ?item.report, %what, "dropping simulated report: its group is unknown");
+                        attempts.remove(&item.id);
+                    }
+                    Err(ServiceError::Store(e)) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(report = ?item.report, error = %e, "simulated report not applicable; dropped");
+                    }
+                }
+                self.store.sim_outbox_done(item.id).await?;
+            }
+        }
+    }
+
+    /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback.
+    pub async fn run_pump(self: Arc<Self>, sink: Arc<dyn ProviderEventSink>, shutdown: CancellationToken) {
+        let mut delay = Duration::from_millis(500);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.outbox_ready.notified() => {}
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = match self.drain(sink.as_ref()).await {
+                Ok(true) => Duration::from_millis(500),
+                Ok(false) => Duration::from_millis(20),
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
+                    Duration::from_millis(200)
+                }
+            };
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for SimNetwork {
+    async fn submit(&self, number: &Number, command: &Command) -> Result<Submitted, ProviderError> {
+        match &command.payload {
+            CommandPayload::CreateGroup {
+                subject,
+                description,
+                join_approval_mode,
+            } => {
+                let now = Timestamp::now();
+                let jid = format!("120363{}@g.us", ids::random_digits(12));
+                let code = ids::random_alnum(22);
+                // The simulated network echoes the command ID as its request ID.
+                let request_id = command.command_id.clone();
+                let group = SimGroup {
+                    jid: jid.clone(),
+                    waba_number: number.waba_number.clone(),
+                    profile: number.profile.as_str().to_string(),
+                    create_key: command.command_id.clone(),
+                    subject: subject.clone(),
+                    description: description.clone(),
+                    approval_required: *join_approval_mode == JoinApprovalModeWire::ApprovalRequired,
+                    invite_code: code.clone(),
+                    created_at: now,
+                };
+                let business = SimMember {
+                    phone: number.waba_number.clone(),
+                    role: "superadmin".into(),
+                    state: "member".into(),
+                };
+                let report = ProviderEvent::GroupCreated {
+                    request_id: request_id.clone(),
+                    wa_group_id: jid,
+                    invite_link: invite_link(&code),
+                    at: now,
+                };
+                self.store
+                    .sim_create_group(group, vec![business], report)
+                    .await
+                    .map_err(|e| ProviderError::Retryable(e.to_string()))?;
+                self.outbox_ready.notify_one();
+                Ok(Submitted { request_id })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_codes() {
+        assert_eq!(invite_code("https://chat.whatsapp.com/AbC123"), Some("AbC123"));
+        assert_eq!(invite_code("AbC123"), Some("AbC123"));
+        assert_eq!(invite_code("https://chat.whatsapp.com/"), None);
+        assert_eq!(invite_code("https://evil.example/x y"), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! One error type for every handler, rendered in the shape of the dialect that answers.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use wagroups_core::{DomainError, service::ServiceError};
+
+/// A client-facing error: status, a stable code, a message naming the field and the rule.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request".into(),
+            message: format!("{field}: {}", message.into()),
+            field: Some(field.to_string()),
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing, unknown or revoked API key (send Authorization: Bearer <key>)",
+        )
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; it has been logged",
+        )
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Unauthorized => ApiError::unauthorized(),
+            ServiceError::Domain(d) => d.into(),
+            ServiceError::Store(s) => {
+                tracing::error!(error = %s, "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(d: DomainError) -> Self {
+        match d {
+            DomainError::Invalid(v) => ApiError::invalid(&v.field, v.message),
+            DomainError::NotFound { what } => ApiError::not_found(&what),
+            DomainError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, &code, message),
+            DomainError::Unprocessable { code, message, field } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                message,
+                field,
+            },
+            DomainError::Forbidden { message } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+        }
+    }
+}
+
+/// How a dialect renders errors.
+pub trait Dialect: Send + Sync + 'static {
+    fn render(e: ApiError) -> Response;
+}
+
+/// The native `/v1` API: `{"error": {"code", "message", "field"}}`.
+pub struct Native;
+
+impl Dialect for Native {
+    fn render(e: ApiError) -> Response {
+        let mut body = json!({ "code": e.code, "message": e.message });
+        if let Some(f) = e.field {
+            body["field"] = json!(f);
+        }
+        (e.status, Json(json!({ "error": body }))).into_response()
+    }
+}
+
+/// DoubleTick's public API: `{"success": false, "message"}`.
+pub struct DoubleTick;
+
+impl Dialect for DoubleTick {
+    fn render(e: ApiError) -> Response {
+        (e.status, Json(json!({ "success": false, "message": e.message }))).into_response()
+    }
+}
+
+/// An error on its way out in dialect `D`'s shape.
+pub struct DialectError<D: Dialect>(pub ApiError, std::marker::PhantomData<D>);
+
+impl<D: Dialect> DialectError<D> {
+    pub fn new(e: ApiError) -> Self {
+        DialectError(e, std::marker::PhantomData)
+    }
+}
+
+impl<D: Dialect, E: Into<ApiError>> From<E> for DialectError<D> {
+    fn from(e: E) -> Self {
+        DialectError::new(e.into())
+    }
+}
+
+impl<D: Dialect> IntoResponse for DialectError<D> {
+    fn into_response(self) -> Response {
+        D::render(self.0)
+    }
+}

@@ -1,0 +1,147 @@
+//! The wagroups HTTP server: dialect adapters (native `/v1`, DoubleTick), the sandbox,
+//! health checks, and the background workers that talk to WhatsApp.
+
+mod doubletick;
+pub mod error;
+mod extract;
+mod health;
+mod native;
+mod render;
+mod runtime;
+mod sandbox;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::sync::CancellationToken;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use wagroups_core::{admin::Bootstrap, provider::ProviderEventSink, service::GroupService, store::Store};
+use wagroups_providers::{Providers, simulated::SimNetwork};
+use wagroups_store::SqliteStore;
+
+use crate::error::{ApiError, Dialect, Native};
+
+/// Shared by every handler and worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<GroupService>,
+    pub providers: Providers,
+    pub sim: Arc<SimNetwork>,
+    pub commands_ready: Arc<Notify>,
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: String,
+    pub database_url: String,
+    /// Serve the API only: no provider worker and no delivery of simulated reports (queued
+    /// work waits, durably, for a server that runs them).
+    pub api_only: bool,
+}
+
+/// A server that has opened its database and bound its socket, ready to run.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    /// Set on the first start against an empty database.
+    pub bootstrap: Option<Bootstrap>,
+    listener: TcpListener,
+    state: AppState,
+    store: Arc<SqliteStore>,
+    api_only: bool,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(native::routes())
+        .merge(sandbox::routes())
+        .merge(doubletick::routes())
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| Native::render(ApiError::internal())))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn fallback(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let e = ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {} {path}", req.method()),
+    );
+    if path.starts_with("/whatsapp/") {
+        error::DoubleTick::render(e)
+    } else {
+        Native::render(e)
+    }
+    .into_response()
+}
+
+impl Server {
+    /// Opens the database (applying migrations), bootstraps an empty one, binds `bind`.
+    pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+        let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
+        if !config.api_only {
+            // One server runs on an SQLite file: leases left by a crashed run are stale.
+            let released = store.release_command_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "resuming commands a previous run had claimed");
+            }
+        }
+        let commands_ready = Arc::new(Notify::new());
+        let wake = commands_ready.clone();
+        let service = Arc::new(GroupService::new(store.clone(), Arc::new(move || wake.notify_one())));
+        let sim = Arc::new(SimNetwork::new(store.clone()));
+        let state = AppState {
+            service,
+            providers: Providers { simulated: sim.clone() },
+            sim,
+            commands_ready,
+        };
+        let listener = TcpListener::bind(&config.bind).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            local_addr,
+            bootstrap,
+            listener,
+            state,
+            store,
+            api_only: config.api_only,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking requests, lets in-flight ones
+    /// finish and stops the workers.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let workers = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if !self.api_only {
+            let sink: Arc<dyn ProviderEventSink> = self.state.service.clone();
+            tasks.push(tokio::spawn(self.state.sim.clone().run_pump(sink, workers.clone())));
+            tasks.push(tokio::spawn(runtime::run_command_worker(
+                self.state.clone(),
+                workers.clone(),
+            )));
+        }
+        let app = router(self.state.clone());
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        workers.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+        served?;
+        Ok(())
+    }
+}

@@ -1,0 +1,476 @@
+//! The behaviour every store implementation must have, written against the core's store
+//! ports only, so the same suite runs on each backend. Instantiate it with
+//! [`conformance_tests!`](crate::conformance_tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use wagroups_core::{
+    DomainError,
+    command::{CommandPayload, JoinApprovalModeWire},
+    group::{self, GroupInput},
+    model::{GroupStatus, JoinApprovalMode, JoinReason, Profile, ProviderKind},
+    phone::Phone,
+    provider::ProviderEvent,
+    store::{
+        CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewGroup, NewNumber, Store,
+        sim::{SimChange, SimGroup, SimMember, SimRefusal, SimStore, SimTarget},
+    },
+    time::Timestamp,
+};
+
+/// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression
+/// yielding a fresh, empty store (and whatever must live as long as it).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            tenancy_records, groups_are_unique_per_org, command_leases, mutations_append_gap_free_events,
+            rejected_mutations_write_nothing, keyset_listing, simulated_network_state);
+    };
+    (@each $make:expr; $($name:ident),+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $make.await;
+                $crate::conformance::$name(&store).await;
+            }
+        )+
+    };
+}
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (String, i64) {
+    let org = s.create_org(name, T0).await.unwrap().unwrap();
+    let n = s
+        .add_number(
+            NewNumber {
+                org_id: org.id.clone(),
+                waba_number: waba.into(),
+                provider: ProviderKind::Simulated,
+                profile: Profile::Cloud,
+                default_join_approval_mode: JoinApprovalMode::AutoApprove,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    (org.id, n.id)
+}
+
+fn new_group(org: &str, number_id: i64, id: &str, now: Timestamp) -> NewGroup {
+    NewGroup {
+        org_id: org.into(),
+        number_id,
+        group_id: id.into(),
+        subject: format!("Subject {id}"),
+        description: String::new(),
+        join_approval_mode: JoinApprovalMode::AutoApprove,
+        command_id: format!("cmd_{org}_{id}"),
+        command: CommandPayload::CreateGroup {
+            subject: format!("Subject {id}"),
+            description: String::new(),
+            join_approval_mode: JoinApprovalModeWire::AutoApprove,
+        },
+        now,
+    }
+}
+
+pub async fn tenancy_records<S: Store>(s: &S) {
+    let (org, _) = org_with_number(s, "acme", "15550000001").await;
+    assert!(s.create_org("acme", T0).await.unwrap().is_none(), "names are unique");
+    assert_eq!(s.find_org("acme").await.unwrap().unwrap().id, org);
+    assert_eq!(s.find_org(&org).await.unwrap().unwrap().name, "acme");
+    let dup = NewNumber {
+        org_id: org.clone(),
+        waba_number: "15550000001".into(),
+        provider: ProviderKind::Simulated,
+        profile: Profile::LinkedDevice,
+        default_join_approval_mode: JoinApprovalMode::AutoApprove,
+    };
+    assert!(
+        s.add_number(dup, T0).await.unwrap().is_none(),
+        "a number belongs to one org"
+    );
+    let disabled = s.set_number_disabled("15550000001", true).await.unwrap().unwrap();
+    assert!(disabled.disabled);
+    assert!(s.find_number("15550000001").await.unwrap().unwrap().disabled);
+    assert!(s.set_number_disabled("19999999999", true).await.unwrap().is_none());
+    assert_eq!(s.list_numbers(Some(&org)).await.unwrap().len(), 1);
+    assert_eq!(s.list_numbers(Some("org_other")).await.unwrap().len(), 0);
+
+    let key = s
+        .create_api_key(
+            NewApiKey {
+                org_id: org.clone(),
+                name: Some("k".into()),
+                numbers: Some(vec!["15550000001".into()]),
+                key_hash: "hash-1".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let found = s.find_api_key("hash-1").await.unwrap().unwrap();
+    assert_eq!(found.id, key.id);
+    assert_eq!(found.numbers, Some(vec!["15550000001".to_string()]));
+    assert!(s.revoke_api_key(&key.id, T0).await.unwrap());
+    assert!(!s.revoke_api_key(&key.id, T0).await.unwrap(), "revoking twice");
+    assert!(
+        s.find_api_key("hash-1").await.unwrap().is_none(),
+        "revoked keys do not authenticate"
+    );
+    assert!(s.list_api_keys(&org).await.unwrap()[0].revoked_at.is_some());
+}
+
+pub async fn groups_are_unique_per_org<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let (b, nb) = org_with_number(s, "b", "15550000002").await;
+    let CreateGroupOutcome::Created(g) = s.create_group(new_group(&a, na, "same", T0)).await.unwrap() else {
+        panic!("first create")
+    };
+    assert_eq!(g.status, GroupStatus::Pending);
+    assert_eq!(g.waba_number, "15550000001");
+    assert!(matches!(
+        s.create_group(new_group(&a, na, "same", T0)).await.unwrap(),
+        CreateGroupOutcome::DuplicateGroupId
+    ));
+    assert!(matches!(
+        s.create_group(new_group(&b, nb, "same", T0)).await.unwrap(),
+        CreateGroupOutcome::Created(_)
+    ));
+    assert!(s.get_group(&a, "same").await.unwrap().is_some());
+    assert!(s.get_group(&a, "other").await.unwrap().is_none());
+    assert_eq!(
+        s.open_commands().await.unwrap(),
+        2,
+        "one create command per group, none for the duplicate"
+    );
+}
+
+pub async fn command_leases<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_group(new_group(&a, na, "g1", T0)).await.unwrap();
+    let claimed = s.claim_commands(T0, 30_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert!(
+        s.claim_commands(T0.plus_millis(1), 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let again = s.claim_commands(T0.plus_millis(30_001), 30_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "an expired lease is taken again");
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(s.release_command_leases().await.unwrap(), 1);
+    s.command_retry(again[0].id, "later", T0.plus_millis(60_000))
+        .await
+        .unwrap();
+    assert!(
+        s.claim_commands(T0.plus_millis(59_999), 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before"
+    );
+    let c = s.claim_commands(T0.plus_millis(60_000), 30_000, 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    s.command_submitted(c[0].id, "req-1", T0).await.unwrap();
+    assert!(
+        s.claim_commands(T0.plus_millis(999_999), 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "submitted"
+    );
+    assert_eq!(s.open_commands().await.unwrap(), 1, "awaiting confirmation");
+}
+
+async fn apply<S: Store>(
+    s: &S,
+    target: GroupTarget,
+    key: Option<&str>,
+    input: GroupInput,
+) -> Result<Mutation, MutateError> {
+    s.mutate_group(
+        target,
+        key.map(str::to_string),
+        T0,
+        Box::new(move |state| group::apply(state, &input, T0)),
+    )
+    .await
+}
+
+pub async fn mutations_append_gap_free_events<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_group(new_group(&a, na, "g", T0)).await.unwrap();
+    let by_request = GroupTarget::Request {
+        number_id: na,
+        request_id: format!("cmd_{a}_g"),
+    };
+    let created = GroupInput::Created {
+        wa_group_id: "120363000000000001@g.us".into(),
+        invite_link: "https://chat.whatsapp.com/x".into(),
+        at: T0,
+    };
+    let m = apply(s, by_request.clone(), Some("r1"), created.clone()).await.unwrap();
+    assert!(matches!(m, Mutation::Applied(_)));
+    assert!(matches!(
+        apply(s, by_request, Some("r1"), created).await.unwrap(),
+        Mutation::Duplicate
+    ));
+    assert_eq!(
+        s.open_commands().await.unwrap(),
+        0,
+        "the confirmation closed the command"
+    );
+    let wa = GroupTarget::WaGroupId {
+        number_id: na,
+        wa_group_id: "120363000000000001@g.us".into(),
+    };
+    let phone = Phone::from_digits("919999999999");
+    apply(
+        s,
+        wa.clone(),
+        Some("r2"),
+        GroupInput::Joined {
+            phone: phone.clone(),
+            reason: JoinReason::InviteLink,
+            at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    apply(s, wa.clone(), Some("r3"), GroupInput::Left { phone, at: T0 })
+        .await
+        .unwrap();
+    let (g, participants) = s.get_group(&a, "g").await.unwrap().unwrap();
+    assert_eq!(g.status, GroupStatus::Active);
+    assert_eq!(g.last_sequence, 3);
+    assert_eq!(participants.len(), 2);
+    let events = s.group_events(g.id, 0, 100).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["GROUP_CREATED", "GROUP_PARTICIPANT_JOINED", "GROUP_PARTICIPANT_LEFT"]
+    );
+    assert_eq!(s.group_events(g.id, 1, 1).await.unwrap()[0].sequence, 2);
+    assert_eq!(
+        s.find_group_by_wa_id(na, "120363000000000001@g.us")
+            .await
+            .unwrap()
+            .unwrap()
+            .group_id,
+        "g"
+    );
+}
+
+pub async fn rejected_mutations_write_nothing<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_group(new_group(&a, na, "g", T0)).await.unwrap();
+    let target = GroupTarget::ClientId {
+        org_id: a.clone(),
+        group_id: "g".into(),
+    };
+    // Joining a pending group is refused by the rules: nothing is written, not even the
+    // deduplication record, so the same report can be applied once the group exists.
+    let join = GroupInput::Joined {
+        phone: Phone::from_digits("919999999999"),
+        reason: JoinReason::InviteLink,
+        at: T0,
+    };
+    let r = apply(s, target.clone(), Some("k"), join.clone()).await;
+    assert!(
+        matches!(r, Err(MutateError::Domain(DomainError::Conflict { .. }))),
+        "{r:?}"
+    );
+    let (g, ps) = s.get_group(&a, "g").await.unwrap().unwrap();
+    assert_eq!((g.last_sequence, ps.len()), (0, 0));
+    let missing = GroupTarget::ClientId {
+        org_id: a.clone(),
+        group_id: "nope".into(),
+    };
+    assert!(matches!(
+        apply(s, missing, None, join).await,
+        Err(MutateError::Domain(DomainError::NotFound { .. }))
+    ));
+}
+
+pub async fn keyset_listing<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let s2 = s
+        .add_number(
+            NewNumber {
+                org_id: a.clone(),
+                waba_number: "15550000002".into(),
+                provider: ProviderKind::Simulated,
+                profile: Profile::Cloud,
+                default_join_approval_mode: JoinApprovalMode::AutoApprove,
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..30 {
+        let n = if i % 3 == 0 { s2.id } else { na };
+        s.create_group(new_group(&a, n, &format!("g{i:02}"), T0.plus_millis(i)))
+            .await
+            .unwrap();
+    }
+    let all = GroupFilter::default();
+    let mut ids = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s.list_groups(&a, &all, before, 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|g| g.id);
+        ids.extend(page.into_iter().map(|g| g.group_id));
+    }
+    let expected: Vec<String> = (0..30).rev().map(|i| format!("g{i:02}")).collect();
+    assert_eq!(ids, expected);
+    let on2 = GroupFilter {
+        number_id: Some(s2.id),
+        ..GroupFilter::default()
+    };
+    assert_eq!(s.list_groups(&a, &on2, None, 100).await.unwrap().len(), 10);
+    let restricted = GroupFilter {
+        number_ids: Some(vec![na]),
+        ..GroupFilter::default()
+    };
+    assert_eq!(s.list_groups(&a, &restricted, None, 100).await.unwrap().len(), 20);
+    let none = GroupFilter {
+        number_ids: Some(vec![]),
+        ..GroupFilter::default()
+    };
+    assert!(s.list_groups(&a, &none, None, 100).await.unwrap().is_empty());
+    let active = GroupFilter {
+        status: Some(GroupStatus::Active),
+        ..GroupFilter::default()
+    };
+    assert!(s.list_groups(&a, &active, None, 100).await.unwrap().is_empty());
+    assert!(s.list_groups("org_other", &all, None, 100).await.unwrap().is_empty());
+}
+
+pub async fn simulated_network_state<S: SimStore>(s: &S) {
+    let group = SimGroup {
+        jid: "120363000000000009@g.us".into(),
+        waba_number: "15550000001".into(),
+        profile: "cloud".into(),
+        create_key: "cmd_1".into(),
+        subject: "S".into(),
+        description: String::new(),
+        approval_required: false,
+        invite_code: "CODE".into(),
+        created_at: T0,
+    };
+    let report = ProviderEvent::GroupCreated {
+        request_id: "cmd_1".into(),
+        wa_group_id: group.jid.clone(),
+        invite_link: "https://chat.whatsapp.com/CODE".into(),
+        at: T0,
+    };
+    let business = SimMember {
+        phone: "15550000001".into(),
+        role: "superadmin".into(),
+        state: "member".into(),
+    };
+    let (g, new) = s
+        .sim_create_group(group.clone(), vec![business.clone()], report.clone())
+        .await
+        .unwrap();
+    assert!(new);
+    // Submitting the same command again returns the same group and queues nothing more.
+    let again = SimGroup {
+        jid: "120363000000000010@g.us".into(),
+        invite_code: "OTHER".into(),
+        ..group.clone()
+    };
+    let (g2, new2) = s.sim_create_group(again, vec![business], report.clone()).await.unwrap();
+    assert!(!new2);
+    assert_eq!(g2.jid, g.jid);
+    let outbox = s.sim_outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].report, report);
+
+    let refused = s
+        .sim_mutate(
+            SimTarget::InviteCode("CODE".into()),
+            Box::new(|_| {
+                Err(SimRefusal {
+                    code: "no".into(),
+                    message: "no".into(),
+                })
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(refused, Some(Err(_))));
+    let joined = ProviderEvent::ParticipantJoined {
+        wa_group_id: g.jid.clone(),
+        phone: "919999999999".into(),
+        at: T0,
+    };
+    let j = joined.clone();
+    let changed = s
+        .sim_mutate(
+            SimTarget::InviteCode("CODE".into()),
+            Box::new(move |_| {
+                Ok(SimChange {
+                    members: vec![SimMember {
+                        phone: "919999999999".into(),
+                        role: "member".into(),
+                        state: "member".into(),
+                    }],
+                    reports: vec![j],
+                    ..SimChange::default()
+                })
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(changed, Some(Ok(_))));
+    assert!(
+        s.sim_mutate(
+            SimTarget::Jid("nope@g.us".into()),
+            Box::new(|_| Ok(SimChange::default()))
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    let state = s.sim_group(SimTarget::Jid(g.jid.clone())).await.unwrap().unwrap();
+    assert_eq!(state.members.len(), 2);
+    let outbox = s.sim_outbox(10).await.unwrap();
+    assert_eq!(
+        outbox.iter().map(|o| o.report.clone()).collect::<Vec<_>>(),
+        [report, joined]
+    );
+    s.sim_outbox_done(outbox[0].id).await.unwrap();
+    s.sim_outbox_done(outbox[1].id).await.unwrap();
+    assert!(s.sim_outbox(10).await.unwrap().is_empty());
+    // Report IDs are never reused, even once the outbox is empty.
+    s.sim_mutate(
+        SimTarget::Jid(g.jid.clone()),
+        Box::new(|st| {
+            Ok(SimChange {
+                reports: vec![ProviderEvent::ParticipantLeft {
+                    wa_group_id: st.group.jid.clone(),
+                    phone: "919999999999".into(),
+                    at: T0,
+                }],
+                ..SimChange::default()
+            })
+        }),
+    )
+    .await
+    .unwrap();
+    let next = s.sim_outbox(10).await.unwrap();
+    assert!(next[0].id > outbox[1].id);
+}
