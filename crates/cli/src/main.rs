@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+use wagroups_core::webhook::{RetrySchedule, parse_duration};
 use wagroups_core::{
     admin,
     model::{Profile, ProviderKind},
     store::Store,
 };
-use wagroups_server::{Config, Server};
+use wagroups_server::{Config, DeliveryConfig, Server};
 use wagroups_store::SqliteStore;
 
 #[derive(Parser)]
@@ -43,6 +44,42 @@ enum Command {
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Webhook endpoints.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
+}
+
+#[derive(Subcommand)]
+enum WebhooksCmd {
+    /// Add an endpoint; prints its signing secret on the last line.
+    Add {
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+        #[arg(long, env = "WAGROUPS_WEBHOOK_URL")]
+        url: String,
+        /// Only these event types (comma-separated); all when omitted.
+        #[arg(long, env = "WAGROUPS_WEBHOOK_EVENT_TYPES", value_delimiter = ',')]
+        event_types: Option<Vec<String>>,
+        /// Only these numbers' events (comma-separated); all when omitted.
+        #[arg(long, env = "WAGROUPS_WEBHOOK_WABA_NUMBERS", value_delimiter = ',')]
+        waba_numbers: Option<Vec<String>>,
+        #[arg(long, env = "WAGROUPS_WEBHOOK_DESCRIPTION")]
+        description: Option<String>,
+        /// Accept a loopback or private target (as `serve --allow-private-webhook-targets`).
+        #[arg(long, env = "WAGROUPS_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+        allow_private_webhook_targets: bool,
+    },
+    /// List an organisation's endpoints.
+    List {
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+    },
+    /// Remove an endpoint.
+    Remove {
+        #[arg(long, env = "WAGROUPS_ORG")]
+        org: String,
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -50,9 +87,28 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "WAGROUPS_BIND", default_value = "127.0.0.1:8080")]
     bind: String,
-    /// Serve the API only: queued work (group creation…) waits for a server without this flag.
+    /// Serve the API only: queued work (group creation, webhooks…) waits for a server without
+    /// this flag.
     #[arg(long, env = "WAGROUPS_API_ONLY")]
     api_only: bool,
+    /// Allow webhook endpoints on loopback, private, link-local and metadata addresses
+    /// (local development; never on a server reachable by tenants you do not trust).
+    #[arg(long, env = "WAGROUPS_ALLOW_PRIVATE_WEBHOOK_TARGETS")]
+    allow_private_webhook_targets: bool,
+    /// Delays before each webhook delivery attempt; after the last one fails the delivery is
+    /// dead. Units: ms, s, m, h.
+    #[arg(
+        long,
+        env = "WAGROUPS_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "0s,5s,5m,30m,2h,5h,10h,10h"
+    )]
+    webhook_retry_schedule: String,
+    /// Timeout of one webhook delivery attempt.
+    #[arg(long, env = "WAGROUPS_WEBHOOK_TIMEOUT", default_value = "15s")]
+    webhook_timeout: String,
+    /// Webhook attempts in flight to one endpoint.
+    #[arg(long, env = "WAGROUPS_WEBHOOK_ENDPOINT_CONCURRENCY", default_value_t = 16)]
+    webhook_endpoint_concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -154,10 +210,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let delivery = DeliveryConfig {
+        schedule: RetrySchedule::parse(&args.webhook_retry_schedule)
+            .map_err(|e| anyhow::anyhow!("--webhook-retry-schedule: {e}"))?,
+        timeout: parse_duration(&args.webhook_timeout).map_err(|e| anyhow::anyhow!("--webhook-timeout: {e}"))?,
+        allow_private_targets: args.allow_private_webhook_targets,
+        per_endpoint: args.webhook_endpoint_concurrency.max(1),
+        ..DeliveryConfig::default()
+    };
     let server = Server::start(&Config {
         bind: args.bind,
         database_url: database.to_string(),
         api_only: args.api_only,
+        delivery,
     })
     .await?;
     let base = format!("http://{}", server.local_addr);
@@ -287,7 +352,83 @@ async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> 
                 anyhow::bail!("no active API key {key_id}");
             }
         }
+        Command::Webhooks(cmd) => webhooks_command(store, cmd).await?,
         Command::Serve(_) | Command::Migrate => {}
+    }
+    Ok(())
+}
+
+/// The CLI acts with the authority of an unrestricted key of the organisation.
+fn org_key(org: &wagroups_core::model::Org) -> wagroups_core::model::ApiKey {
+    wagroups_core::model::ApiKey {
+        id: "cli".into(),
+        org_id: org.id.clone(),
+        name: None,
+        numbers: None,
+        created_at: wagroups_core::time::Timestamp::now(),
+        revoked_at: None,
+    }
+}
+
+async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Result<()> {
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+    let service = wagroups_core::service::GroupService::new(
+        store.clone(),
+        std::sync::Arc::new(|| {}),
+        std::sync::Arc::new(|| {}),
+    );
+    match cmd {
+        WebhooksCmd::Add {
+            org,
+            url,
+            event_types,
+            waba_numbers,
+            description,
+            allow_private_webhook_targets,
+        } => {
+            let org = admin::org(store.as_ref(), &org).await?;
+            let parsed = url::Url::parse(url.trim()).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+            wagroups_delivery::guard::check_target(&parsed, allow_private_webhook_targets)
+                .await
+                .map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+            let ep = service
+                .create_endpoint(
+                    &org_key(&org),
+                    wagroups_core::webhook_service::EndpointInput {
+                        url: Some(url),
+                        event_types: Some(event_types),
+                        waba_numbers: Some(waba_numbers),
+                        description: Some(description),
+                        disabled: None,
+                    },
+                    allow_private_webhook_targets,
+                )
+                .await?;
+            println!("created webhook endpoint {} -> {}; its signing secret:", ep.id, ep.url);
+            println!("{}", ep.secret);
+        }
+        WebhooksCmd::List { org } => {
+            let org = admin::org(store.as_ref(), &org).await?;
+            for ep in service.list_endpoints(&org_key(&org)).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    ep.id,
+                    ep.url,
+                    ep.event_types
+                        .map(|t| t.join(","))
+                        .unwrap_or_else(|| "all events".into()),
+                    ep.waba_numbers
+                        .map(|n| n.join(","))
+                        .unwrap_or_else(|| "all numbers".into()),
+                    if ep.disabled { "disabled" } else { "enabled" }
+                );
+            }
+        }
+        WebhooksCmd::Remove { org, id } => {
+            let org = admin::org(store.as_ref(), &org).await?;
+            service.delete_endpoint(&org_key(&org), &id).await?;
+            println!("removed webhook endpoint {id}");
+        }
     }
     Ok(())
 }

@@ -14,5 +14,7 @@ pub mod service;
 pub mod store;
 pub mod time;
 pub mod validate;
+pub mod webhook;
+pub mod webhook_service;
 
 pub use error::{DomainError, ValidationError};

@@ -71,12 +71,31 @@ type Wake = Arc<dyn Fn() + Send + Sync>;
 pub struct GroupService {
     store: Arc<dyn Store>,
     wake_commands: Wake,
+    wake_deliveries: Wake,
 }
 
 impl GroupService {
-    /// `wake_commands` is called after a command was queued, to wake the provider worker.
-    pub fn new(store: Arc<dyn Store>, wake_commands: Wake) -> Self {
-        GroupService { store, wake_commands }
+    /// `wake_commands` is called after a command was queued (to wake the provider worker),
+    /// `wake_deliveries` after webhook deliveries were queued (to wake the delivery worker).
+    pub fn new(store: Arc<dyn Store>, wake_commands: Wake, wake_deliveries: Wake) -> Self {
+        GroupService {
+            store,
+            wake_commands,
+            wake_deliveries,
+        }
+    }
+
+    /// Wakes the delivery worker.
+    pub fn deliveries_queued(&self) {
+        (self.wake_deliveries)();
+    }
+
+    fn after_mutation(&self, m: &Mutation) {
+        if let Mutation::Applied(d) = m
+            && !d.events.is_empty()
+        {
+            (self.wake_deliveries)();
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -290,7 +309,8 @@ impl GroupService {
         let input = match cmd.payload {
             CommandPayload::CreateGroup { .. } => GroupInput::CreateFailed { code, message, at: now },
         };
-        self.store
+        let m = self
+            .store
             .mutate_group(
                 GroupTarget::Request {
                     number_id: cmd.number_id,
@@ -301,6 +321,7 @@ impl GroupService {
                 Box::new(move |state| group::apply(state, &input, now)),
             )
             .await?;
+        self.after_mutation(&m);
         Ok(())
     }
 
@@ -388,9 +409,8 @@ impl GroupService {
                 Box::new(move |state| group::apply(state, &input, now)),
             )
             .await?;
-        match mutation {
-            Mutation::Applied(_) | Mutation::Duplicate => Ok(()),
-        }
+        self.after_mutation(&mutation);
+        Ok(())
     }
 }
 

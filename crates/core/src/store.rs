@@ -11,6 +11,7 @@ use crate::{
     group::{Decision, GroupState},
     model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Org, Participant, Profile, ProviderKind},
     time::Timestamp,
+    webhook::{AttemptRecord, DeliveryJob, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint},
 };
 
 /// Storage failed (not the client's fault).
@@ -57,6 +58,34 @@ pub struct NewGroup {
     pub command_id: String,
     pub command: CommandPayload,
     pub now: Timestamp,
+}
+
+pub struct NewEndpoint {
+    pub org_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub waba_numbers: Option<Vec<String>>,
+    pub secret: String,
+}
+
+/// Changes to an endpoint; `None` leaves a field as it is (`Some(None)` clears a filter).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<Option<String>>,
+    pub event_types: Option<Option<Vec<String>>>,
+    pub waba_numbers: Option<Option<Vec<String>>>,
+    pub disabled: Option<bool>,
+}
+
+/// Filters of the organisation's event log.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub group_row_id: Option<i64>,
+    pub event_type: Option<String>,
+    /// Restricts to these numbers (a key limited to some numbers).
+    pub number_ids: Option<Vec<i64>>,
 }
 
 pub enum CreateGroupOutcome {
@@ -147,6 +176,77 @@ pub trait Store: Send + Sync {
     async fn command_submitted(&self, id: i64, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// Submission failed; try again at `not_before`.
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
+    // Webhook endpoints.
+    async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError>;
+    async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError>;
+    async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError>;
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        id: &str,
+        patch: EndpointPatch,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError>;
+    /// Deletes the endpoint; its undelivered deliveries are dropped with it.
+    async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Makes `secret` current; the old one keeps signing until `previous_until`.
+    async fn rotate_endpoint_secret(
+        &self,
+        org_id: &str,
+        id: &str,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    // Deliveries.
+    /// Leases due deliveries that head their (endpoint, group) chain: none of the group's
+    /// earlier events to that endpoint is still pending or failed. At most `per_endpoint` per
+    /// endpoint, none for the endpoints in `skip`.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+        per_endpoint: i64,
+        skip: &[String],
+    ) -> Result<Vec<DeliveryJob>, StoreError>;
+    async fn record_attempt(&self, delivery_id: i64, record: &AttemptRecord) -> Result<(), StoreError>;
+    /// Newest first; `before` is the delivery ID the previous page ended with.
+    async fn list_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError>;
+    /// Re-queues the endpoint's failed and dead deliveries created since `since`.
+    async fn recover_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Queues the event again for its endpoints and for the endpoints that match it now.
+    /// `None` when the organisation has no such event.
+    async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError>;
+    async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError>;
+    async fn release_delivery_leases(&self) -> Result<u64, StoreError>;
+
+    // The organisation's event log.
+    /// The row position of an event, for `after` cursors.
+    async fn event_position(&self, org_id: &str, event_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Events in log order after position `after`, with their positions.
+    async fn list_events(
+        &self,
+        org_id: &str,
+        filter: &EventFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, StoredEvent)>, StoreError>;
+
     /// Releases the leases of commands claimed before this process started, so work a
     /// crashed run had claimed is taken up at once. Only for stores one node runs on.
     async fn release_command_leases(&self) -> Result<u64, StoreError>;

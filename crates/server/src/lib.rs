@@ -9,6 +9,7 @@ mod native;
 mod render;
 mod runtime;
 mod sandbox;
+mod webhooks;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -22,6 +23,8 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use wagroups_core::{admin::Bootstrap, provider::ProviderEventSink, service::GroupService, store::Store};
+pub use wagroups_delivery::DeliveryConfig;
+use wagroups_delivery::DeliveryWorker;
 use wagroups_providers::{Providers, simulated::SimNetwork};
 use wagroups_store::SqliteStore;
 
@@ -34,6 +37,8 @@ pub struct AppState {
     pub providers: Providers,
     pub sim: Arc<SimNetwork>,
     pub commands_ready: Arc<Notify>,
+    pub allow_private_webhook_targets: bool,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Server settings.
@@ -44,6 +49,7 @@ pub struct Config {
     /// Serve the API only: no provider worker and no delivery of simulated reports (queued
     /// work waits, durably, for a server that runs them).
     pub api_only: bool,
+    pub delivery: DeliveryConfig,
 }
 
 /// A server that has opened its database and bound its socket, ready to run.
@@ -55,6 +61,25 @@ pub struct Server {
     state: AppState,
     store: Arc<SqliteStore>,
     api_only: bool,
+    delivery: Arc<DeliveryWorker>,
+}
+
+/// The process-wide Prometheus recorder (installed once).
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
+                ])
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .clone()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(native::routes())
         .merge(sandbox::routes())
         .merge(doubletick::routes())
+        .merge(webhooks::routes())
+        .merge(health::metrics_routes())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| Native::render(ApiError::internal())))
@@ -92,20 +119,33 @@ impl Server {
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
         if !config.api_only {
             // One server runs on an SQLite file: leases left by a crashed run are stale.
-            let released = store.release_command_leases().await?;
+            let released = store.release_command_leases().await? + store.release_delivery_leases().await?;
             if released > 0 {
-                tracing::info!(released, "resuming commands a previous run had claimed");
+                tracing::info!(released, "resuming work a previous run had claimed");
             }
         }
         let commands_ready = Arc::new(Notify::new());
+        let deliveries_ready = Arc::new(Notify::new());
         let wake = commands_ready.clone();
-        let service = Arc::new(GroupService::new(store.clone(), Arc::new(move || wake.notify_one())));
+        let wake_deliveries = deliveries_ready.clone();
+        let service = Arc::new(GroupService::new(
+            store.clone(),
+            Arc::new(move || wake.notify_one()),
+            Arc::new(move || wake_deliveries.notify_one()),
+        ));
+        let delivery = Arc::new(DeliveryWorker::new(
+            store.clone(),
+            config.delivery.clone(),
+            deliveries_ready,
+        )?);
         let sim = Arc::new(SimNetwork::new(store.clone()));
         let state = AppState {
             service,
             providers: Providers { simulated: sim.clone() },
             sim,
             commands_ready,
+            allow_private_webhook_targets: config.delivery.allow_private_targets,
+            metrics: metrics_handle(),
         };
         let listener = TcpListener::bind(&config.bind).await?;
         let local_addr = listener.local_addr()?;
@@ -116,6 +156,7 @@ impl Server {
             state,
             store,
             api_only: config.api_only,
+            delivery,
         })
     }
 
@@ -131,6 +172,7 @@ impl Server {
                 self.state.clone(),
                 workers.clone(),
             )));
+            tasks.push(tokio::spawn(self.delivery.clone().run(workers.clone())));
         }
         let app = router(self.state.clone());
         let served = axum::serve(self.listener, app)

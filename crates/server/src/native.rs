@@ -8,7 +8,7 @@ use axum::{
     routing::get,
 };
 use serde::Deserialize;
-use serde_json::{json, value::RawValue};
+use serde_json::json;
 use wagroups_core::service::CreateGroupRequest;
 
 use crate::{
@@ -101,13 +101,5 @@ async fn group_events(
         .service
         .group_events(&key, &group_id, q.after.as_deref(), q.limit.as_deref())
         .await?;
-    let data = events
-        .into_iter()
-        .map(|e| RawValue::from_string(e.payload))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| {
-            tracing::error!(error = %e, "stored event payload is not JSON");
-            ApiError::internal()
-        })?;
-    Ok(Json(json!({ "data": data })).into_response())
+    Ok(Json(json!({ "data": crate::webhooks::raw_events(events)? })).into_response())
 }

@@ -11,7 +11,8 @@ use wagroups_core::{
     phone::Phone,
     provider::ProviderEvent,
     store::{
-        CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewGroup, NewNumber, Store,
+        CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
+        NewNumber, Store,
         sim::{SimChange, SimGroup, SimMember, SimRefusal, SimStore, SimTarget},
     },
     time::Timestamp,
@@ -24,7 +25,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             tenancy_records, groups_are_unique_per_org, command_leases, mutations_append_gap_free_events,
-            rejected_mutations_write_nothing, keyset_listing, simulated_network_state);
+            rejected_mutations_write_nothing, keyset_listing, simulated_network_state,
+            deliveries_follow_group_order);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -473,4 +475,174 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     .unwrap();
     let next = s.sim_outbox(10).await.unwrap();
     assert!(next[0].id > outbox[1].id);
+}
+
+/// Deliveries are written with their events, claimed only at the head of their
+/// (endpoint, group) chain, and retried, killed, recovered and redelivered as recorded.
+pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
+    use wagroups_core::webhook::{AttemptNext, AttemptRecord, DeliveryStatus};
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let ep = s
+        .create_endpoint(
+            NewEndpoint {
+                org_id: a.clone(),
+                url: "https://example.com/hook".into(),
+                description: None,
+                event_types: None,
+                waba_numbers: None,
+                secret: "whsec_AAAA".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let only_joins = s
+        .create_endpoint(
+            NewEndpoint {
+                org_id: a.clone(),
+                url: "https://example.com/joins".into(),
+                description: None,
+                event_types: Some(vec!["GROUP_PARTICIPANT_JOINED".into()]),
+                waba_numbers: None,
+                secret: "whsec_BBBB".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    for g in ["g1", "g2"] {
+        s.create_group(new_group(&a, na, g, T0)).await.unwrap();
+        let wa = format!("120363{g}@g.us");
+        apply(
+            s,
+            GroupTarget::Request {
+                number_id: na,
+                request_id: format!("cmd_{a}_{g}"),
+            },
+            None,
+            GroupInput::Created {
+                wa_group_id: wa.clone(),
+                invite_link: "https://chat.whatsapp.com/x".into(),
+                at: T0,
+            },
+        )
+        .await
+        .unwrap();
+        apply(
+            s,
+            GroupTarget::WaGroupId {
+                number_id: na,
+                wa_group_id: wa,
+            },
+            None,
+            GroupInput::Joined {
+                phone: Phone::from_digits("919999999999"),
+                reason: JoinReason::InviteLink,
+                at: T0,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    // Heads only: sequence 1 of each group to the first endpoint, the join to the second.
+    let now = T0.plus_millis(1);
+    let jobs = s.claim_deliveries(now, 60_000, 100, 100, &[]).await.unwrap();
+    let mut heads: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.endpoint_id.clone(),
+                serde_json::from_str::<serde_json::Value>(&j.payload).unwrap()["eventType"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    heads.sort();
+    let mut expected = vec![
+        (ep.id.clone(), "GROUP_CREATED".to_string()),
+        (ep.id.clone(), "GROUP_CREATED".to_string()),
+        (only_joins.id.clone(), "GROUP_PARTICIPANT_JOINED".to_string()),
+        (only_joins.id.clone(), "GROUP_PARTICIPANT_JOINED".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(heads, expected);
+    assert!(
+        s.claim_deliveries(now, 60_000, 100, 100, &[]).await.unwrap().is_empty(),
+        "leased or blocked"
+    );
+    assert_eq!(
+        s.claim_deliveries(
+            T0.plus_millis(60_002),
+            60_000,
+            100,
+            1,
+            std::slice::from_ref(&only_joins.id)
+        )
+        .await
+        .unwrap()
+        .len(),
+        1,
+        "one per endpoint, skipping one"
+    );
+    s.release_delivery_leases().await.unwrap();
+
+    // Succeed g1's creation to the first endpoint: its join becomes the head. Fail g2's.
+    let first = s
+        .claim_deliveries(now, 60_000, 100, 100, std::slice::from_ref(&only_joins.id))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let rec = |next| AttemptRecord {
+        attempted_at: now,
+        status_code: Some(200),
+        latency_ms: 3,
+        error: None,
+        next,
+    };
+    s.record_attempt(first[0].id, &rec(AttemptNext::Succeeded))
+        .await
+        .unwrap();
+    s.record_attempt(first[1].id, &rec(AttemptNext::RetryAt(T0.plus_millis(1000))))
+        .await
+        .unwrap();
+    let next = s
+        .claim_deliveries(
+            T0.plus_millis(2),
+            60_000,
+            100,
+            100,
+            std::slice::from_ref(&only_joins.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "g1's join; g2 waits for its retry");
+    s.record_attempt(next[0].id, &rec(AttemptNext::Dead)).await.unwrap();
+    let dead = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Dead), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts.len(), 1);
+    let failed = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Failed), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed[0].attempts[0].next_attempt_at, Some(T0.plus_millis(1000)));
+    assert_eq!(
+        s.recover_deliveries(&a, &ep.id, T0, T0.plus_millis(3)).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.redeliver_event(&a, &dead[0].event_id, T0).await.unwrap(),
+        Some(2),
+        "to both endpoints"
+    );
+    assert_eq!(s.redeliver_event(&a, "evt_nope", T0).await.unwrap(), None);
+    // Open: the first endpoint's g1 join, g2 creation and g2 join; the second's two joins.
+    assert_eq!(s.delivery_stats().await.unwrap().open, 5);
+    // Deleting an endpoint drops what it had not received.
+    assert!(s.delete_endpoint(&a, &only_joins.id, T0).await.unwrap());
+    assert_eq!(s.delivery_stats().await.unwrap().open, 3);
 }

@@ -22,14 +22,18 @@ use wagroups_core::{
     phone::Phone,
     provider::ProviderEvent,
     store::{
-        CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewGroup, NewNumber, Rule,
-        Store, StoreError,
+        CreateGroupOutcome, EndpointPatch, EventFilter, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey,
+        NewEndpoint, NewGroup, NewNumber, Rule, Store, StoreError,
         sim::{
             OutboxItem, SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimRule, SimStore,
             SimTarget,
         },
     },
     time::Timestamp,
+    webhook::{
+        self, AttemptNext, AttemptRecord, AttemptView, DeliveryJob, DeliveryStats, DeliveryStatus, DeliveryView,
+        Endpoint,
+    },
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -510,15 +514,7 @@ impl Store for SqliteStore {
         .await
         .map_err(db)?
         .iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                event_id: text(row, "event_id")?,
-                event_type: text(row, "event_type")?,
-                sequence: row.try_get("sequence").map_err(db)?,
-                occurred_at: ts(row, "occurred_at")?,
-                payload: text(row, "payload")?,
-            })
-        })
+        .map(stored_event_row)
         .collect()
     }
 
@@ -694,6 +690,467 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO webhook_endpoints (id, org_id, url, description, event_types, waba_numbers, secret, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {ENDPOINT_COLS}"
+        )))
+        .bind(new_id("ep"))
+        .bind(&e.org_id)
+        .bind(&e.url)
+        .bind(&e.description)
+        .bind(to_json_list(&e.event_types))
+        .bind(to_json_list(&e.waba_numbers))
+        .bind(&e.secret)
+        .bind(now.millis())
+        .bind(now.millis())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db)?;
+        endpoint_row(&row)
+    }
+
+    async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = ? AND deleted_at IS NULL ORDER BY created_at, id"
+        )))
+        .bind(org_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(endpoint_row)
+        .collect()
+    }
+
+    async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = ? AND id = ? AND deleted_at IS NULL"
+        )))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(endpoint_row).transpose()
+    }
+
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        id: &str,
+        patch: EndpointPatch,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let mut tx = self.begin().await?;
+        let Some(row) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE org_id = ? AND id = ? AND deleted_at IS NULL"
+        )))
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mut ep = endpoint_row(&row)?;
+        if let Some(url) = patch.url {
+            ep.url = url;
+        }
+        if let Some(d) = patch.description {
+            ep.description = d;
+        }
+        if let Some(t) = patch.event_types {
+            ep.event_types = t;
+        }
+        if let Some(n) = patch.waba_numbers {
+            ep.waba_numbers = n;
+        }
+        if let Some(disabled) = patch.disabled {
+            ep.disabled = disabled;
+            if !disabled {
+                ep.disabled_reason = None;
+            } else if ep.disabled_reason.is_none() {
+                ep.disabled_reason = Some("disabled by the API".into());
+            }
+        }
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE webhook_endpoints SET url = ?, description = ?, event_types = ?, waba_numbers = ?, disabled = ?, \
+             disabled_reason = ?, updated_at = ? WHERE id = ? RETURNING {ENDPOINT_COLS}"
+        )))
+        .bind(&ep.url)
+        .bind(&ep.description)
+        .bind(to_json_list(&ep.event_types))
+        .bind(to_json_list(&ep.waba_numbers))
+        .bind(ep.disabled)
+        .bind(&ep.disabled_reason)
+        .bind(now.millis())
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let ep = endpoint_row(&row)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(ep))
+    }
+
+    async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(
+            "UPDATE webhook_endpoints SET deleted_at = ?, disabled = 1, updated_at = ? \
+             WHERE org_id = ? AND id = ? AND deleted_at IS NULL",
+        )
+        .bind(now.millis())
+        .bind(now.millis())
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE deliveries SET status = 'dead', lease_until = NULL, updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'failed')")
+            .bind(now.millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn rotate_endpoint_secret(
+        &self,
+        org_id: &str,
+        id: &str,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = ?, secret = ?, updated_at = ? \
+             WHERE org_id = ? AND id = ? AND deleted_at IS NULL RETURNING {ENDPOINT_COLS}"
+        )))
+        .bind(previous_until.millis())
+        .bind(secret)
+        .bind(now.millis())
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(endpoint_row).transpose()
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: i64,
+        per_endpoint: i64,
+        skip: &[String],
+    ) -> Result<Vec<DeliveryJob>, StoreError> {
+        let skip_json = serde_json::Value::from(skip.to_vec()).to_string();
+        let mut tx = self.begin().await?;
+        let ids: Vec<i64> = sqlx::query(
+            "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+               SELECT id FROM ( \
+                 SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS rn \
+                 FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2 \
+                   AND (d.lease_until IS NULL OR d.lease_until <= ?2) \
+                   AND e.disabled = 0 AND e.deleted_at IS NULL \
+                   AND d.endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
+                       AND p.group_row_id = d.group_row_id AND p.sequence < d.sequence \
+                       AND p.status IN ('pending', 'failed')) \
+               ) WHERE rn <= ?4 ORDER BY id LIMIT ?5) \
+             RETURNING id",
+        )
+        .bind(now.millis() + lease_ms)
+        .bind(now.millis())
+        .bind(skip_json)
+        .bind(per_endpoint)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| r.try_get::<i64, _>("id").map_err(db))
+        .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids_json = serde_json::Value::from(ids).to_string();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT d.id AS delivery_id, d.attempts, ev.event_id, ev.payload, {} FROM deliveries d \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events ev ON ev.id = d.event_row_id \
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.id",
+            ENDPOINT_COLS
+                .split(", ")
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(ids_json)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let ep = endpoint_row(r)?;
+                Ok(DeliveryJob {
+                    id: r.try_get("delivery_id").map_err(db)?,
+                    secrets: ep.signing_secrets(now),
+                    endpoint_id: ep.id,
+                    url: ep.url,
+                    event_id: text(r, "event_id")?,
+                    payload: text(r, "payload")?,
+                    attempts: r.try_get("attempts").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_attempt(&self, delivery_id: i64, rec: &AttemptRecord) -> Result<(), StoreError> {
+        let (status, next) = match &rec.next {
+            AttemptNext::Succeeded => (DeliveryStatus::Succeeded, None),
+            AttemptNext::RetryAt(t) => (DeliveryStatus::Failed, Some(*t)),
+            AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => (DeliveryStatus::Dead, None),
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(delivery_id)
+        .bind(rec.attempted_at.millis())
+        .bind(rec.status_code.map(i64::from))
+        .bind(rec.latency_ms)
+        .bind(&rec.error)
+        .bind(next.map(|t| t.millis()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let row = sqlx::query(
+            "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, \
+             updated_at = ? WHERE id = ? RETURNING endpoint_id",
+        )
+        .bind(status.as_str())
+        .bind(next.map(|t| t.millis()))
+        .bind(rec.attempted_at.millis())
+        .bind(delivery_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let (AttemptNext::DeadAndDisable(reason), Some(row)) = (&rec.next, row) {
+            sqlx::query("UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ?")
+                .bind(reason)
+                .bind(rec.attempted_at.millis())
+                .bind(text(&row, "endpoint_id")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db)?;
+        let rows = sqlx::query(
+            "SELECT d.id, d.status, d.sequence, d.next_attempt_at, d.created_at, d.updated_at, ev.event_id, \
+             ev.event_type, g.group_id FROM deliveries d JOIN events ev ON ev.id = d.event_row_id \
+             JOIN groups g ON g.id = d.group_row_id \
+             WHERE d.org_id = ?1 AND d.endpoint_id = ?2 AND (?3 IS NULL OR d.status = ?3) AND (?4 IS NULL OR d.id < ?4) \
+             ORDER BY d.id DESC LIMIT ?5",
+        )
+        .bind(org_id)
+        .bind(endpoint_id)
+        .bind(status.map(|s| s.as_str()))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get("id").map_err(db)?;
+            let attempts = sqlx::query(
+                "SELECT attempted_at, status_code, latency_ms, error, next_attempt_at FROM delivery_attempts \
+                 WHERE delivery_id = ? ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|a| {
+                Ok(AttemptView {
+                    attempted_at: ts(a, "attempted_at")?,
+                    status_code: a
+                        .try_get::<Option<i64>, _>("status_code")
+                        .map_err(db)?
+                        .map(|c| c as u16),
+                    latency_ms: a.try_get("latency_ms").map_err(db)?,
+                    error: a.try_get("error").map_err(db)?,
+                    next_attempt_at: opt_ts(a, "next_attempt_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(DeliveryView {
+                id,
+                event_id: text(r, "event_id")?,
+                event_type: text(r, "event_type")?,
+                group_id: text(r, "group_id")?,
+                sequence: r.try_get("sequence").map_err(db)?,
+                status: parse(r, "status", DeliveryStatus::parse)?,
+                next_attempt_at: opt_ts(r, "next_attempt_at")?,
+                created_at: ts(r, "created_at")?,
+                updated_at: ts(r, "updated_at")?,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn recover_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ? \
+             WHERE org_id = ? AND endpoint_id = ? AND status IN ('failed', 'dead') AND created_at >= ?",
+        )
+        .bind(now.millis())
+        .bind(now.millis())
+        .bind(org_id)
+        .bind(endpoint_id)
+        .bind(since.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.begin().await?;
+        let Some(ev) = sqlx::query(
+            "SELECT ev.id, ev.group_id, ev.sequence, ev.event_type, n.waba_number FROM events ev \
+             JOIN groups g ON g.id = ev.group_id JOIN numbers n ON n.id = g.number_id \
+             WHERE ev.org_id = ? AND ev.event_id = ?",
+        )
+        .bind(org_id)
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let event_row: i64 = ev.try_get("id").map_err(db)?;
+        let group_row: i64 = ev.try_get("group_id").map_err(db)?;
+        let sequence: i64 = ev.try_get("sequence").map_err(db)?;
+        let event_type = text(&ev, "event_type")?;
+        let waba = text(&ev, "waba_number")?;
+        for ep in subscribed_endpoints(&mut tx, org_id).await? {
+            if webhook::matches(ep.1.as_deref(), ep.2.as_deref(), &event_type, &waba) {
+                insert_delivery(&mut tx, &ep.0, event_row, org_id, group_row, sequence, now).await?;
+            }
+        }
+        let r = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? \
+             WHERE event_row_id = ? AND endpoint_id IN \
+               (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0) \
+             AND (lease_until IS NULL OR lease_until <= ?)",
+        )
+        .bind(now.millis())
+        .bind(now.millis())
+        .bind(event_row)
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Some(r.rows_affected()))
+    }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'failed')",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db)?;
+        Ok(DeliveryStats {
+            open: row.try_get("n").map_err(db)?,
+            oldest_open_at: opt_ts(&row, "oldest")?,
+        })
+    }
+
+    async fn release_delivery_leases(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND status IN ('pending', 'failed')")
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+
+    async fn event_position(&self, org_id: &str, event_id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT id FROM events WHERE org_id = ? AND event_id = ?")
+            .bind(org_id)
+            .bind(event_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)?;
+        row.map(|r| r.try_get("id").map_err(db)).transpose()
+    }
+
+    async fn list_events(
+        &self,
+        org_id: &str,
+        filter: &EventFilter,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, StoredEvent)>, StoreError> {
+        let numbers = filter
+            .number_ids
+            .as_ref()
+            .map(|n| serde_json::Value::from(n.clone()).to_string());
+        sqlx::query(
+            "SELECT ev.id, ev.event_id, ev.event_type, ev.sequence, ev.occurred_at, ev.payload FROM events ev \
+             WHERE ev.org_id = ?1 AND ev.id > ?2 AND (?3 IS NULL OR ev.group_id = ?3) AND (?4 IS NULL OR ev.event_type = ?4) \
+             AND (?5 IS NULL OR ev.group_id IN (SELECT g.id FROM groups g WHERE g.org_id = ?1 \
+                  AND g.number_id IN (SELECT value FROM json_each(?5)))) \
+             ORDER BY ev.id LIMIT ?6",
+        )
+        .bind(org_id)
+        .bind(after)
+        .bind(filter.group_row_id)
+        .bind(&filter.event_type)
+        .bind(numbers)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| Ok((r.try_get("id").map_err(db)?, stored_event_row(r)?)))
+        .collect()
+    }
+
     async fn release_command_leases(&self) -> Result<u64, StoreError> {
         let r =
             sqlx::query("UPDATE commands SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL")
@@ -809,22 +1266,36 @@ async fn persist(tx: &mut Tx, d: &Decision) -> Result<(), StoreError> {
         .await
         .map_err(db)?;
     }
-    for e in &d.events {
-        let payload = e.payload(g).to_string();
-        sqlx::query(
-            "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&e.event_id)
-        .bind(&g.org_id)
-        .bind(g.id)
-        .bind(e.sequence)
-        .bind(e.event_type().as_str())
-        .bind(e.occurred_at.millis())
-        .bind(payload)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    if !d.events.is_empty() {
+        let endpoints = subscribed_endpoints(tx, &g.org_id).await?;
+        for e in &d.events {
+            let payload = e.payload(g).to_string();
+            let row = sqlx::query(
+                "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&e.event_id)
+            .bind(&g.org_id)
+            .bind(g.id)
+            .bind(e.sequence)
+            .bind(e.event_type().as_str())
+            .bind(e.occurred_at.millis())
+            .bind(payload)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+            let event_row: i64 = row.try_get("id").map_err(db)?;
+            for ep in endpoints.iter().filter(|ep| {
+                webhook::matches(
+                    ep.1.as_deref(),
+                    ep.2.as_deref(),
+                    e.event_type().as_str(),
+                    &g.waba_number,
+                )
+            }) {
+                insert_delivery(tx, &ep.0, event_row, &g.org_id, g.id, e.sequence, g.updated_at).await?;
+            }
+        }
     }
     match &d.close_command {
         None => {}
@@ -849,6 +1320,97 @@ async fn persist(tx: &mut Tx, d: &Decision) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// (id, event type filter, number filter) of the organisation's live, enabled endpoints.
+type EndpointFilters = (String, Option<Vec<String>>, Option<Vec<String>>);
+
+async fn subscribed_endpoints(conn: &mut SqliteConnection, org_id: &str) -> Result<Vec<EndpointFilters>, StoreError> {
+    sqlx::query(
+        "SELECT id, event_types, waba_numbers FROM webhook_endpoints \
+         WHERE org_id = ? AND deleted_at IS NULL AND disabled = 0",
+    )
+    .bind(org_id)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?
+    .iter()
+    .map(|r| {
+        Ok((
+            text(r, "id")?,
+            json_list(r, "event_types")?,
+            json_list(r, "waba_numbers")?,
+        ))
+    })
+    .collect()
+}
+
+async fn insert_delivery(
+    conn: &mut SqliteConnection,
+    endpoint_id: &str,
+    event_row: i64,
+    org_id: &str,
+    group_row_id: i64,
+    sequence: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deliveries (endpoint_id, event_row_id, org_id, group_row_id, sequence, status, next_attempt_at, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(endpoint_id)
+    .bind(event_row)
+    .bind(org_id)
+    .bind(group_row_id)
+    .bind(sequence)
+    .bind(now.millis())
+    .bind(now.millis())
+    .bind(now.millis())
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+fn json_list(row: &SqliteRow, col: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let raw: Option<String> = row.try_get(col).map_err(db)?;
+    raw.map(|s| serde_json::from_str::<Vec<String>>(&s).map_err(|_| corrupt(col, &s)))
+        .transpose()
+}
+
+fn to_json_list(list: &Option<Vec<String>>) -> Option<String> {
+    list.as_ref().map(|l| serde_json::Value::from(l.clone()).to_string())
+}
+
+const ENDPOINT_COLS: &str = "id, org_id, url, description, event_types, waba_numbers, disabled, disabled_reason, secret, \
+     previous_secret, previous_secret_until, created_at, updated_at";
+
+fn endpoint_row(row: &SqliteRow) -> Result<Endpoint, StoreError> {
+    Ok(Endpoint {
+        id: text(row, "id")?,
+        org_id: text(row, "org_id")?,
+        url: text(row, "url")?,
+        description: row.try_get("description").map_err(db)?,
+        event_types: json_list(row, "event_types")?,
+        waba_numbers: json_list(row, "waba_numbers")?,
+        disabled: row.try_get::<bool, _>("disabled").map_err(db)?,
+        disabled_reason: row.try_get("disabled_reason").map_err(db)?,
+        secret: text(row, "secret")?,
+        previous_secret: row.try_get("previous_secret").map_err(db)?,
+        previous_secret_until: opt_ts(row, "previous_secret_until")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+fn stored_event_row(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        event_id: text(row, "event_id")?,
+        event_type: text(row, "event_type")?,
+        sequence: row.try_get("sequence").map_err(db)?,
+        occurred_at: ts(row, "occurred_at")?,
+        payload: text(row, "payload")?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

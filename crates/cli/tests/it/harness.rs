@@ -102,7 +102,7 @@ impl TestServer {
         let _ = self.child.kill().await;
     }
 
-    /// Starts the server again on the same database (after [`kill`](Self::kill)).
+    /// Starts the server again on the same database (killing it first if it runs).
     pub async fn restart(&mut self, extra: &[&str]) {
         let _ = self.child.kill().await;
         let started = spawn(&self.db_url(), self.dir.path().join("server.log"), extra).await;

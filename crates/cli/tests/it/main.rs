@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
+mod receiver;
 
 mod admin_cli;
 mod doubletick;
@@ -9,3 +10,9 @@ mod durability;
 mod groups;
 mod sandbox;
 mod tenancy;
+mod webhooks;
+
+/// A secret that signed nothing.
+fn receiver_secret_other() -> String {
+    "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_string()
+}

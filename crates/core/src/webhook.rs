@@ -1,0 +1,423 @@
+//! Webhook endpoints and delivery rules: which events an endpoint receives, which targets are
+//! refused (SSRF), the retry schedule, and the records the store keeps.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
+
+use base64::Engine as _;
+use rand::Rng;
+
+use crate::{ValidationError, event::EventType, time::Timestamp};
+
+pub const URL_MAX: usize = 2048;
+pub const DESCRIPTION_MAX: usize = 512;
+/// For how long the previous secret still signs after a rotation.
+pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A customer's webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: String,
+    pub org_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// Event types delivered; `None` means all.
+    pub event_types: Option<Vec<String>>,
+    /// Business numbers whose events are delivered; `None` means all.
+    pub waba_numbers: Option<Vec<String>>,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Endpoint {
+    /// The secrets that sign a delivery at `now`: the current one, and the previous one during
+    /// the overlap after a rotation.
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<String> {
+        let mut v = vec![self.secret.clone()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until)
+            && until > now
+        {
+            v.push(prev.clone());
+        }
+        v
+    }
+}
+
+/// Whether an endpoint with these filters receives an event.
+pub fn matches(event_types: Option<&[String]>, waba_numbers: Option<&[String]>, event_type: &str, waba: &str) -> bool {
+    event_types.is_none_or(|t| t.iter().any(|x| x == event_type))
+        && waba_numbers.is_none_or(|n| n.iter().any(|x| x == waba))
+}
+
+/// A new signing secret: `whsec_` and base64 of 32 random bytes (Standard Webhooks).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Parses and checks an endpoint URL: `http` or `https`, with a host, at most 2048 characters.
+/// With `allow_private` false, IP-literal hosts in private or reserved ranges are refused
+/// (host names are checked on their resolved addresses, at registration and at delivery).
+pub fn validate_url(field: &str, raw: &str, allow_private: bool) -> Result<url::Url, ValidationError> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > URL_MAX {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {URL_MAX} characters"),
+        ));
+    }
+    let url = url::Url::parse(raw).map_err(|e| ValidationError::new(field, format!("is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ValidationError::new(
+            field,
+            format!("must be http or https, got {}", url.scheme()),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ValidationError::new(field, "must not carry credentials"));
+    }
+    let ip = match url.host() {
+        None => return Err(ValidationError::new(field, "must have a host")),
+        Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip
+        && !allow_private
+        && is_forbidden_ip(ip)
+    {
+        return Err(ValidationError::new(
+            field,
+            format!("targets {ip}, a {}", forbidden_reason()),
+        ));
+    }
+    Ok(url)
+}
+
+/// The words used when a target is refused.
+pub fn forbidden_reason() -> &'static str {
+    "loopback, private, link-local or metadata address (allowed only with --allow-private-webhook-targets)"
+}
+
+/// Loopback, private, link-local (cloud metadata lives there), shared, reserved, multicast
+/// and unspecified addresses: never webhook targets unless explicitly allowed.
+pub fn is_forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_v4(v4);
+            }
+            let seg0 = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7 (includes fd00:ec2::254)
+                || (seg0 & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (seg0 & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
+                || seg0 == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+        }
+    }
+}
+
+fn forbidden_v4(v4: Ipv4Addr) -> bool {
+    let o = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64.0.0/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+        || o[0] >= 240 // reserved
+}
+
+/// Validates event type filters: each a known event type, no duplicates.
+pub fn validate_event_types(field: &str, types: &[String]) -> Result<Vec<String>, ValidationError> {
+    let mut out: Vec<String> = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        if EventType::parse(t).is_none() {
+            return Err(ValidationError::new(
+                format!("{field}[{i}]"),
+                format!(
+                    "unknown event type {t:?}; known: {}",
+                    EventType::ALL.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    if out.is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "must list at least one event type (omit it for all)",
+        ));
+    }
+    Ok(out)
+}
+
+pub fn validate_description(field: &str, raw: &str) -> Result<String, ValidationError> {
+    let n = raw.chars().count();
+    if n > DESCRIPTION_MAX {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {DESCRIPTION_MAX} characters, got {n}"),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// When to try a delivery again: the delays before attempt 1, 2, 3… The number of entries is
+/// the number of attempts; after the last one fails the delivery is dead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl Default for RetrySchedule {
+    /// 0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (about 27.6 hours in all).
+    fn default() -> Self {
+        let m = 60;
+        let h = 3600;
+        RetrySchedule(
+            [0, 5, 5 * m, 30 * m, 2 * h, 5 * h, 10 * h, 10 * h]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
+        )
+    }
+}
+
+impl RetrySchedule {
+    /// Parses `0s,5s,5m,30m,2h` (units `ms`, `s`, `m`, `h`).
+    pub fn parse(raw: &str) -> Result<RetrySchedule, String> {
+        let delays = raw
+            .split(',')
+            .map(|part| parse_duration(part.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if delays.is_empty() {
+            return Err("the retry schedule needs at least one delay".into());
+        }
+        Ok(RetrySchedule(delays))
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The delay before attempt `n` (1-based), ±20 % jitter; `None` once attempts run out.
+    pub fn delay_before(&self, attempt: usize) -> Option<Duration> {
+        let base = *self.0.get(attempt.checked_sub(1)?)?;
+        Some(jitter(base))
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    if d.is_zero() {
+        return d;
+    }
+    let factor = rand::rng().random_range(0.8..=1.2);
+    d.mul_f64(factor)
+}
+
+/// Parses `250ms`, `15s`, `5m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| format!("{s:?} needs a unit (ms, s, m or h)"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} has an unknown unit (use ms, s, m or h)")),
+    }
+}
+
+/// The state of one (event, endpoint) delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not attempted yet (or re-queued).
+    Pending,
+    Succeeded,
+    /// The last attempt failed; another is scheduled.
+    Failed,
+    /// Every attempt failed (or the endpoint answered 410): not retried unless recovered.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "succeeded" => Some(DeliveryStatus::Succeeded),
+            "failed" => Some(DeliveryStatus::Failed),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery claimed for an attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secrets: Vec<String>,
+    pub event_id: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// What became of an attempt, and what follows.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempted_at: Timestamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub next: AttemptNext,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptNext {
+    Succeeded,
+    RetryAt(Timestamp),
+    Dead,
+    /// The endpoint answered 410 Gone: the delivery is dead and the endpoint disabled.
+    DeadAndDisable(String),
+}
+
+/// One attempt as the deliveries API shows it.
+#[derive(Debug, Clone)]
+pub struct AttemptView {
+    pub attempted_at: Timestamp,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// A delivery as the deliveries API shows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub group_id: String,
+    pub sequence: i64,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// Queue figures for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliveryStats {
+    /// Deliveries not yet succeeded nor dead.
+    pub open: i64,
+    pub oldest_open_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
+            assert!(is_forbidden_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
+            assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(validate_url("url", "https://example.com/hook", false).is_ok());
+        assert!(validate_url("url", "http://127.0.0.1:9000/", false).is_err());
+        assert!(validate_url("url", "http://127.0.0.1:9000/", true).is_ok());
+        assert!(validate_url("url", "http://[::1]/", false).is_err());
+        assert!(validate_url("url", "ftp://example.com/", true).is_err());
+        assert!(validate_url("url", "not a url", true).is_err());
+        assert!(validate_url("url", "https://user:pw@example.com/", true).is_err());
+    }
+
+    #[test]
+    fn schedules() {
+        let s = RetrySchedule::parse("0s,1s,2s").unwrap();
+        assert_eq!(s.attempts(), 3);
+        assert_eq!(s.delay_before(1), Some(Duration::ZERO));
+        let d = s.delay_before(2).unwrap();
+        assert!(
+            d >= Duration::from_millis(800) && d <= Duration::from_millis(1200),
+            "{d:?}"
+        );
+        assert_eq!(s.delay_before(4), None);
+        assert_eq!(RetrySchedule::default().attempts(), 8);
+        assert!(RetrySchedule::parse("5x").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+    }
+
+    #[test]
+    fn filters() {
+        let t = vec!["GROUP_CREATED".to_string()];
+        let n = vec!["15550100001".to_string()];
+        assert!(matches(None, None, "GROUP_CREATED", "1"));
+        assert!(matches(Some(&t), Some(&n), "GROUP_CREATED", "15550100001"));
+        assert!(!matches(Some(&t), None, "GROUP_PARTICIPANT_JOINED", "1"));
+        assert!(!matches(None, Some(&n), "GROUP_CREATED", "15550100002"));
+        assert!(validate_event_types("eventTypes", &["NOPE".into()]).is_err());
+        assert!(validate_event_types("eventTypes", &[]).is_err());
+        let s = new_secret();
+        assert!(s.starts_with("whsec_"));
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&s[6..])
+                .map(|b| b.len()),
+            Ok(32)
+        );
+    }
+}

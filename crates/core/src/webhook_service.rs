@@ -1,0 +1,275 @@
+//! Use cases for webhook endpoints, deliveries, recovery and the organisation's event log.
+
+use crate::{
+    DomainError, ValidationError,
+    event::{EventType, StoredEvent},
+    model::ApiKey,
+    service::{EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, GroupService, ServiceError, parse_limit},
+    store::{EndpointPatch, EventFilter, NewEndpoint},
+    time::Timestamp,
+    webhook::{self, DeliveryStatus, DeliveryView, Endpoint, ROTATION_OVERLAP_MS},
+};
+
+/// Endpoint fields as a dialect read them (unvalidated).
+#[derive(Debug, Clone, Default)]
+pub struct EndpointInput {
+    pub url: Option<String>,
+    /// `Some(None)`: explicitly all.
+    pub event_types: Option<Option<Vec<String>>>,
+    pub waba_numbers: Option<Option<Vec<String>>>,
+    pub description: Option<Option<String>>,
+    pub disabled: Option<bool>,
+}
+
+pub const DELIVERIES_LIMIT_MAX: i64 = 250;
+pub const DELIVERIES_LIMIT_DEFAULT: i64 = 50;
+
+impl GroupService {
+    async fn numbers_filter(
+        &self,
+        key: &ApiKey,
+        raw: Option<Vec<String>>,
+    ) -> Result<Option<Vec<String>>, ServiceError> {
+        match raw {
+            None => Ok(key.numbers.clone()),
+            Some(list) => {
+                if list.is_empty() {
+                    return Err(
+                        ValidationError::new("wabaNumbers", "must list at least one number (omit it for all)").into(),
+                    );
+                }
+                let mut out = Vec::with_capacity(list.len());
+                for (i, n) in list.iter().enumerate() {
+                    let number = self.number_for(key, &format!("wabaNumbers[{i}]"), n).await?;
+                    if !out.contains(&number.waba_number) {
+                        out.push(number.waba_number);
+                    }
+                }
+                Ok(Some(out))
+            }
+        }
+    }
+
+    fn endpoint_visible(key: &ApiKey, ep: &Endpoint) -> bool {
+        match (&key.numbers, &ep.waba_numbers) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(allowed), Some(list)) => list.iter().all(|n| allowed.contains(n)),
+        }
+    }
+
+    pub async fn create_endpoint(
+        &self,
+        key: &ApiKey,
+        input: EndpointInput,
+        allow_private: bool,
+    ) -> Result<Endpoint, ServiceError> {
+        let url = input.url.ok_or_else(|| ValidationError::new("url", "is required"))?;
+        let url = webhook::validate_url("url", &url, allow_private)?.to_string();
+        let event_types = match input.event_types.flatten() {
+            Some(t) => Some(webhook::validate_event_types("eventTypes", &t)?),
+            None => None,
+        };
+        let waba_numbers = self.numbers_filter(key, input.waba_numbers.flatten()).await?;
+        let description = input
+            .description
+            .flatten()
+            .map(|d| webhook::validate_description("description", &d))
+            .transpose()?;
+        Ok(self
+            .store()
+            .create_endpoint(
+                NewEndpoint {
+                    org_id: key.org_id.clone(),
+                    url,
+                    description,
+                    event_types,
+                    waba_numbers,
+                    secret: webhook::new_secret(),
+                },
+                Timestamp::now(),
+            )
+            .await?)
+    }
+
+    pub async fn list_endpoints(&self, key: &ApiKey) -> Result<Vec<Endpoint>, ServiceError> {
+        let all = self.store().list_endpoints(&key.org_id).await?;
+        Ok(all.into_iter().filter(|e| Self::endpoint_visible(key, e)).collect())
+    }
+
+    pub async fn endpoint(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
+        self.store()
+            .get_endpoint(&key.org_id, id)
+            .await?
+            .filter(|e| Self::endpoint_visible(key, e))
+            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+    }
+
+    pub async fn update_endpoint(
+        &self,
+        key: &ApiKey,
+        id: &str,
+        input: EndpointInput,
+        allow_private: bool,
+    ) -> Result<Endpoint, ServiceError> {
+        self.endpoint(key, id).await?;
+        let mut patch = EndpointPatch::default();
+        if let Some(url) = input.url {
+            patch.url = Some(webhook::validate_url("url", &url, allow_private)?.to_string());
+        }
+        if let Some(t) = input.event_types {
+            patch.event_types = Some(match t {
+                Some(t) => Some(webhook::validate_event_types("eventTypes", &t)?),
+                None => None,
+            });
+        }
+        if let Some(n) = input.waba_numbers {
+            patch.waba_numbers = Some(self.numbers_filter(key, n).await?);
+        }
+        if let Some(d) = input.description {
+            patch.description = Some(
+                d.map(|d| webhook::validate_description("description", &d))
+                    .transpose()?,
+            );
+        }
+        patch.disabled = input.disabled;
+        self.store()
+            .update_endpoint(&key.org_id, id, patch, Timestamp::now())
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+    }
+
+    pub async fn delete_endpoint(&self, key: &ApiKey, id: &str) -> Result<(), ServiceError> {
+        self.endpoint(key, id).await?;
+        self.store().delete_endpoint(&key.org_id, id, Timestamp::now()).await?;
+        Ok(())
+    }
+
+    /// A new secret; the previous one keeps signing for 24 hours.
+    pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
+        self.endpoint(key, id).await?;
+        let now = Timestamp::now();
+        self.store()
+            .rotate_endpoint_secret(
+                &key.org_id,
+                id,
+                &webhook::new_secret(),
+                now.plus_millis(ROTATION_OVERLAP_MS),
+                now,
+            )
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+    }
+
+    pub async fn deliveries(
+        &self,
+        key: &ApiKey,
+        endpoint_id: &str,
+        status: Option<&str>,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<DeliveryView>, Option<String>), ServiceError> {
+        self.endpoint(key, endpoint_id).await?;
+        let status = status
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ValidationError::new(
+                        "status",
+                        format!("must be one of pending, succeeded, failed, dead; got {s:?}"),
+                    )
+                })
+            })
+            .transpose()?;
+        let limit = parse_limit("limit", limit, DELIVERIES_LIMIT_DEFAULT, DELIVERIES_LIMIT_MAX)?;
+        let before = cursor
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                c.strip_prefix("dlv_")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| ValidationError::new("cursor", "is not a cursor returned by this API"))
+            })
+            .transpose()?;
+        let mut rows = self
+            .store()
+            .list_deliveries(&key.org_id, endpoint_id, status, before, limit + 1)
+            .await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|d| format!("dlv_{}", d.id))
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    /// Re-queues the endpoint's failed and dead deliveries since `since` (RFC 3339).
+    pub async fn recover(&self, key: &ApiKey, endpoint_id: &str, since: Option<&str>) -> Result<u64, ServiceError> {
+        self.endpoint(key, endpoint_id).await?;
+        let since = since.ok_or_else(|| ValidationError::new("since", "is required (an RFC 3339 time)"))?;
+        let since = Timestamp::parse_rfc3339(since)
+            .ok_or_else(|| ValidationError::new("since", format!("must be an RFC 3339 time, got {since:?}")))?;
+        let now = Timestamp::now();
+        let n = self
+            .store()
+            .recover_deliveries(&key.org_id, endpoint_id, since, now)
+            .await?;
+        self.deliveries_queued();
+        Ok(n)
+    }
+
+    /// Sends one event again to its endpoints.
+    pub async fn redeliver(&self, key: &ApiKey, event_id: &str) -> Result<u64, ServiceError> {
+        let n = self
+            .store()
+            .redeliver_event(&key.org_id, event_id, Timestamp::now())
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("event {event_id:?}")))?;
+        self.deliveries_queued();
+        Ok(n)
+    }
+
+    /// The organisation's event log in order, after event `after` (an event ID).
+    pub async fn org_events(
+        &self,
+        key: &ApiKey,
+        group_id: Option<&str>,
+        event_type: Option<&str>,
+        after: Option<&str>,
+        limit: Option<&str>,
+    ) -> Result<Vec<StoredEvent>, ServiceError> {
+        let mut filter = EventFilter::default();
+        if let Some(g) = group_id.filter(|g| !g.is_empty()) {
+            filter.group_row_id = Some(self.get_group(key, g).await?.0.id);
+        } else if let Some(allowed) = &key.numbers {
+            let mut ids = Vec::new();
+            for w in allowed {
+                if let Some(n) = self.store().find_number(w).await? {
+                    ids.push(n.id);
+                }
+            }
+            filter.number_ids = Some(ids);
+        }
+        if let Some(t) = event_type.filter(|t| !t.is_empty()) {
+            EventType::parse(t)
+                .ok_or_else(|| ValidationError::new("eventType", format!("unknown event type {t:?}")))?;
+            filter.event_type = Some(t.to_string());
+        }
+        let after = match after.filter(|a| !a.is_empty()) {
+            None => 0,
+            Some(a) => self
+                .store()
+                .event_position(&key.org_id, a)
+                .await?
+                .ok_or_else(|| ValidationError::new("after", format!("no event {a:?} in this organisation")))?,
+        };
+        let limit = parse_limit("limit", limit, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX)?;
+        Ok(self
+            .store()
+            .list_events(&key.org_id, &filter, after, limit)
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+}
