@@ -31,7 +31,50 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 pub fn metrics_routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics))
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/openapi.yaml", get(openapi_yaml))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// The OpenAPI 3.1 document: every path, and every event as a `webhooks` entry.
+pub const OPENAPI_YAML: &str = include_str!("../openapi/wagroups.yaml");
+
+async fn openapi_yaml() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}
+
+async fn openapi_json() -> (StatusCode, Json<Value>) {
+    static DOC: std::sync::OnceLock<Option<Value>> = std::sync::OnceLock::new();
+    match DOC.get_or_init(|| serde_norway::from_str::<Value>(OPENAPI_YAML).ok()) {
+        Some(doc) => (StatusCode::OK, Json(doc.clone())),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": { "code": "internal", "message": "the bundled OpenAPI document does not parse" } })),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_parses_and_documents_every_event_type() {
+        let doc: serde_json::Value = serde_norway::from_str(super::OPENAPI_YAML).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: Vec<&str> = doc["components"]["schemas"]["EventType"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for t in wagroups_core::event::EventType::ALL {
+            assert!(
+                documented.contains(&t.as_str()),
+                "{} missing from EventType",
+                t.as_str()
+            );
+        }
+    }
 }
 
 /// Prometheus metrics: delivery outcomes and attempt latency (recorded by the worker), and

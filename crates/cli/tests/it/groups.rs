@@ -188,3 +188,60 @@ async fn event_log_pages_by_sequence() {
     let (_, page) = s.get("/v1/groups/log/events?after=3", &s.key).await;
     assert_eq!(sequences(page["data"].as_array().unwrap()), [4]);
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_emitted_event() {
+    let s = TestServer::start().await;
+    let doc: serde_json::Value = s
+        .http
+        .get(s.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let routes = [
+        ("post", "/v1/groups"),
+        ("get", "/v1/groups"),
+        ("get", "/v1/groups/{groupId}"),
+        ("get", "/v1/groups/{groupId}/events"),
+        ("get", "/v1/events"),
+        ("post", "/v1/events/{eventId}/redeliver"),
+        ("post", "/v1/webhook-endpoints"),
+        ("get", "/v1/webhook-endpoints"),
+        ("get", "/v1/webhook-endpoints/{id}"),
+        ("patch", "/v1/webhook-endpoints/{id}"),
+        ("delete", "/v1/webhook-endpoints/{id}"),
+        ("get", "/v1/webhook-endpoints/{id}/secret"),
+        ("post", "/v1/webhook-endpoints/{id}/rotate-secret"),
+        ("get", "/v1/webhook-endpoints/{id}/deliveries"),
+        ("post", "/v1/webhook-endpoints/{id}/recover"),
+        ("post", "/v1/sandbox/join"),
+        ("post", "/v1/sandbox/leave"),
+        ("post", "/whatsapp/wa-group/create"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ];
+    for (method, path) in routes {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+    for event in [
+        "GROUP_CREATED",
+        "GROUP_CREATE_FAILED",
+        "GROUP_PARTICIPANT_JOINED",
+        "GROUP_PARTICIPANT_LEFT",
+        "GROUP_JOIN_REQUEST_CREATED",
+    ] {
+        assert!(
+            doc["webhooks"][event]["post"].is_object(),
+            "webhook {event} is not documented"
+        );
+    }
+    let yaml = s.http.get(s.url("/openapi.yaml")).send().await.unwrap();
+    assert_eq!(yaml.headers()["content-type"], "application/yaml");
+}
