@@ -13,7 +13,17 @@ pub enum CommandPayload {
         subject: String,
         description: String,
         join_approval_mode: JoinApprovalModeWire,
+        /// Participants to add at creation (digits).
+        #[serde(default)]
+        participants: Vec<String>,
+        /// Invite those who cannot be added (privacy) through the link.
+        #[serde(default = "yes")]
+        invite_fallback: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl CommandPayload {

@@ -67,6 +67,52 @@ pub enum EventBody {
         join_request_id: String,
         at: Timestamp,
     },
+    GroupUpdated {
+        /// Field name → new value, for every field that changed.
+        changes: Map<String, Value>,
+        /// Field name → value before the change.
+        previous: Map<String, Value>,
+    },
+    GroupDeleted {
+        at: Timestamp,
+    },
+    GroupSuspended {
+        at: Timestamp,
+    },
+    GroupSuspensionCleared {
+        at: Timestamp,
+    },
+    InviteLinkReset {
+        invite_link: String,
+        at: Timestamp,
+    },
+    ParticipantRemoved {
+        phone: Phone,
+        at: Timestamp,
+    },
+    ParticipantInvited {
+        phone: Phone,
+        invite_link: Option<String>,
+        at: Timestamp,
+    },
+    ParticipantPromoted {
+        phone: Phone,
+        at: Timestamp,
+    },
+    ParticipantDemoted {
+        phone: Phone,
+        at: Timestamp,
+    },
+    JoinRequestRevoked {
+        phone: Phone,
+        join_request_id: String,
+        at: Timestamp,
+    },
+    JoinRequestRejected {
+        phone: Phone,
+        join_request_id: String,
+        at: Timestamp,
+    },
 }
 
 impl EventBody {
@@ -77,6 +123,17 @@ impl EventBody {
             EventBody::ParticipantJoined { .. } => EventType::ParticipantJoined,
             EventBody::ParticipantLeft { .. } => EventType::ParticipantLeft,
             EventBody::JoinRequestCreated { .. } => EventType::JoinRequestCreated,
+            EventBody::GroupUpdated { .. } => EventType::GroupUpdated,
+            EventBody::GroupDeleted { .. } => EventType::GroupDeleted,
+            EventBody::GroupSuspended { .. } => EventType::GroupSuspended,
+            EventBody::GroupSuspensionCleared { .. } => EventType::GroupSuspensionCleared,
+            EventBody::InviteLinkReset { .. } => EventType::GroupInviteLinkReset,
+            EventBody::ParticipantRemoved { .. } => EventType::ParticipantRemoved,
+            EventBody::ParticipantInvited { .. } => EventType::ParticipantInvited,
+            EventBody::ParticipantPromoted { .. } => EventType::ParticipantPromoted,
+            EventBody::ParticipantDemoted { .. } => EventType::ParticipantDemoted,
+            EventBody::JoinRequestRevoked { .. } => EventType::JoinRequestRevoked,
+            EventBody::JoinRequestRejected { .. } => EventType::JoinRequestRejected,
         }
     }
 
@@ -114,6 +171,53 @@ impl EventBody {
                 put("customerPhone", json!(phone));
                 put("joinRequestId", json!(join_request_id));
                 put("requestedAt", json!(at));
+            }
+            EventBody::GroupUpdated { changes, previous } => {
+                put("changedFields", json!(changes.keys().collect::<Vec<_>>()));
+                put("changes", Value::Object(changes.clone()));
+                put("previous", Value::Object(previous.clone()));
+            }
+            EventBody::GroupDeleted { at } => put("groupDeletedAt", json!(at)),
+            EventBody::GroupSuspended { at } => put("groupSuspendedAt", json!(at)),
+            EventBody::GroupSuspensionCleared { at } => put("suspensionClearedAt", json!(at)),
+            EventBody::InviteLinkReset { invite_link, at } => {
+                put("inviteLink", json!(invite_link));
+                put("inviteLinkResetAt", json!(at));
+            }
+            EventBody::ParticipantRemoved { phone, at } => {
+                put("customerPhone", json!(phone));
+                put("participantRemovedAt", json!(at));
+            }
+            EventBody::ParticipantInvited { phone, invite_link, at } => {
+                put("customerPhone", json!(phone));
+                put("inviteLink", json!(invite_link));
+                put("participantInvitedAt", json!(at));
+            }
+            EventBody::ParticipantPromoted { phone, at } => {
+                put("customerPhone", json!(phone));
+                put("participantPromotedAt", json!(at));
+            }
+            EventBody::ParticipantDemoted { phone, at } => {
+                put("customerPhone", json!(phone));
+                put("participantDemotedAt", json!(at));
+            }
+            EventBody::JoinRequestRevoked {
+                phone,
+                join_request_id,
+                at,
+            } => {
+                put("customerPhone", json!(phone));
+                put("joinRequestId", json!(join_request_id));
+                put("revokedAt", json!(at));
+            }
+            EventBody::JoinRequestRejected {
+                phone,
+                join_request_id,
+                at,
+            } => {
+                put("customerPhone", json!(phone));
+                put("joinRequestId", json!(join_request_id));
+                put("rejectedAt", json!(at));
             }
         }
     }
@@ -182,6 +286,9 @@ mod tests {
             wa_group_id: Some("1203@g.us".into()),
             invite_link: None,
             participant_count: 1,
+            announcement_only: false,
+            locked: false,
+            suspended: false,
             last_sequence: 2,
             failure_reason: None,
             created_at: Timestamp(0),

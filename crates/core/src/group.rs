@@ -40,8 +40,15 @@ pub struct Decision {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandClose {
-    Done(i64),
-    Failed { id: i64, error: String },
+    /// Carried out; `result` is what the provider answered (JSON), if anything.
+    Done {
+        id: i64,
+        result: Option<String>,
+    },
+    Failed {
+        id: i64,
+        error: String,
+    },
 }
 
 impl Decision {
@@ -122,6 +129,8 @@ pub enum GroupInput {
         wa_group_id: String,
         invite_link: String,
         at: Timestamp,
+        /// The provider's answer for each participant asked for at creation.
+        participants: Vec<crate::provider::ItemResult>,
     },
     CreateFailed {
         code: String,
@@ -142,6 +151,42 @@ pub enum GroupInput {
         join_request_id: String,
         at: Timestamp,
     },
+    JoinRequestClosed {
+        phone: Phone,
+        join_request_id: String,
+        /// `Revoked` by the user or `Rejected` by an admin.
+        state: JoinRequestState,
+        at: Timestamp,
+    },
+    Removed {
+        phone: Phone,
+        at: Timestamp,
+    },
+    Invited {
+        phone: Phone,
+        invite_link: String,
+        at: Timestamp,
+    },
+    RoleChanged {
+        phone: Phone,
+        promoted: bool,
+        at: Timestamp,
+    },
+    SettingsUpdated {
+        change: crate::provider::SettingsChange,
+        at: Timestamp,
+    },
+    InviteLinkReset {
+        invite_link: String,
+        at: Timestamp,
+    },
+    Deleted {
+        at: Timestamp,
+    },
+    Suspension {
+        suspended: bool,
+        at: Timestamp,
+    },
 }
 
 /// Applies a provider report to a group. Reports that are already reflected in the state
@@ -153,6 +198,7 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
             wa_group_id,
             invite_link,
             at,
+            participants,
         } => {
             if d.group.status == GroupStatus::Pending {
                 d.group.status = GroupStatus::Active;
@@ -177,7 +223,8 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 );
             }
             if let Some(id) = state.command_id {
-                d.close_command = Some(CommandClose::Done(id));
+                let result = serde_json::to_string(participants).ok();
+                d.close_command = Some(CommandClose::Done { id, result });
             }
         }
         GroupInput::CreateFailed { code, message, at } => {
@@ -286,6 +333,203 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 );
             }
         }
+        GroupInput::JoinRequestClosed {
+            phone,
+            join_request_id,
+            state: closed,
+            at,
+        } => {
+            require_active(&d.group)?;
+            let pending = d
+                .join_requests
+                .iter()
+                .find(|r| &r.join_request_id == join_request_id && r.state == JoinRequestState::Pending)
+                .cloned();
+            if let Some(mut r) = pending {
+                r.state = *closed;
+                r.updated_at = now;
+                d.put_join_request(r);
+                let body = if *closed == JoinRequestState::Revoked {
+                    EventBody::JoinRequestRevoked {
+                        phone: phone.clone(),
+                        join_request_id: join_request_id.clone(),
+                        at: *at,
+                    }
+                } else {
+                    EventBody::JoinRequestRejected {
+                        phone: phone.clone(),
+                        join_request_id: join_request_id.clone(),
+                        at: *at,
+                    }
+                };
+                d.emit(body, *at);
+            }
+        }
+        GroupInput::Removed { phone, at } => {
+            require_active(&d.group)?;
+            if let Some(p) = d
+                .participant(phone)
+                .filter(|p| matches!(p.state, ParticipantState::Member | ParticipantState::Invited) && !p.is_business)
+                .cloned()
+            {
+                d.put_participant(Participant {
+                    state: ParticipantState::Removed,
+                    role: ParticipantRole::Member,
+                    updated_at: now,
+                    ..p
+                });
+                d.emit(
+                    EventBody::ParticipantRemoved {
+                        phone: phone.clone(),
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+        GroupInput::Invited { phone, invite_link, at } => {
+            require_active(&d.group)?;
+            let current = d.participant(phone).cloned();
+            if current.as_ref().is_none_or(|p| p.state != ParticipantState::Member) {
+                d.put_participant(Participant {
+                    phone: phone.clone(),
+                    role: ParticipantRole::Member,
+                    state: ParticipantState::Invited,
+                    is_business: false,
+                    joined_at: None,
+                    updated_at: now,
+                });
+                d.emit(
+                    EventBody::ParticipantInvited {
+                        phone: phone.clone(),
+                        invite_link: Some(invite_link.clone()),
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+        GroupInput::RoleChanged { phone, promoted, at } => {
+            require_active(&d.group)?;
+            let target = if *promoted {
+                ParticipantRole::Admin
+            } else {
+                ParticipantRole::Member
+            };
+            if let Some(p) = d
+                .participant(phone)
+                .filter(|p| {
+                    p.state == ParticipantState::Member && p.role != ParticipantRole::Superadmin && p.role != target
+                })
+                .cloned()
+            {
+                d.put_participant(Participant {
+                    role: target,
+                    updated_at: now,
+                    ..p
+                });
+                let body = if *promoted {
+                    EventBody::ParticipantPromoted {
+                        phone: phone.clone(),
+                        at: *at,
+                    }
+                } else {
+                    EventBody::ParticipantDemoted {
+                        phone: phone.clone(),
+                        at: *at,
+                    }
+                };
+                d.emit(body, *at);
+            }
+        }
+        GroupInput::SettingsUpdated { change, at } => {
+            require_active(&d.group)?;
+            let mut changes = serde_json::Map::new();
+            let mut previous = serde_json::Map::new();
+            let mut note = |k: &str, old: serde_json::Value, new: serde_json::Value| {
+                if old != new {
+                    previous.insert(k.to_string(), old);
+                    changes.insert(k.to_string(), new);
+                }
+            };
+            let g = &mut d.group;
+            if let Some(v) = &change.subject {
+                note("subject", g.subject.clone().into(), v.clone().into());
+                g.subject = v.clone();
+            }
+            if let Some(v) = &change.description {
+                note("description", g.description.clone().into(), v.clone().into());
+                g.description = v.clone();
+            }
+            if let Some(v) = change.announcement_only {
+                note("announcementOnly", g.announcement_only.into(), v.into());
+                g.announcement_only = v;
+            }
+            if let Some(v) = change.locked {
+                note("locked", g.locked.into(), v.into());
+                g.locked = v;
+            }
+            if let Some(m) = change
+                .join_approval_mode
+                .as_deref()
+                .and_then(crate::model::JoinApprovalMode::parse)
+            {
+                note(
+                    "joinApprovalMode",
+                    g.join_approval_mode.as_str().into(),
+                    m.as_str().into(),
+                );
+                g.join_approval_mode = m;
+            }
+            if !changes.is_empty() {
+                d.emit(EventBody::GroupUpdated { changes, previous }, *at);
+            }
+        }
+        GroupInput::InviteLinkReset { invite_link, at } => {
+            require_active(&d.group)?;
+            if d.group.invite_link.as_deref() != Some(invite_link.as_str()) {
+                d.group.invite_link = Some(invite_link.clone());
+                d.emit(
+                    EventBody::InviteLinkReset {
+                        invite_link: invite_link.clone(),
+                        at: *at,
+                    },
+                    *at,
+                );
+            }
+        }
+        GroupInput::Deleted { at } => {
+            if d.group.status == GroupStatus::Active {
+                d.group.status = GroupStatus::Deleted;
+                d.group.invite_link = None;
+                let present: Vec<Participant> = d
+                    .participants
+                    .iter()
+                    .filter(|p| matches!(p.state, ParticipantState::Member | ParticipantState::Invited))
+                    .cloned()
+                    .collect();
+                for p in present {
+                    d.put_participant(Participant {
+                        state: ParticipantState::Removed,
+                        updated_at: now,
+                        ..p
+                    });
+                }
+                d.emit(EventBody::GroupDeleted { at: *at }, *at);
+            }
+        }
+        GroupInput::Suspension { suspended, at } => {
+            require_active(&d.group)?;
+            if d.group.suspended != *suspended {
+                d.group.suspended = *suspended;
+                let body = if *suspended {
+                    EventBody::GroupSuspended { at: *at }
+                } else {
+                    EventBody::GroupSuspensionCleared { at: *at }
+                };
+                d.emit(body, *at);
+            }
+        }
     }
     Ok(d.finish(now))
 }
@@ -321,6 +565,9 @@ mod tests {
                 wa_group_id: None,
                 invite_link: None,
                 participant_count: 0,
+                announcement_only: false,
+                locked: false,
+                suspended: false,
                 last_sequence: 0,
                 failure_reason: None,
                 created_at: Timestamp(1),
@@ -348,13 +595,14 @@ mod tests {
             wa_group_id: "120363000000000001@g.us".into(),
             invite_link: "https://chat.whatsapp.com/abc".into(),
             at: Timestamp(10),
+            participants: vec![],
         };
         let d1 = apply(&s0, &created, Timestamp(10))?;
         assert_eq!(d1.group.status, GroupStatus::Active);
         assert_eq!(d1.events.len(), 1);
         assert_eq!(d1.events[0].sequence, 1);
         assert_eq!(d1.events[0].event_type(), EventType::GroupCreated);
-        assert_eq!(d1.close_command, Some(CommandClose::Done(7)));
+        assert!(matches!(d1.close_command, Some(CommandClose::Done { id: 7, .. })));
         assert_eq!(d1.group.participant_count, 0, "the business is not counted");
 
         let s1 = with(&s0, &d1);

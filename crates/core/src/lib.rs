@@ -8,6 +8,7 @@ pub mod event;
 pub mod group;
 pub mod ids;
 pub mod model;
+pub mod ops;
 pub mod phone;
 pub mod provider;
 pub mod service;

@@ -57,6 +57,10 @@ string_enum!(
     /// Why a user became a member.
     JoinReason { InviteLink = "invite_link", Added = "added", JoinRequestApproved = "join_request_approved" }
 );
+string_enum!(
+    /// Who may add a user to a group (WhatsApp's privacy setting).
+    AddPrivacy { Everyone = "everyone", Contacts = "contacts", Nobody = "nobody" }
+);
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +124,12 @@ pub struct Group {
     pub invite_link: Option<String>,
     /// Members other than the business number (Meta's `total_participant_count`).
     pub participant_count: i64,
+    /// Only admins may send messages.
+    pub announcement_only: bool,
+    /// Only admins may edit the group's info.
+    pub locked: bool,
+    /// Suspended by WhatsApp: writes are refused until cleared.
+    pub suspended: bool,
     pub last_sequence: i64,
     pub failure_reason: Option<String>,
     pub created_at: Timestamp,

@@ -8,7 +8,6 @@ use thiserror::Error;
 use crate::{
     command::Command,
     model::{Number, Profile},
-    phone::Phone,
     time::Timestamp,
 };
 
@@ -74,6 +73,93 @@ pub trait Provider: Send + Sync {
     /// Submits a command. Must be idempotent on `command.command_id`: a command submitted
     /// again after a crash must not act twice.
     async fn submit(&self, number: &Number, command: &Command) -> Result<Submitted, ProviderError>;
+
+    /// Carries out a write to an existing group and answers for each item. What changed is
+    /// also reported as [`ProviderEvent`]s.
+    async fn operate(
+        &self,
+        number: &Number,
+        wa_group_id: &str,
+        op: &ProviderOp,
+    ) -> Result<Vec<ItemResult>, ProviderError>;
+
+    /// Hands the reports the provider has queued to `sink` before returning (providers whose
+    /// reports arrive on their own schedule, like Meta's webhooks, do nothing).
+    async fn flush(&self, _sink: &dyn ProviderEventSink) {}
+}
+
+/// The outcome for one item of a multi-item operation (a participant, a join request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemResult {
+    /// The phone (digits) or join request ID the result is about.
+    pub key: String,
+    /// `added`, `already_member`, `invited`, `invite_required`, `not_on_whatsapp`, `group_full`,
+    /// `removed`, `not_a_member`, `promoted`, `demoted`, `approved`, `rejected`, `not_found`…
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ItemResult {
+    pub fn new(key: impl Into<String>, status: &str) -> Self {
+        ItemResult {
+            key: key.into(),
+            status: status.to_string(),
+            invite_link: None,
+            message: None,
+        }
+    }
+}
+
+/// A write to an existing group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderOp {
+    UpdateSettings(SettingsChange),
+    /// Adds directly; users whose privacy forbids it are answered `invite_required`.
+    AddParticipants {
+        phones: Vec<String>,
+    },
+    /// Sends the user the group's invite link 1:1.
+    Invite {
+        phones: Vec<String>,
+    },
+    RemoveParticipants {
+        phones: Vec<String>,
+    },
+    SetAdmins {
+        phones: Vec<String>,
+        promote: bool,
+    },
+    ResetInviteLink,
+    ResolveJoinRequests {
+        ids: Vec<String>,
+        approve: bool,
+    },
+    Delete,
+}
+
+/// Settings to change; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announcement_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+    /// `auto_approve` or `approval_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_approval_mode: Option<String>,
+}
+
+impl SettingsChange {
+    pub fn is_empty(&self) -> bool {
+        *self == SettingsChange::default()
+    }
 }
 
 /// What WhatsApp reports about a number's groups, in one vocabulary for every provider.
@@ -85,6 +171,9 @@ pub enum ProviderEvent {
         wa_group_id: String,
         invite_link: String,
         at: Timestamp,
+        /// Outcome for each participant asked for at creation.
+        #[serde(default)]
+        participants: Vec<ItemResult>,
     },
     GroupCreateFailed {
         request_id: String,
@@ -96,8 +185,32 @@ pub enum ProviderEvent {
         wa_group_id: String,
         phone: String,
         at: Timestamp,
+        /// `invite_link` (default), `added` or `join_request_approved`.
+        #[serde(default)]
+        reason: Option<String>,
     },
     ParticipantLeft {
+        wa_group_id: String,
+        phone: String,
+        at: Timestamp,
+    },
+    ParticipantRemoved {
+        wa_group_id: String,
+        phone: String,
+        at: Timestamp,
+    },
+    ParticipantInvited {
+        wa_group_id: String,
+        phone: String,
+        invite_link: String,
+        at: Timestamp,
+    },
+    ParticipantPromoted {
+        wa_group_id: String,
+        phone: String,
+        at: Timestamp,
+    },
+    ParticipantDemoted {
         wa_group_id: String,
         phone: String,
         at: Timestamp,
@@ -108,6 +221,68 @@ pub enum ProviderEvent {
         phone: String,
         at: Timestamp,
     },
+    JoinRequestRevoked {
+        wa_group_id: String,
+        join_request_id: String,
+        phone: String,
+        at: Timestamp,
+    },
+    JoinRequestRejected {
+        wa_group_id: String,
+        join_request_id: String,
+        phone: String,
+        at: Timestamp,
+    },
+    SettingsUpdated {
+        wa_group_id: String,
+        change: SettingsChange,
+        at: Timestamp,
+    },
+    InviteLinkReset {
+        wa_group_id: String,
+        invite_link: String,
+        at: Timestamp,
+    },
+    GroupDeleted {
+        wa_group_id: String,
+        at: Timestamp,
+    },
+    GroupSuspended {
+        wa_group_id: String,
+        at: Timestamp,
+    },
+    GroupSuspensionCleared {
+        wa_group_id: String,
+        at: Timestamp,
+    },
+}
+
+impl ProviderEvent {
+    /// The WhatsApp group the report is about (creation reports name the request instead).
+    pub fn wa_group_id(&self) -> Option<&str> {
+        match self {
+            ProviderEvent::GroupCreated { .. } | ProviderEvent::GroupCreateFailed { .. } => None,
+            ProviderEvent::ParticipantJoined { wa_group_id, .. }
+            | ProviderEvent::ParticipantLeft { wa_group_id, .. }
+            | ProviderEvent::ParticipantRemoved { wa_group_id, .. }
+            | ProviderEvent::ParticipantInvited { wa_group_id, .. }
+            | ProviderEvent::ParticipantPromoted { wa_group_id, .. }
+            | ProviderEvent::ParticipantDemoted { wa_group_id, .. }
+            | ProviderEvent::JoinRequestCreated { wa_group_id, .. }
+            | ProviderEvent::JoinRequestRevoked { wa_group_id, .. }
+            | ProviderEvent::JoinRequestRejected { wa_group_id, .. }
+            | ProviderEvent::SettingsUpdated { wa_group_id, .. }
+            | ProviderEvent::InviteLinkReset { wa_group_id, .. }
+            | ProviderEvent::GroupDeleted { wa_group_id, .. }
+            | ProviderEvent::GroupSuspended { wa_group_id, .. }
+            | ProviderEvent::GroupSuspensionCleared { wa_group_id, .. } => Some(wa_group_id),
+        }
+    }
+}
+
+/// Finds the provider a number is bound to.
+pub trait ProviderRegistry: Send + Sync {
+    fn for_number(&self, number: &Number) -> Option<std::sync::Arc<dyn Provider>>;
 }
 
 /// A provider event for one business number, with a key that identifies it across
@@ -123,17 +298,6 @@ pub struct ProviderEnvelope {
 #[async_trait]
 pub trait ProviderEventSink: Send + Sync {
     async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), crate::service::ServiceError>;
-}
-
-impl ProviderEvent {
-    pub fn phone(&self) -> Option<Phone> {
-        match self {
-            ProviderEvent::ParticipantJoined { phone, .. }
-            | ProviderEvent::ParticipantLeft { phone, .. }
-            | ProviderEvent::JoinRequestCreated { phone, .. } => Some(Phone::from_digits(phone.clone())),
-            _ => None,
-        }
-    }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {

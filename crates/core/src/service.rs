@@ -12,9 +12,12 @@ use crate::{
     event::StoredEvent,
     group::{self, GroupInput},
     ids,
-    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinReason, Number, Participant},
+    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinReason, JoinRequestState, Number, Participant},
+    ops::{ParsedParticipants, ParticipantResult},
     phone::Phone,
-    provider::{Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink},
+    provider::{
+        ItemResult, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderRegistry,
+    },
     store::{CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewGroup, Store, StoreError},
     time::Timestamp,
     validate,
@@ -53,6 +56,17 @@ pub struct CreateGroupRequest {
     pub description: Option<String>,
     pub join_approval_mode: Option<String>,
     pub group_id: Option<String>,
+    /// Participants to add at creation, as given (phones or JIDs).
+    pub participants: Option<Vec<String>>,
+    /// Invite (through the link) those who cannot be added; default true.
+    pub invite_fallback: Option<bool>,
+}
+
+/// A group just created, with what is needed to report its participants' outcomes.
+pub struct Created {
+    pub group: Group,
+    pub command_id: String,
+    pub participants: ParsedParticipants,
 }
 
 /// A page of groups and the cursor of the next one.
@@ -70,6 +84,7 @@ type Wake = Arc<dyn Fn() + Send + Sync>;
 
 pub struct GroupService {
     store: Arc<dyn Store>,
+    providers: Arc<dyn ProviderRegistry>,
     wake_commands: Wake,
     wake_deliveries: Wake,
 }
@@ -77,12 +92,33 @@ pub struct GroupService {
 impl GroupService {
     /// `wake_commands` is called after a command was queued (to wake the provider worker),
     /// `wake_deliveries` after webhook deliveries were queued (to wake the delivery worker).
-    pub fn new(store: Arc<dyn Store>, wake_commands: Wake, wake_deliveries: Wake) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        providers: Arc<dyn ProviderRegistry>,
+        wake_commands: Wake,
+        wake_deliveries: Wake,
+    ) -> Self {
         GroupService {
             store,
+            providers,
             wake_commands,
             wake_deliveries,
         }
+    }
+
+    /// The provider a number is bound to.
+    pub fn provider_for(&self, number: &Number) -> Result<Arc<dyn Provider>, ServiceError> {
+        self.providers.for_number(number).ok_or_else(|| {
+            DomainError::Unprocessable {
+                code: "no_provider".into(),
+                message: format!(
+                    "no {} provider is available for number {}",
+                    number.provider, number.waba_number
+                ),
+                field: None,
+            }
+            .into()
+        })
     }
 
     /// Wakes the delivery worker.
@@ -134,7 +170,7 @@ impl GroupService {
         Ok(number)
     }
 
-    pub async fn create_group(&self, key: &ApiKey, req: CreateGroupRequest) -> Result<Group, ServiceError> {
+    pub async fn create_group(&self, key: &ApiKey, req: CreateGroupRequest) -> Result<Created, ServiceError> {
         let waba = req
             .waba_number
             .ok_or_else(|| ValidationError::new("wabaNumber", "is required"))?;
@@ -167,6 +203,9 @@ impl GroupService {
             .into());
         }
         let mode: JoinApprovalMode = mode.unwrap_or(number.default_join_approval_mode);
+        let participants = crate::ops::parse_participants(req.participants.as_deref().unwrap_or(&[]))?;
+        let valid: Vec<String> = participants.valid_phones();
+        let command_id = ids::new_id("cmd");
         let outcome = self
             .store
             .create_group(NewGroup {
@@ -176,11 +215,13 @@ impl GroupService {
                 subject: subject.clone(),
                 description: description.clone(),
                 join_approval_mode: mode,
-                command_id: ids::new_id("cmd"),
+                command_id: command_id.clone(),
                 command: CommandPayload::CreateGroup {
                     subject,
                     description,
                     join_approval_mode: mode.into(),
+                    participants: valid,
+                    invite_fallback: req.invite_fallback.unwrap_or(true),
                 },
                 now: Timestamp::now(),
             })
@@ -188,13 +229,44 @@ impl GroupService {
         match outcome {
             CreateGroupOutcome::Created(g) => {
                 (self.wake_commands)();
-                Ok(*g)
+                Ok(Created {
+                    group: *g,
+                    command_id,
+                    participants,
+                })
             }
             CreateGroupOutcome::DuplicateGroupId => Err(DomainError::Conflict {
                 code: "duplicate_group_id".into(),
                 message: format!("groupId: this organisation already has a group with ID {group_id:?}"),
             }
             .into()),
+        }
+    }
+
+    /// The outcome for each participant asked for at creation, once WhatsApp answered
+    /// (`None` while the creation is pending).
+    pub async fn creation_results(&self, created: &Created) -> Result<Option<Vec<ParticipantResult>>, ServiceError> {
+        let Some((status, result)) = self.store.command_outcome(&created.command_id).await? else {
+            return Ok(None);
+        };
+        match status.as_str() {
+            "done" => {
+                let answers: Vec<ItemResult> = result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or_default();
+                Ok(Some(created.participants.results(&answers)))
+            }
+            "failed" => {
+                let answers: Vec<ItemResult> = created
+                    .participants
+                    .valid_phones()
+                    .into_iter()
+                    .map(|p| ItemResult::new(p, "group_create_failed"))
+                    .collect();
+                Ok(Some(created.participants.results(&answers)))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -332,73 +404,7 @@ impl GroupService {
             .find_number(&env.waba_number)
             .await?
             .ok_or_else(|| DomainError::not_found(format!("number {}", env.waba_number)))?;
-        let (target, input) = match env.event {
-            ProviderEvent::GroupCreated {
-                request_id,
-                wa_group_id,
-                invite_link,
-                at,
-            } => (
-                GroupTarget::Request {
-                    number_id: number.id,
-                    request_id,
-                },
-                GroupInput::Created {
-                    wa_group_id,
-                    invite_link,
-                    at,
-                },
-            ),
-            ProviderEvent::GroupCreateFailed {
-                request_id,
-                code,
-                message,
-                at,
-            } => (
-                GroupTarget::Request {
-                    number_id: number.id,
-                    request_id,
-                },
-                GroupInput::CreateFailed { code, message, at },
-            ),
-            ProviderEvent::ParticipantJoined { wa_group_id, phone, at } => (
-                GroupTarget::WaGroupId {
-                    number_id: number.id,
-                    wa_group_id,
-                },
-                GroupInput::Joined {
-                    phone: Phone::parse("phone", &phone)?,
-                    reason: JoinReason::InviteLink,
-                    at,
-                },
-            ),
-            ProviderEvent::ParticipantLeft { wa_group_id, phone, at } => (
-                GroupTarget::WaGroupId {
-                    number_id: number.id,
-                    wa_group_id,
-                },
-                GroupInput::Left {
-                    phone: Phone::parse("phone", &phone)?,
-                    at,
-                },
-            ),
-            ProviderEvent::JoinRequestCreated {
-                wa_group_id,
-                join_request_id,
-                phone,
-                at,
-            } => (
-                GroupTarget::WaGroupId {
-                    number_id: number.id,
-                    wa_group_id,
-                },
-                GroupInput::JoinRequested {
-                    phone: Phone::parse("phone", &phone)?,
-                    join_request_id,
-                    at,
-                },
-            ),
-        };
+        let (target, input) = translate(number.id, env.event)?;
         let now = Timestamp::now();
         let mutation = self
             .store
@@ -470,4 +476,155 @@ mod tests {
         assert!(parse_limit("limit", Some("1025"), 25, 1024).is_err());
         assert!(parse_limit("limit", Some("x"), 25, 1024).is_err());
     }
+}
+
+/// The group a provider report concerns and what it means for the group.
+fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, GroupInput), ValidationError> {
+    let by_request = |request_id: String| GroupTarget::Request { number_id, request_id };
+    let by_wa = |wa_group_id: String| GroupTarget::WaGroupId { number_id, wa_group_id };
+    let phone = |p: &str| Phone::parse("phone", p);
+    Ok(match event {
+        ProviderEvent::GroupCreated {
+            request_id,
+            wa_group_id,
+            invite_link,
+            at,
+            participants,
+        } => (
+            by_request(request_id),
+            GroupInput::Created {
+                wa_group_id,
+                invite_link,
+                at,
+                participants,
+            },
+        ),
+        ProviderEvent::GroupCreateFailed {
+            request_id,
+            code,
+            message,
+            at,
+        } => (by_request(request_id), GroupInput::CreateFailed { code, message, at }),
+        ProviderEvent::ParticipantJoined {
+            wa_group_id,
+            phone: p,
+            at,
+            reason,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::Joined {
+                phone: phone(&p)?,
+                reason: reason
+                    .as_deref()
+                    .and_then(JoinReason::parse)
+                    .unwrap_or(JoinReason::InviteLink),
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantLeft {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::Left { phone: phone(&p)?, at }),
+        ProviderEvent::ParticipantRemoved {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::Removed { phone: phone(&p)?, at }),
+        ProviderEvent::ParticipantInvited {
+            wa_group_id,
+            phone: p,
+            invite_link,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::Invited {
+                phone: phone(&p)?,
+                invite_link,
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantPromoted {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::RoleChanged {
+                phone: phone(&p)?,
+                promoted: true,
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantDemoted {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::RoleChanged {
+                phone: phone(&p)?,
+                promoted: false,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestCreated {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequested {
+                phone: phone(&p)?,
+                join_request_id,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestRevoked {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequestClosed {
+                phone: phone(&p)?,
+                join_request_id,
+                state: JoinRequestState::Revoked,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestRejected {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequestClosed {
+                phone: phone(&p)?,
+                join_request_id,
+                state: JoinRequestState::Rejected,
+                at,
+            },
+        ),
+        ProviderEvent::SettingsUpdated {
+            wa_group_id,
+            change,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::SettingsUpdated { change, at }),
+        ProviderEvent::InviteLinkReset {
+            wa_group_id,
+            invite_link,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::InviteLinkReset { invite_link, at }),
+        ProviderEvent::GroupDeleted { wa_group_id, at } => (by_wa(wa_group_id), GroupInput::Deleted { at }),
+        ProviderEvent::GroupSuspended { wa_group_id, at } => {
+            (by_wa(wa_group_id), GroupInput::Suspension { suspended: true, at })
+        }
+        ProviderEvent::GroupSuspensionCleared { wa_group_id, at } => {
+            (by_wa(wa_group_id), GroupInput::Suspension { suspended: false, at })
+        }
+    })
 }

@@ -157,6 +157,10 @@ pub trait Store: Send + Sync {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Group>, StoreError>;
+    /// The group's pending join requests, oldest first.
+    async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<crate::model::JoinRequest>, StoreError>;
+    /// A command's status and its provider's answer (JSON), if the command exists.
+    async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
     async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError>;
     async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
     /// Loads the group, runs `rule` on it and persists the decision, all in one transaction.
@@ -274,6 +278,33 @@ pub mod sim {
         pub approval_required: bool,
         pub invite_code: String,
         pub created_at: Timestamp,
+        pub announcement_only: bool,
+        pub locked: bool,
+        pub deleted: bool,
+        pub suspended: bool,
+    }
+
+    /// A simulated WhatsApp user.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SimUser {
+        pub phone: String,
+        pub on_whatsapp: bool,
+        /// `everyone`, `contacts` or `nobody`.
+        pub add_privacy: String,
+        /// Business numbers that have the user as a contact.
+        pub contact_of: Vec<String>,
+    }
+
+    impl SimUser {
+        /// A user nobody configured: on WhatsApp, anyone may add them.
+        pub fn default_for(phone: &str) -> SimUser {
+            SimUser {
+                phone: phone.to_string(),
+                on_whatsapp: true,
+                add_privacy: "everyone".into(),
+                contact_of: Vec::new(),
+            }
+        }
     }
 
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,14 +330,30 @@ pub mod sim {
         pub group: SimGroup,
         pub members: Vec<SimMember>,
         pub join_requests: Vec<SimJoinRequest>,
+        /// The users named in the action (configured ones only).
+        pub users: Vec<SimUser>,
+    }
+
+    impl SimGroupState {
+        pub fn user(&self, phone: &str) -> SimUser {
+            self.users
+                .iter()
+                .find(|u| u.phone == phone)
+                .cloned()
+                .unwrap_or_else(|| SimUser::default_for(phone))
+        }
     }
 
     /// A change of the simulated network, with the reports it sends to the gateway.
     #[derive(Debug, Clone, Default, PartialEq, Eq)]
     pub struct SimChange {
+        /// The group's new row, when it changed.
+        pub group: Option<SimGroup>,
         pub members: Vec<SimMember>,
         pub join_requests: Vec<SimJoinRequest>,
         pub reports: Vec<ProviderEvent>,
+        /// The network's answer for each item of the action.
+        pub results: Vec<crate::provider::ItemResult>,
     }
 
     #[derive(Debug, Clone)]
@@ -335,21 +382,25 @@ pub mod sim {
     #[async_trait]
     pub trait SimStore: Send + Sync {
         /// Creates the group unless one with the same `create_key` exists, and queues the
-        /// `report` in the same transaction. Returns the group as stored (the existing one
+        /// `reports` in the same transaction. Returns the group as stored (the existing one
         /// when the key was seen before) and whether it was new.
         async fn sim_create_group(
             &self,
             group: SimGroup,
             members: Vec<SimMember>,
-            report: ProviderEvent,
+            reports: Vec<ProviderEvent>,
         ) -> Result<(SimGroup, bool), StoreError>;
         /// Loads a group, runs `rule` and persists the change and its reports atomically.
         /// `None` when no group matches; nothing is written when the rule refuses.
+        /// `users` are loaded into the state for the rule.
         async fn sim_mutate(
             &self,
             target: SimTarget,
+            users: Vec<String>,
             rule: SimRule,
         ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError>;
+        async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError>;
+        async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError>;
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
         /// The oldest queued reports.
         async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;

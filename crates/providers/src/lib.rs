@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wagroups_core::{
     model::{Number, ProviderKind},
-    provider::Provider,
+    provider::{Provider, ProviderRegistry},
 };
 
 /// Finds the provider a number is bound to.
@@ -16,9 +16,9 @@ pub struct Providers {
     pub simulated: Arc<simulated::SimNetwork>,
 }
 
-impl Providers {
+impl ProviderRegistry for Providers {
     /// `None` when this build has no provider for the number's kind.
-    pub fn for_number(&self, number: &Number) -> Option<Arc<dyn Provider>> {
+    fn for_number(&self, number: &Number) -> Option<Arc<dyn Provider>> {
         match number.provider {
             ProviderKind::Simulated => Some(self.simulated.clone() as Arc<dyn Provider>),
             ProviderKind::CloudApi => None,

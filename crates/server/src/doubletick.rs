@@ -22,6 +22,6 @@ async fn create(
     JsonObject(fields, ..): JsonObject<DoubleTick>,
 ) -> Result<Json<Value>, DialectError<DoubleTick>> {
     let req = create_request(&fields)?;
-    let group = state.service.create_group(&key, req).await?;
-    Ok(Json(json!({ "success": true, "groupId": group.group_id })))
+    let created = state.service.create_group(&key, req).await?;
+    Ok(Json(json!({ "success": true, "groupId": created.group.group_id })))
 }

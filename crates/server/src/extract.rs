@@ -120,6 +120,52 @@ impl Fields {
         }
     }
 
+    /// An optional boolean field.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be a boolean, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    /// A list of items read as strings (numbers as their digits; anything else as its JSON
+    /// text, which then fails to read as a phone).
+    pub fn items(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(
+                items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect(),
+            )),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be an array, got {}", type_name(other)),
+            )),
+        }
+    }
+
+    /// A nested object's fields.
+    pub fn object(&self, name: &str) -> Result<Option<Fields>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Fields(m.clone()))),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("must be an object, got {}", type_name(other)),
+            )),
+        }
+    }
+
     pub fn required(&self, name: &str) -> Result<String, ApiError> {
         self.string(name)?.ok_or_else(|| ApiError::invalid(name, "is required"))
     }

@@ -128,8 +128,11 @@ impl Server {
         let deliveries_ready = Arc::new(Notify::new());
         let wake = commands_ready.clone();
         let wake_deliveries = deliveries_ready.clone();
+        let sim = Arc::new(SimNetwork::new(store.clone()));
+        let providers = Providers { simulated: sim.clone() };
         let service = Arc::new(GroupService::new(
             store.clone(),
+            Arc::new(providers.clone()),
             Arc::new(move || wake.notify_one()),
             Arc::new(move || wake_deliveries.notify_one()),
         ));
@@ -138,10 +141,9 @@ impl Server {
             config.delivery.clone(),
             deliveries_ready,
         )?);
-        let sim = Arc::new(SimNetwork::new(store.clone()));
         let state = AppState {
             service,
-            providers: Providers { simulated: sim.clone() },
+            providers,
             sim,
             commands_ready,
             allow_private_webhook_targets: config.delivery.allow_private_targets,

@@ -1,15 +1,17 @@
-//! The native `/v1` API.
+//! The native `/v1` API for groups.
+
+use std::time::Duration;
 
 use axum::{
     Json, Router,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde::Deserialize;
-use serde_json::json;
-use wagroups_core::service::CreateGroupRequest;
+use serde_json::{Value, json};
+use wagroups_core::{ops::GroupPatch, service::CreateGroupRequest};
 
 use crate::{
     AppState,
@@ -20,11 +22,29 @@ use crate::{
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
 
+/// How long a create with participants waits for WhatsApp's answer about them.
+const CREATE_RESULTS_WAIT: Duration = Duration::from_secs(10);
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/groups", get(list_groups).post(create_group))
-        .route("/v1/groups/{group_id}", get(get_group))
+        .route(
+            "/v1/groups/{group_id}",
+            get(get_group).patch(update_group).delete(delete_group),
+        )
         .route("/v1/groups/{group_id}/events", get(group_events))
+        .route(
+            "/v1/groups/{group_id}/participants",
+            get(list_participants)
+                .post(add_participants)
+                .delete(remove_participants),
+        )
+        .route("/v1/groups/{group_id}/admins", post(promote).delete(demote))
+        .route("/v1/groups/{group_id}/invite-link", get(invite_link))
+        .route("/v1/groups/{group_id}/invite-link/reset", post(reset_invite_link))
+        .route("/v1/groups/{group_id}/join-requests", get(join_requests))
+        .route("/v1/groups/{group_id}/join-requests/approve", post(approve))
+        .route("/v1/groups/{group_id}/join-requests/reject", post(reject))
 }
 
 /// The create-group fields shared by the native API and DoubleTick (both camelCase).
@@ -35,6 +55,8 @@ pub fn create_request(f: &Fields) -> std::result::Result<CreateGroupRequest, Api
         description: f.string("description")?,
         join_approval_mode: f.string("joinApprovalMode")?,
         group_id: f.string("groupId")?,
+        participants: f.items("participants")?,
+        invite_fallback: f.boolean("inviteFallback")?,
     })
 }
 
@@ -44,8 +66,28 @@ async fn create_group(
     JsonObject(fields, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let req = create_request(&fields)?;
-    let group = state.service.create_group(&key, req).await?;
-    Ok((StatusCode::ACCEPTED, Json(render::group(&group, Some(&[])))).into_response())
+    let created = state.service.create_group(&key, req).await?;
+    if created.participants.is_empty() {
+        return Ok((StatusCode::ACCEPTED, Json(render::group(&created.group, Some(&[])))).into_response());
+    }
+    // Participants: wait (bounded) for WhatsApp's answer about each, then report it.
+    let deadline = tokio::time::Instant::now() + CREATE_RESULTS_WAIT;
+    let results = loop {
+        if let Some(r) = state.service.creation_results(&created).await? {
+            break Some(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let (group, participants) = state.service.get_group(&key, &created.group.group_id).await?;
+    let mut body = render::group(&group, Some(&participants));
+    body["results"] = match &results {
+        Some(r) => Value::Array(r.iter().map(render::participant_result).collect()),
+        None => Value::Null,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 async fn get_group(
@@ -55,6 +97,44 @@ async fn get_group(
 ) -> Result<Response> {
     let (group, participants) = state.service.get_group(&key, &group_id).await?;
     Ok(Json(render::group(&group, Some(&participants))).into_response())
+}
+
+async fn update_group(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    let settings = f.object("settings")?;
+    let patch = GroupPatch {
+        subject: f.string("subject")?,
+        description: f.string("description")?,
+        join_approval_mode: f.string("joinApprovalMode")?,
+        announcement_only: settings
+            .as_ref()
+            .map(|s| s.boolean("announcementOnly"))
+            .transpose()
+            .map_err(|e| ApiError::invalid("settings.announcementOnly", e.message))?
+            .flatten(),
+        locked: settings
+            .as_ref()
+            .map(|s| s.boolean("locked"))
+            .transpose()
+            .map_err(|e| ApiError::invalid("settings.locked", e.message))?
+            .flatten(),
+    };
+    let group = state.service.update_group(&key, &group_id, patch).await?;
+    let (_, participants) = state.service.get_group(&key, &group.group_id).await?;
+    Ok(Json(render::group(&group, Some(&participants))).into_response())
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Response> {
+    let group = state.service.delete_group(&key, &group_id).await?;
+    Ok(Json(render::group(&group, None)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -102,4 +182,156 @@ async fn group_events(
         .group_events(&key, &group_id, q.after.as_deref(), q.limit.as_deref())
         .await?;
     Ok(Json(json!({ "data": crate::webhooks::raw_events(events)? })).into_response())
+}
+
+async fn list_participants(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    let (_, participants) = state.service.get_group(&key, &group_id).await?;
+    Ok(Json(
+        json!({ "data": participants.iter().map(render::participant).collect::<Vec<_>>() }),
+    ))
+}
+
+fn participants_field(f: &Fields) -> std::result::Result<Vec<String>, ApiError> {
+    let list = f
+        .items("participants")?
+        .ok_or_else(|| ApiError::invalid("participants", "is required (an array of phones or JIDs)"))?;
+    if list.is_empty() {
+        return Err(ApiError::invalid("participants", "must list at least one participant"));
+    }
+    Ok(list)
+}
+
+async fn add_participants(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    let list = participants_field(&f)?;
+    let fallback = f.boolean("inviteFallback")?.unwrap_or(true);
+    let results = state.service.add_participants(&key, &group_id, &list, fallback).await?;
+    Ok(render::participant_results(&results).into_response_json())
+}
+
+async fn remove_participants(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    let list = participants_field(&f)?;
+    let results = state.service.remove_participants(&key, &group_id, &list).await?;
+    Ok(render::participant_results(&results).into_response_json())
+}
+
+async fn set_admins(
+    state: AppState,
+    key: wagroups_core::model::ApiKey,
+    group_id: String,
+    f: Fields,
+    promote: bool,
+) -> Result<Response> {
+    let list = participants_field(&f)?;
+    let results = state.service.set_admins(&key, &group_id, &list, promote).await?;
+    Ok(render::participant_results(&results).into_response_json())
+}
+
+async fn promote(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    set_admins(state, key, group_id, f, true).await
+}
+
+async fn demote(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    set_admins(state, key, group_id, f, false).await
+}
+
+async fn invite_link(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    let (group, _) = state.service.get_group(&key, &group_id).await?;
+    Ok(Json(
+        json!({ "groupId": group.group_id, "inviteLink": group.invite_link }),
+    ))
+}
+
+async fn reset_invite_link(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    let group = state.service.reset_invite_link(&key, &group_id).await?;
+    Ok(Json(
+        json!({ "groupId": group.group_id, "inviteLink": group.invite_link }),
+    ))
+}
+
+async fn join_requests(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    let requests = state.service.join_requests(&key, &group_id).await?;
+    Ok(Json(
+        json!({ "data": requests.iter().map(render::join_request).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn resolve(
+    state: AppState,
+    key: wagroups_core::model::ApiKey,
+    group_id: String,
+    f: Fields,
+    approve: bool,
+) -> Result<Response> {
+    let ids = f
+        .items("joinRequestIds")?
+        .ok_or_else(|| ApiError::invalid("joinRequestIds", "is required (an array of join request IDs)"))?;
+    let results = state
+        .service
+        .resolve_join_requests(&key, &group_id, &ids, approve)
+        .await?;
+    Ok(render::join_request_results(&results).into_response_json())
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    resolve(state, key, group_id, f, true).await
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Response> {
+    resolve(state, key, group_id, f, false).await
+}
+
+trait IntoJsonResponse {
+    fn into_response_json(self) -> Response;
+}
+
+impl IntoJsonResponse for (StatusCode, Value) {
+    fn into_response_json(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
 }

@@ -1,7 +1,11 @@
 //! JSON shapes of the native API.
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use wagroups_core::model::{Group, Participant};
+use wagroups_core::{
+    model::{Group, JoinRequest, Participant},
+    ops::{JoinRequestResult, ParticipantResult, is_success},
+};
 
 /// A group as the native API shows it; `participants` only when given.
 pub fn group(g: &Group, participants: Option<&[Participant]>) -> Value {
@@ -15,6 +19,8 @@ pub fn group(g: &Group, participants: Option<&[Participant]>) -> Value {
         "waGroupId": g.wa_group_id,
         "inviteLink": g.invite_link,
         "participantCount": g.participant_count,
+        "settings": { "announcementOnly": g.announcement_only, "locked": g.locked },
+        "suspended": g.suspended,
         "createdAt": g.created_at,
         "updatedAt": g.updated_at,
     });
@@ -36,4 +42,54 @@ pub fn participant(p: &Participant) -> Value {
         "isBusiness": p.is_business,
         "joinedAt": p.joined_at,
     })
+}
+
+pub fn participant_result(r: &ParticipantResult) -> Value {
+    let mut v = json!({ "participant": r.participant, "phone": r.phone, "status": r.status });
+    if let Some(link) = &r.invite_link {
+        v["inviteLink"] = json!(link);
+    }
+    if let Some(m) = &r.message {
+        v["message"] = json!(m);
+    }
+    v
+}
+
+/// Per-item results: 200 when every item succeeded, 207 when some did not.
+pub fn participant_results(results: &[ParticipantResult]) -> (StatusCode, Value) {
+    let all_ok = results.iter().all(|r| is_success(&r.status));
+    (
+        if all_ok {
+            StatusCode::OK
+        } else {
+            StatusCode::MULTI_STATUS
+        },
+        json!({ "results": results.iter().map(participant_result).collect::<Vec<_>>() }),
+    )
+}
+
+pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Value) {
+    let all_ok = results.iter().all(|r| is_success(&r.status));
+    let items: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut v = json!({ "joinRequestId": r.join_request_id, "phone": r.phone, "status": r.status });
+            if let Some(m) = &r.message {
+                v["message"] = json!(m);
+            }
+            v
+        })
+        .collect();
+    (
+        if all_ok {
+            StatusCode::OK
+        } else {
+            StatusCode::MULTI_STATUS
+        },
+        json!({ "results": items }),
+    )
+}
+
+pub fn join_request(r: &JoinRequest) -> Value {
+    json!({ "joinRequestId": r.join_request_id, "phone": r.phone, "createdAt": r.created_at })
 }

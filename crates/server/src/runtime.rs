@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use wagroups_core::time::Timestamp;
+use wagroups_core::{provider::ProviderRegistry, time::Timestamp};
 
 use crate::AppState;
 

@@ -1,9 +1,19 @@
 //! The sandbox: acts as WhatsApp users on the simulated network, for the groups of the
 //! caller's organisation.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::{post, put},
+};
 use serde_json::{Value, json};
-use wagroups_core::{model::ProviderKind, phone::Phone, provider::ProviderEvent};
+use wagroups_core::{
+    model::{AddPrivacy, ProviderKind},
+    phone::Phone,
+    provider::{Provider, ProviderEvent},
+    store::sim::SimUser,
+};
 use wagroups_providers::simulated::{SandboxError, invite_code};
 
 use crate::{
@@ -18,11 +28,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/sandbox/join", post(join))
         .route("/v1/sandbox/leave", post(leave))
+        .route("/v1/sandbox/cancel-request", post(cancel_request))
+        .route("/v1/sandbox/users/{phone}", put(put_user).get(get_user))
+        .route("/v1/sandbox/groups/{group_id}/suspend", post(suspend))
+        .route("/v1/sandbox/groups/{group_id}/unsuspend", post(unsuspend))
 }
 
 fn sandbox_error(e: SandboxError) -> ApiError {
     match e {
         SandboxError::NotFound(what) => ApiError::not_found(&what),
+        SandboxError::Refused(r) if r.code == "not_found" => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", r.message)
+        }
         SandboxError::Refused(r) => ApiError::new(StatusCode::CONFLICT, &r.code, r.message),
         SandboxError::Store(s) => {
             tracing::error!(error = %s, "simulated network store failure");
@@ -33,17 +50,154 @@ fn sandbox_error(e: SandboxError) -> ApiError {
 
 /// Waits until the gateway has applied what the simulated network reported.
 async fn settle(state: &AppState) -> Result<()> {
-    for _ in 0..100 {
-        match state.sim.drain(state.service.as_ref()).await {
-            Ok(true) => return Ok(()),
-            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            Err(e) => {
-                tracing::error!(error = %e, "delivering simulated reports failed");
-                return Err(ApiError::internal().into());
-            }
-        }
-    }
+    Provider::flush(state.sim.as_ref(), state.service.as_ref()).await;
     Ok(())
+}
+
+fn phone_field(f: &crate::extract::Fields) -> std::result::Result<Phone, ApiError> {
+    let raw = f
+        .digits("phone")?
+        .ok_or_else(|| ApiError::invalid("phone", "is required"))?;
+    Phone::parse("phone", &raw).map_err(|v| ApiError::invalid(&v.field, v.message))
+}
+
+/// The WhatsApp group behind one of the caller's groups on a simulated number.
+async fn simulated_group(state: &AppState, key: &wagroups_core::model::ApiKey, group_id: &str) -> Result<String> {
+    let (group, _) = state.service.get_group(key, group_id).await?;
+    let number = state
+        .service
+        .store()
+        .get_number(group.number_id)
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
+    if number.is_none_or(|n| n.provider != ProviderKind::Simulated) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_simulated",
+            "the sandbox acts only on groups of simulated numbers",
+        )
+        .into());
+    }
+    group.wa_group_id.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "group_not_active",
+            format!("group {group_id:?} is {}, not active", group.status),
+        )
+        .into()
+    })
+}
+
+/// `{"phone", "groupId"}`: the user withdraws their pending join request.
+async fn cancel_request(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Json<Value>> {
+    let phone = phone_field(&f)?;
+    let group_id = f.required("groupId")?;
+    let jid = simulated_group(&state, &key, &group_id).await?;
+    state
+        .sim
+        .cancel_request(phone.as_str(), &jid)
+        .await
+        .map_err(sandbox_error)?;
+    settle(&state).await?;
+    Ok(Json(
+        json!({ "result": "join_request_revoked", "phone": phone, "groupId": group_id }),
+    ))
+}
+
+async fn set_suspension(
+    state: AppState,
+    key: wagroups_core::model::ApiKey,
+    group_id: String,
+    suspended: bool,
+) -> Result<Json<Value>> {
+    let jid = simulated_group(&state, &key, &group_id).await?;
+    state.sim.suspend(&jid, suspended).await.map_err(sandbox_error)?;
+    settle(&state).await?;
+    Ok(Json(json!({ "groupId": group_id, "suspended": suspended })))
+}
+
+/// WhatsApp suspends the group.
+async fn suspend(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    set_suspension(state, key, group_id, true).await
+}
+
+/// WhatsApp lifts the group's suspension.
+async fn unsuspend(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id): Path<String>,
+) -> Result<Json<Value>> {
+    set_suspension(state, key, group_id, false).await
+}
+
+fn render_user(u: &SimUser) -> Value {
+    json!({ "phone": u.phone, "onWhatsApp": u.on_whatsapp, "addPrivacy": u.add_privacy, "contactOf": u.contact_of })
+}
+
+/// `{"onWhatsApp", "addPrivacy", "contactOf"}`: configures a simulated user (fields left out
+/// keep their value).
+async fn put_user(
+    State(state): State<AppState>,
+    Auth(_key, ..): Auth<Native>,
+    Path(phone): Path<String>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Json<Value>> {
+    let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
+    let mut user = state
+        .sim
+        .user(phone.as_str())
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
+    if let Some(b) = f.boolean("onWhatsApp")? {
+        user.on_whatsapp = b;
+    }
+    if let Some(p) = f.string("addPrivacy")? {
+        let p = AddPrivacy::parse(&p).ok_or_else(|| {
+            ApiError::invalid(
+                "addPrivacy",
+                format!("must be one of everyone, contacts, nobody; got {p:?}"),
+            )
+        })?;
+        user.add_privacy = p.as_str().to_string();
+    }
+    if let Some(list) = f.items("contactOf")? {
+        let mut out = Vec::with_capacity(list.len());
+        for (i, n) in list.iter().enumerate() {
+            out.push(
+                wagroups_core::validate::waba_number(&format!("contactOf[{i}]"), n)
+                    .map_err(|v| ApiError::invalid(&v.field, v.message))?,
+            );
+        }
+        user.contact_of = out;
+    }
+    state
+        .sim
+        .put_user(user.clone())
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
+    Ok(Json(render_user(&user)))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    Auth(_key, ..): Auth<Native>,
+    Path(phone): Path<String>,
+) -> Result<Json<Value>> {
+    let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
+    let user = state
+        .sim
+        .user(phone.as_str())
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
+    Ok(Json(render_user(&user)))
 }
 
 /// `{"phone", "inviteLink"}`: the user taps the invite link.

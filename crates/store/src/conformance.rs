@@ -73,6 +73,8 @@ fn new_group(org: &str, number_id: i64, id: &str, now: Timestamp) -> NewGroup {
             subject: format!("Subject {id}"),
             description: String::new(),
             join_approval_mode: JoinApprovalModeWire::AutoApprove,
+            participants: vec![],
+            invite_fallback: true,
         },
         now,
     }
@@ -216,6 +218,7 @@ pub async fn mutations_append_gap_free_events<S: Store>(s: &S) {
         wa_group_id: "120363000000000001@g.us".into(),
         invite_link: "https://chat.whatsapp.com/x".into(),
         at: T0,
+        participants: vec![],
     };
     let m = apply(s, by_request.clone(), Some("r1"), created.clone()).await.unwrap();
     assert!(matches!(m, Mutation::Applied(_)));
@@ -371,12 +374,17 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         approval_required: false,
         invite_code: "CODE".into(),
         created_at: T0,
+        announcement_only: false,
+        locked: false,
+        deleted: false,
+        suspended: false,
     };
     let report = ProviderEvent::GroupCreated {
         request_id: "cmd_1".into(),
         wa_group_id: group.jid.clone(),
         invite_link: "https://chat.whatsapp.com/CODE".into(),
         at: T0,
+        participants: vec![],
     };
     let business = SimMember {
         phone: "15550000001".into(),
@@ -384,7 +392,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         state: "member".into(),
     };
     let (g, new) = s
-        .sim_create_group(group.clone(), vec![business.clone()], report.clone())
+        .sim_create_group(group.clone(), vec![business.clone()], vec![report.clone()])
         .await
         .unwrap();
     assert!(new);
@@ -394,7 +402,10 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         invite_code: "OTHER".into(),
         ..group.clone()
     };
-    let (g2, new2) = s.sim_create_group(again, vec![business], report.clone()).await.unwrap();
+    let (g2, new2) = s
+        .sim_create_group(again, vec![business], vec![report.clone()])
+        .await
+        .unwrap();
     assert!(!new2);
     assert_eq!(g2.jid, g.jid);
     let outbox = s.sim_outbox(10).await.unwrap();
@@ -404,6 +415,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     let refused = s
         .sim_mutate(
             SimTarget::InviteCode("CODE".into()),
+            vec![],
             Box::new(|_| {
                 Err(SimRefusal {
                     code: "no".into(),
@@ -418,11 +430,13 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         wa_group_id: g.jid.clone(),
         phone: "919999999999".into(),
         at: T0,
+        reason: None,
     };
     let j = joined.clone();
     let changed = s
         .sim_mutate(
             SimTarget::InviteCode("CODE".into()),
+            vec![],
             Box::new(move |_| {
                 Ok(SimChange {
                     members: vec![SimMember {
@@ -441,6 +455,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     assert!(
         s.sim_mutate(
             SimTarget::Jid("nope@g.us".into()),
+            vec![],
             Box::new(|_| Ok(SimChange::default()))
         )
         .await
@@ -460,6 +475,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     // Report IDs are never reused, even once the outbox is empty.
     s.sim_mutate(
         SimTarget::Jid(g.jid.clone()),
+        vec![],
         Box::new(|st| {
             Ok(SimChange {
                 reports: vec![ProviderEvent::ParticipantLeft {
@@ -524,6 +540,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 wa_group_id: wa.clone(),
                 invite_link: "https://chat.whatsapp.com/x".into(),
                 at: T0,
+                participants: vec![],
             },
         )
         .await

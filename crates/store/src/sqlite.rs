@@ -26,7 +26,7 @@ use wagroups_core::{
         NewEndpoint, NewGroup, NewNumber, Rule, Store, StoreError,
         sim::{
             OutboxItem, SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimRule, SimStore,
-            SimTarget,
+            SimTarget, SimUser,
         },
     },
     time::Timestamp,
@@ -162,7 +162,8 @@ fn key_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
 
 const GROUP_SELECT: &str = "SELECT g.id, g.org_id, g.number_id, n.waba_number, g.group_id, g.status, g.subject, \
      g.description, g.join_approval_mode, g.wa_group_id, g.invite_link, g.participant_count, g.last_sequence, \
-     g.failure_reason, g.created_at, g.updated_at FROM groups g JOIN numbers n ON n.id = g.number_id";
+     g.failure_reason, g.created_at, g.updated_at, g.announcement_only, g.locked, g.suspended \
+     FROM groups g JOIN numbers n ON n.id = g.number_id";
 
 fn group_row(row: &SqliteRow) -> Result<Group, StoreError> {
     Ok(Group {
@@ -178,6 +179,9 @@ fn group_row(row: &SqliteRow) -> Result<Group, StoreError> {
         wa_group_id: row.try_get("wa_group_id").map_err(db)?,
         invite_link: row.try_get("invite_link").map_err(db)?,
         participant_count: row.try_get("participant_count").map_err(db)?,
+        announcement_only: row.try_get::<bool, _>("announcement_only").map_err(db)?,
+        locked: row.try_get::<bool, _>("locked").map_err(db)?,
+        suspended: row.try_get::<bool, _>("suspended").map_err(db)?,
         last_sequence: row.try_get("last_sequence").map_err(db)?,
         failure_reason: row.try_get("failure_reason").map_err(db)?,
         created_at: ts(row, "created_at")?,
@@ -488,6 +492,30 @@ impl Store for SqliteStore {
             .iter()
             .map(group_row)
             .collect()
+    }
+
+    async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<JoinRequest>, StoreError> {
+        sqlx::query(
+            "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
+             WHERE group_id = ? AND state = 'pending' ORDER BY created_at, join_request_id",
+        )
+        .bind(group_row_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(join_request_row)
+        .collect()
+    }
+
+    async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT status, result FROM commands WHERE command_id = ?")
+            .bind(command_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)?;
+        row.map(|r| Ok((text(&r, "status")?, r.try_get("result").map_err(db)?)))
+            .transpose()
     }
 
     async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError> {
@@ -1208,7 +1236,8 @@ async fn persist(tx: &mut Tx, d: &Decision) -> Result<(), StoreError> {
     let g = &d.group;
     sqlx::query(
         "UPDATE groups SET status = ?, subject = ?, description = ?, join_approval_mode = ?, wa_group_id = ?, \
-         invite_link = ?, participant_count = ?, last_sequence = ?, failure_reason = ?, updated_at = ? WHERE id = ?",
+         invite_link = ?, participant_count = ?, last_sequence = ?, failure_reason = ?, updated_at = ?, \
+         announcement_only = ?, locked = ?, suspended = ? WHERE id = ?",
     )
     .bind(g.status.as_str())
     .bind(&g.subject)
@@ -1220,6 +1249,9 @@ async fn persist(tx: &mut Tx, d: &Decision) -> Result<(), StoreError> {
     .bind(g.last_sequence)
     .bind(&g.failure_reason)
     .bind(g.updated_at.millis())
+    .bind(g.announcement_only)
+    .bind(g.locked)
+    .bind(g.suspended)
     .bind(g.id)
     .execute(&mut **tx)
     .await
@@ -1299,13 +1331,16 @@ async fn persist(tx: &mut Tx, d: &Decision) -> Result<(), StoreError> {
     }
     match &d.close_command {
         None => {}
-        Some(CommandClose::Done(id)) => {
-            sqlx::query("UPDATE commands SET status = 'done', lease_until = NULL, updated_at = ? WHERE id = ?")
-                .bind(g.updated_at.millis())
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
+        Some(CommandClose::Done { id, result }) => {
+            sqlx::query(
+                "UPDATE commands SET status = 'done', lease_until = NULL, result = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(result)
+            .bind(g.updated_at.millis())
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
         }
         Some(CommandClose::Failed { id, error }) => {
             sqlx::query(
@@ -1427,13 +1462,21 @@ fn sim_group_row(row: &SqliteRow) -> Result<SimGroup, StoreError> {
         approval_required: row.try_get::<bool, _>("approval_required").map_err(db)?,
         invite_code: text(row, "invite_code")?,
         created_at: ts(row, "created_at")?,
+        announcement_only: row.try_get::<bool, _>("announcement_only").map_err(db)?,
+        locked: row.try_get::<bool, _>("locked").map_err(db)?,
+        deleted: row.try_get::<bool, _>("deleted").map_err(db)?,
+        suspended: row.try_get::<bool, _>("suspended").map_err(db)?,
     })
 }
 
-const SIM_GROUP_COLS: &str =
-    "jid, waba_number, profile, create_key, subject, description, approval_required, invite_code, created_at";
+const SIM_GROUP_COLS: &str = "jid, waba_number, profile, create_key, subject, description, approval_required, \
+     invite_code, created_at, announcement_only, locked, deleted, suspended";
 
-async fn sim_load(conn: &mut SqliteConnection, target: &SimTarget) -> Result<Option<SimGroupState>, StoreError> {
+async fn sim_load(
+    conn: &mut SqliteConnection,
+    target: &SimTarget,
+    users: &[String],
+) -> Result<Option<SimGroupState>, StoreError> {
     let row = match target {
         SimTarget::InviteCode(code) => {
             sqlx::query(AssertSqlSafe(format!(
@@ -1485,11 +1528,35 @@ async fn sim_load(conn: &mut SqliteConnection, target: &SimTarget) -> Result<Opt
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut loaded = Vec::new();
+    for phone in users {
+        if let Some(u) = sim_user_row(&mut *conn, phone).await? {
+            loaded.push(u);
+        }
+    }
     Ok(Some(SimGroupState {
         group,
         members,
         join_requests,
+        users: loaded,
     }))
+}
+
+async fn sim_user_row(conn: &mut SqliteConnection, phone: &str) -> Result<Option<SimUser>, StoreError> {
+    let row = sqlx::query("SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE phone = ?")
+        .bind(phone)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?;
+    row.map(|r| {
+        Ok(SimUser {
+            phone: text(&r, "phone")?,
+            on_whatsapp: r.try_get::<bool, _>("on_whatsapp").map_err(db)?,
+            add_privacy: text(&r, "add_privacy")?,
+            contact_of: json_list(&r, "contact_of")?.unwrap_or_default(),
+        })
+    })
+    .transpose()
 }
 
 async fn sim_put_member(tx: &mut Tx, jid: &str, m: &SimMember) -> Result<(), StoreError> {
@@ -1524,7 +1591,7 @@ impl SimStore for SqliteStore {
         &self,
         group: SimGroup,
         members: Vec<SimMember>,
-        report: ProviderEvent,
+        reports: Vec<ProviderEvent>,
     ) -> Result<(SimGroup, bool), StoreError> {
         let mut tx = self.begin().await?;
         if let Some(existing) = sqlx::query(AssertSqlSafe(format!(
@@ -1539,7 +1606,7 @@ impl SimStore for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required, \
-             invite_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             invite_code, created_at, announcement_only, locked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&group.jid)
         .bind(&group.waba_number)
@@ -1550,13 +1617,17 @@ impl SimStore for SqliteStore {
         .bind(group.approval_required)
         .bind(&group.invite_code)
         .bind(group.created_at.millis())
+        .bind(group.announcement_only)
+        .bind(group.locked)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
         for m in &members {
             sim_put_member(&mut tx, &group.jid, m).await?;
         }
-        sim_queue(&mut tx, &group.waba_number, &report).await?;
+        for report in &reports {
+            sim_queue(&mut tx, &group.waba_number, report).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok((group, true))
     }
@@ -1564,16 +1635,35 @@ impl SimStore for SqliteStore {
     async fn sim_mutate(
         &self,
         target: SimTarget,
+        users: Vec<String>,
         rule: SimRule,
     ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError> {
         let mut tx = self.begin().await?;
-        let Some(state) = sim_load(&mut tx, &target).await? else {
+        let Some(state) = sim_load(&mut tx, &target, &users).await? else {
             return Ok(None);
         };
         let change = match rule(&state) {
             Ok(c) => c,
             Err(refusal) => return Ok(Some(Err(refusal))),
         };
+        if let Some(g) = &change.group {
+            sqlx::query(
+                "UPDATE sim_groups SET subject = ?, description = ?, approval_required = ?, invite_code = ?, \
+                 announcement_only = ?, locked = ?, deleted = ?, suspended = ? WHERE jid = ?",
+            )
+            .bind(&g.subject)
+            .bind(&g.description)
+            .bind(g.approval_required)
+            .bind(&g.invite_code)
+            .bind(g.announcement_only)
+            .bind(g.locked)
+            .bind(g.deleted)
+            .bind(g.suspended)
+            .bind(&state.group.jid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         for m in &change.members {
             sim_put_member(&mut tx, &state.group.jid, m).await?;
         }
@@ -1600,7 +1690,30 @@ impl SimStore for SqliteStore {
 
     async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
         let mut conn = self.reader.acquire().await.map_err(db)?;
-        sim_load(&mut conn, &target).await
+        sim_load(&mut conn, &target, &[]).await
+    }
+
+    async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (phone) DO UPDATE SET on_whatsapp = excluded.on_whatsapp, add_privacy = excluded.add_privacy, \
+             contact_of = excluded.contact_of",
+        )
+        .bind(&user.phone)
+        .bind(user.on_whatsapp)
+        .bind(&user.add_privacy)
+        .bind(serde_json::Value::from(user.contact_of.clone()).to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db)?;
+        Ok(sim_user_row(&mut conn, phone)
+            .await?
+            .unwrap_or_else(|| SimUser::default_for(phone)))
     }
 
     async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {

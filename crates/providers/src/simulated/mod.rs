@@ -15,11 +15,13 @@ use wagroups_core::{
     command::{Command, CommandPayload, JoinApprovalModeWire},
     ids,
     model::Number,
-    provider::{Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, Submitted},
+    provider::{
+        ItemResult, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
+    },
     service::ServiceError,
     store::{
         StoreError,
-        sim::{SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget},
+        sim::{SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget, SimUser},
     },
     time::Timestamp,
 };
@@ -88,7 +90,7 @@ impl SimNetwork {
         what: &str,
         rule: impl FnOnce(&SimGroupState) -> Result<SimChange, SimRefusal> + Send + 'static,
     ) -> Result<SimChange, SandboxError> {
-        let change = match self.store.sim_mutate(target, Box::new(rule)).await? {
+        let change = match self.store.sim_mutate(target, Vec::new(), Box::new(rule)).await? {
             None => return Err(SandboxError::NotFound(what.to_string())),
             Some(Err(refusal)) => return Err(SandboxError::Refused(refusal)),
             Some(Ok(change)) => change,
@@ -113,6 +115,32 @@ impl SimNetwork {
             rules::leave(s, &phone, Timestamp::now())
         })
         .await
+    }
+
+    /// A user withdraws their pending join request.
+    pub async fn cancel_request(&self, phone: &str, jid: &str) -> Result<SimChange, SandboxError> {
+        let phone = phone.to_string();
+        self.act(SimTarget::Jid(jid.to_string()), "group", move |s| {
+            rules::cancel_request(s, &phone, Timestamp::now())
+        })
+        .await
+    }
+
+    /// WhatsApp suspends a group (or lifts the suspension).
+    pub async fn suspend(&self, jid: &str, suspended: bool) -> Result<SimChange, SandboxError> {
+        self.act(SimTarget::Jid(jid.to_string()), "group", move |s| {
+            rules::suspend(s, suspended, Timestamp::now())
+        })
+        .await
+    }
+
+    /// Configures a simulated user.
+    pub async fn put_user(&self, user: SimUser) -> Result<(), StoreError> {
+        self.store.sim_put_user(user).await
+    }
+
+    pub async fn user(&self, phone: &str) -> Result<SimUser, StoreError> {
+        self.store.sim_user(phone).await
     }
 
     /// Hands every queued report to `sink`, in order. Returns when the outbox is empty or a
@@ -182,6 +210,8 @@ impl Provider for SimNetwork {
                 subject,
                 description,
                 join_approval_mode,
+                participants,
+                invite_fallback,
             } => {
                 let now = Timestamp::now();
                 let jid = format!("120363{}@g.us", ids::random_digits(12));
@@ -198,24 +228,94 @@ impl Provider for SimNetwork {
                     approval_required: *join_approval_mode == JoinApprovalModeWire::ApprovalRequired,
                     invite_code: code.clone(),
                     created_at: now,
+                    announcement_only: false,
+                    locked: false,
+                    deleted: false,
+                    suspended: false,
                 };
                 let business = SimMember {
                     phone: number.waba_number.clone(),
                     role: "superadmin".into(),
                     state: "member".into(),
                 };
-                let report = ProviderEvent::GroupCreated {
+                let retry = |e: StoreError| ProviderError::Retryable(e.to_string());
+                let mut users = Vec::with_capacity(participants.len());
+                for p in participants {
+                    users.push(self.store.sim_user(p).await.map_err(retry)?);
+                }
+                let state = SimGroupState {
+                    group: group.clone(),
+                    members: vec![business.clone()],
+                    join_requests: Vec::new(),
+                    users,
+                };
+                let populated = rules::populate(&state, participants, *invite_fallback, now);
+                let mut reports = vec![ProviderEvent::GroupCreated {
                     request_id: request_id.clone(),
                     wa_group_id: jid,
                     invite_link: invite_link(&code),
                     at: now,
-                };
+                    participants: populated.results,
+                }];
+                reports.extend(populated.reports);
+                let mut members = vec![business];
+                members.extend(populated.members);
                 self.store
-                    .sim_create_group(group, vec![business], report)
+                    .sim_create_group(group, members, reports)
                     .await
-                    .map_err(|e| ProviderError::Retryable(e.to_string()))?;
+                    .map_err(retry)?;
                 self.outbox_ready.notify_one();
                 Ok(Submitted { request_id })
+            }
+        }
+    }
+
+    async fn operate(
+        &self,
+        _number: &Number,
+        wa_group_id: &str,
+        op: &ProviderOp,
+    ) -> Result<Vec<ItemResult>, ProviderError> {
+        let users = match op {
+            ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => phones.clone(),
+            _ => Vec::new(),
+        };
+        let op = op.clone();
+        let outcome = self
+            .store
+            .sim_mutate(
+                SimTarget::Jid(wa_group_id.to_string()),
+                users,
+                Box::new(move |s| rules::operate(s, &op, Timestamp::now())),
+            )
+            .await
+            .map_err(|e| ProviderError::Retryable(e.to_string()))?;
+        match outcome {
+            None => Err(ProviderError::Rejected {
+                code: "group_unknown".into(),
+                message: format!("WhatsApp does not know group {wa_group_id}"),
+            }),
+            Some(Err(r)) => Err(ProviderError::Rejected {
+                code: r.code,
+                message: r.message,
+            }),
+            Some(Ok(change)) => {
+                self.outbox_ready.notify_one();
+                Ok(change.results)
+            }
+        }
+    }
+
+    /// Applies the reports queued so far, so the caller reads the gateway's record after them.
+    async fn flush(&self, sink: &dyn ProviderEventSink) {
+        for _ in 0..100 {
+            match self.drain(sink).await {
+                Ok(true) => return,
+                Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivering simulated reports failed");
+                    return;
+                }
             }
         }
     }

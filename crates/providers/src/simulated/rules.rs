@@ -4,8 +4,8 @@
 use wagroups_core::{
     ids,
     model::Profile,
-    provider::{Capabilities, ProviderEvent},
-    store::sim::{SimChange, SimGroupState, SimJoinRequest, SimMember, SimRefusal},
+    provider::{Capabilities, ItemResult, ProviderEvent, ProviderOp},
+    store::sim::{SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimUser},
     time::Timestamp,
 };
 
@@ -16,34 +16,95 @@ fn refuse(code: &str, message: String) -> SimRefusal {
     }
 }
 
-fn members(state: &SimGroupState) -> usize {
+fn profile(state: &SimGroupState) -> Profile {
+    Profile::parse(&state.group.profile).unwrap_or(Profile::Cloud)
+}
+
+fn cap(state: &SimGroupState) -> usize {
+    Capabilities::for_profile(profile(state)).max_participants
+}
+
+fn count(state: &SimGroupState, states: &[&str]) -> usize {
     state
         .members
         .iter()
-        .filter(|m| m.state == "member" && m.phone != state.group.waba_number)
+        .filter(|m| states.contains(&m.state.as_str()) && m.phone != state.group.waba_number)
         .count()
+}
+
+/// Members (besides the business) in the state after `change`.
+fn member_state<'a>(state: &'a SimGroupState, change: &'a SimChange, phone: &str) -> Option<&'a SimMember> {
+    change
+        .members
+        .iter()
+        .rev()
+        .find(|m| m.phone == phone)
+        .or_else(|| state.members.iter().find(|m| m.phone == phone))
+}
+
+fn seats(state: &SimGroupState, change: &SimChange, states: &[&str]) -> usize {
+    let mut phones: Vec<&str> = state
+        .members
+        .iter()
+        .chain(change.members.iter())
+        .map(|m| m.phone.as_str())
+        .filter(|p| *p != state.group.waba_number)
+        .collect();
+    phones.sort_unstable();
+    phones.dedup();
+    phones
+        .into_iter()
+        .filter(|p| member_state(state, change, p).is_some_and(|m| states.contains(&m.state.as_str())))
+        .count()
+}
+
+fn put(change: &mut SimChange, phone: &str, role: &str, state: &str) {
+    change.members.push(SimMember {
+        phone: phone.to_string(),
+        role: role.to_string(),
+        state: state.to_string(),
+    });
+}
+
+pub fn invite_link_of(state: &SimGroupState) -> String {
+    super::invite_link(&state.group.invite_code)
+}
+
+fn writable(state: &SimGroupState) -> Result<(), SimRefusal> {
+    if state.group.deleted {
+        return Err(refuse("group_deleted", "the group was deleted".into()));
+    }
+    if state.group.suspended {
+        return Err(refuse("group_suspended", "the group is suspended".into()));
+    }
+    Ok(())
 }
 
 /// A user taps the group's invite link: joins, or files a join request when the group
 /// requires approval.
 pub fn join_via_link(state: &SimGroupState, phone: &str, now: Timestamp) -> Result<SimChange, SimRefusal> {
     let g = &state.group;
+    if g.deleted {
+        return Err(refuse("not_found", "the invite link is no longer valid".into()));
+    }
+    if g.suspended {
+        return Err(refuse("group_suspended", "the group is suspended".into()));
+    }
     let existing = state.members.iter().find(|m| m.phone == phone);
-    if existing.is_some_and(|m| m.state == "member") {
+    if existing.is_some_and(|m| m.state == "member") || phone == g.waba_number {
         return Err(refuse(
             "already_member",
             format!("{phone} is already a member of the group"),
         ));
     }
-    let profile = Profile::parse(&g.profile).unwrap_or(Profile::Cloud);
-    if profile == Profile::Cloud && existing.is_some_and(|m| m.state == "removed") {
+    if profile(state) == Profile::Cloud && existing.is_some_and(|m| m.state == "removed") {
         return Err(refuse(
             "removed_cannot_rejoin",
             format!("{phone} was removed from the group and cannot rejoin through the invite link"),
         ));
     }
-    let cap = Capabilities::for_profile(profile).max_participants;
-    if members(state) >= cap {
+    let cap = cap(state);
+    if count(state, &["member"]) >= cap {
         return Err(refuse("group_full", format!("the group is full ({cap} participants)")));
     }
     if g.approval_required {
@@ -74,19 +135,15 @@ pub fn join_via_link(state: &SimGroupState, phone: &str, now: Timestamp) -> Resu
             ..SimChange::default()
         });
     }
-    Ok(SimChange {
-        members: vec![SimMember {
-            phone: phone.to_string(),
-            role: "member".into(),
-            state: "member".into(),
-        }],
-        reports: vec![ProviderEvent::ParticipantJoined {
-            wa_group_id: g.jid.clone(),
-            phone: phone.to_string(),
-            at: now,
-        }],
-        ..SimChange::default()
-    })
+    let mut change = SimChange::default();
+    put(&mut change, phone, "member", "member");
+    change.reports.push(ProviderEvent::ParticipantJoined {
+        wa_group_id: g.jid.clone(),
+        phone: phone.to_string(),
+        at: now,
+        reason: Some("invite_link".into()),
+    });
+    Ok(change)
 }
 
 /// A user leaves the group.
@@ -99,20 +156,345 @@ pub fn leave(state: &SimGroupState, phone: &str, now: Timestamp) -> Result<SimCh
     }
     match state.members.iter().find(|m| m.phone == phone && m.state == "member") {
         None => Err(refuse("not_a_member", format!("{phone} is not a member of the group"))),
-        Some(m) => Ok(SimChange {
-            members: vec![SimMember {
-                state: "left".into(),
-                role: "member".into(),
-                ..m.clone()
-            }],
-            reports: vec![ProviderEvent::ParticipantLeft {
+        Some(_) => {
+            let mut change = SimChange::default();
+            put(&mut change, phone, "member", "left");
+            change.reports.push(ProviderEvent::ParticipantLeft {
                 wa_group_id: state.group.jid.clone(),
                 phone: phone.to_string(),
                 at: now,
-            }],
-            ..SimChange::default()
-        }),
+            });
+            Ok(change)
+        }
     }
+}
+
+/// A user withdraws their pending join request.
+pub fn cancel_request(state: &SimGroupState, phone: &str, now: Timestamp) -> Result<SimChange, SimRefusal> {
+    let Some(r) = state
+        .join_requests
+        .iter()
+        .find(|r| r.phone == phone && r.state == "pending")
+    else {
+        return Err(refuse(
+            "no_pending_request",
+            format!("{phone} has no pending join request for this group"),
+        ));
+    };
+    Ok(SimChange {
+        join_requests: vec![SimJoinRequest {
+            state: "revoked".into(),
+            ..r.clone()
+        }],
+        reports: vec![ProviderEvent::JoinRequestRevoked {
+            wa_group_id: state.group.jid.clone(),
+            join_request_id: r.id.clone(),
+            phone: phone.to_string(),
+            at: now,
+        }],
+        ..SimChange::default()
+    })
+}
+
+/// WhatsApp suspends the group, or lifts the suspension.
+pub fn suspend(state: &SimGroupState, suspended: bool, now: Timestamp) -> Result<SimChange, SimRefusal> {
+    if state.group.deleted {
+        return Err(refuse("group_deleted", "the group was deleted".into()));
+    }
+    if state.group.suspended == suspended {
+        let what = if suspended {
+            "already suspended"
+        } else {
+            "not suspended"
+        };
+        return Err(refuse(
+            if suspended {
+                "already_suspended"
+            } else {
+                "not_suspended"
+            },
+            format!("the group is {what}"),
+        ));
+    }
+    let wa_group_id = state.group.jid.clone();
+    Ok(SimChange {
+        group: Some(SimGroup {
+            suspended,
+            ..state.group.clone()
+        }),
+        reports: vec![if suspended {
+            ProviderEvent::GroupSuspended { wa_group_id, at: now }
+        } else {
+            ProviderEvent::GroupSuspensionCleared { wa_group_id, at: now }
+        }],
+        ..SimChange::default()
+    })
+}
+
+/// Why a user cannot be added directly, if they cannot.
+fn add_blocker(state: &SimGroupState, user: &SimUser) -> Option<&'static str> {
+    if !user.on_whatsapp {
+        return Some("not_on_whatsapp");
+    }
+    match user.add_privacy.as_str() {
+        "nobody" => Some("invite_required"),
+        "contacts" if !user.contact_of.iter().any(|c| c == &state.group.waba_number) => Some("invite_required"),
+        _ => None,
+    }
+}
+
+/// The business adds users directly (linked-device semantics).
+fn add(state: &SimGroupState, change: &mut SimChange, phones: &[String], now: Timestamp) {
+    let cap = cap(state);
+    for phone in phones {
+        let current = member_state(state, change, phone).map(|m| m.state.clone());
+        let status = if phone == &state.group.waba_number || current.as_deref() == Some("member") {
+            "already_member"
+        } else if let Some(blocker) = add_blocker(state, &state.user(phone)) {
+            blocker
+        } else if seats(state, change, &["member"]) >= cap {
+            "group_full"
+        } else {
+            put(change, phone, "member", "member");
+            change.reports.push(ProviderEvent::ParticipantJoined {
+                wa_group_id: state.group.jid.clone(),
+                phone: phone.clone(),
+                at: now,
+                reason: Some("added".into()),
+            });
+            "added"
+        };
+        change.results.push(ItemResult::new(phone.clone(), status));
+    }
+}
+
+/// The business sends users the invite link 1:1.
+fn invite(state: &SimGroupState, change: &mut SimChange, phones: &[String], now: Timestamp) {
+    let cap = cap(state);
+    let link = invite_link_of(state);
+    for phone in phones {
+        let current = member_state(state, change, phone).map(|m| m.state.clone());
+        let mut result = ItemResult::new(phone.clone(), "invited");
+        if phone == &state.group.waba_number || current.as_deref() == Some("member") {
+            result.status = "already_member".into();
+        } else if !state.user(phone).on_whatsapp {
+            result.status = "not_on_whatsapp".into();
+        } else if profile(state) == Profile::Cloud && current.as_deref() == Some("removed") {
+            result.status = "removed_cannot_rejoin".into();
+            result.message = Some("a user removed from the group cannot rejoin through the invite link".into());
+        } else if current.as_deref() != Some("invited") && seats(state, change, &["member", "invited"]) >= cap {
+            result.status = "group_full".into();
+        } else {
+            put(change, phone, "member", "invited");
+            change.reports.push(ProviderEvent::ParticipantInvited {
+                wa_group_id: state.group.jid.clone(),
+                phone: phone.clone(),
+                invite_link: link.clone(),
+                at: now,
+            });
+            result.invite_link = Some(link.clone());
+        }
+        change.results.push(result);
+    }
+}
+
+/// Carries out a business's write to an existing group.
+pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result<SimChange, SimRefusal> {
+    writable(state)?;
+    let g = &state.group;
+    let mut change = SimChange::default();
+    match op {
+        ProviderOp::UpdateSettings(c) => {
+            let mut ng = g.clone();
+            if let Some(v) = &c.subject {
+                ng.subject = v.clone();
+            }
+            if let Some(v) = &c.description {
+                ng.description = v.clone();
+            }
+            if let Some(v) = c.announcement_only {
+                ng.announcement_only = v;
+            }
+            if let Some(v) = c.locked {
+                ng.locked = v;
+            }
+            if let Some(v) = &c.join_approval_mode {
+                ng.approval_required = v == "approval_required";
+            }
+            change.group = Some(ng);
+            change.reports.push(ProviderEvent::SettingsUpdated {
+                wa_group_id: g.jid.clone(),
+                change: c.clone(),
+                at: now,
+            });
+        }
+        ProviderOp::AddParticipants { phones } => add(state, &mut change, phones, now),
+        ProviderOp::Invite { phones } => invite(state, &mut change, phones, now),
+        ProviderOp::RemoveParticipants { phones } => {
+            for phone in phones {
+                let current = member_state(state, &change, phone).map(|m| m.state.clone());
+                let status = if phone == &g.waba_number {
+                    "cannot_remove_creator"
+                } else if matches!(current.as_deref(), Some("member") | Some("invited")) {
+                    put(&mut change, phone, "member", "removed");
+                    change.reports.push(ProviderEvent::ParticipantRemoved {
+                        wa_group_id: g.jid.clone(),
+                        phone: phone.clone(),
+                        at: now,
+                    });
+                    "removed"
+                } else {
+                    "not_a_member"
+                };
+                change.results.push(ItemResult::new(phone.clone(), status));
+            }
+        }
+        ProviderOp::SetAdmins { phones, promote } => {
+            for phone in phones {
+                let current = member_state(state, &change, phone).cloned();
+                let status = match current {
+                    _ if phone == &g.waba_number => {
+                        if *promote {
+                            "already_admin"
+                        } else {
+                            "cannot_demote_creator"
+                        }
+                    }
+                    Some(m) if m.state == "member" => match (promote, m.role.as_str()) {
+                        (true, "admin") => "already_admin",
+                        (false, "member") => "not_an_admin",
+                        (true, _) => {
+                            put(&mut change, phone, "admin", "member");
+                            change.reports.push(ProviderEvent::ParticipantPromoted {
+                                wa_group_id: g.jid.clone(),
+                                phone: phone.clone(),
+                                at: now,
+                            });
+                            "promoted"
+                        }
+                        (false, _) => {
+                            put(&mut change, phone, "member", "member");
+                            change.reports.push(ProviderEvent::ParticipantDemoted {
+                                wa_group_id: g.jid.clone(),
+                                phone: phone.clone(),
+                                at: now,
+                            });
+                            "demoted"
+                        }
+                    },
+                    _ => "not_a_member",
+                };
+                change.results.push(ItemResult::new(phone.clone(), status));
+            }
+        }
+        ProviderOp::ResetInviteLink => {
+            let code = ids::random_alnum(22);
+            let link = super::invite_link(&code);
+            change.group = Some(SimGroup {
+                invite_code: code,
+                ..g.clone()
+            });
+            change.reports.push(ProviderEvent::InviteLinkReset {
+                wa_group_id: g.jid.clone(),
+                invite_link: link.clone(),
+                at: now,
+            });
+            let mut r = ItemResult::new("inviteLink", "reset");
+            r.invite_link = Some(link);
+            change.results.push(r);
+        }
+        ProviderOp::ResolveJoinRequests { ids, approve } => {
+            let cap = cap(state);
+            for id in ids {
+                let Some(req) = state.join_requests.iter().find(|r| &r.id == id && r.state == "pending") else {
+                    change.results.push(ItemResult::new(id.clone(), "not_found"));
+                    continue;
+                };
+                let status = if !*approve {
+                    change.join_requests.push(SimJoinRequest {
+                        state: "rejected".into(),
+                        ..req.clone()
+                    });
+                    change.reports.push(ProviderEvent::JoinRequestRejected {
+                        wa_group_id: g.jid.clone(),
+                        join_request_id: id.clone(),
+                        phone: req.phone.clone(),
+                        at: now,
+                    });
+                    "rejected"
+                } else if seats(state, &change, &["member"]) >= cap {
+                    "group_full"
+                } else {
+                    change.join_requests.push(SimJoinRequest {
+                        state: "approved".into(),
+                        ..req.clone()
+                    });
+                    put(&mut change, &req.phone, "member", "member");
+                    change.reports.push(ProviderEvent::ParticipantJoined {
+                        wa_group_id: g.jid.clone(),
+                        phone: req.phone.clone(),
+                        at: now,
+                        reason: Some("join_request_approved".into()),
+                    });
+                    "approved"
+                };
+                change.results.push(ItemResult::new(id.clone(), status));
+            }
+        }
+        ProviderOp::Delete => {
+            change.group = Some(SimGroup {
+                deleted: true,
+                ..g.clone()
+            });
+            for m in state
+                .members
+                .iter()
+                .filter(|m| m.state == "member" || m.state == "invited")
+            {
+                put(&mut change, &m.phone, &m.role, "removed");
+            }
+            change.reports.push(ProviderEvent::GroupDeleted {
+                wa_group_id: g.jid.clone(),
+                at: now,
+            });
+        }
+    }
+    Ok(change)
+}
+
+/// The participants asked for at creation: invited on invite-only profiles; otherwise added,
+/// and (with `invite_fallback`) invited when their privacy forbids it.
+pub fn populate(state: &SimGroupState, phones: &[String], invite_fallback: bool, now: Timestamp) -> SimChange {
+    let mut change = SimChange::default();
+    if !Capabilities::for_profile(profile(state)).direct_add {
+        invite(state, &mut change, phones, now);
+        return change;
+    }
+    add(state, &mut change, phones, now);
+    if invite_fallback {
+        let blocked: Vec<String> = change
+            .results
+            .iter()
+            .filter(|r| r.status == "invite_required")
+            .map(|r| r.key.clone())
+            .collect();
+        if !blocked.is_empty() {
+            let mut extra = SimChange::default();
+            let partial = SimGroupState {
+                members: state.members.iter().chain(change.members.iter()).cloned().collect(),
+                ..state.clone()
+            };
+            invite(&partial, &mut extra, &blocked, now);
+            change.members.extend(extra.members);
+            change.reports.extend(extra.reports);
+            for r in extra.results {
+                if let Some(slot) = change.results.iter_mut().find(|x| x.key == r.key) {
+                    *slot = r;
+                }
+            }
+        }
+    }
+    change
 }
 
 #[cfg(test)]
@@ -132,6 +514,10 @@ mod tests {
                 approval_required: approval,
                 invite_code: "c".repeat(22),
                 created_at: Timestamp(0),
+                announcement_only: false,
+                locked: false,
+                deleted: false,
+                suspended: false,
             },
             members: vec![SimMember {
                 phone: "15550100001".into(),
@@ -139,6 +525,7 @@ mod tests {
                 state: "member".into(),
             }],
             join_requests: vec![],
+            users: vec![],
         }
     }
 

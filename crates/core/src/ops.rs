@@ -1,0 +1,415 @@
+//! Group management after creation: settings, participants, admins, invite link, join
+//! requests, deletion. The gateway checks state, capabilities and input; the provider carries
+//! the write out on WhatsApp and reports what changed, which the service applies.
+
+use std::sync::Arc;
+
+use crate::{
+    DomainError, ValidationError,
+    model::{ApiKey, Group, GroupStatus, JoinRequest, Number},
+    phone::Phone,
+    provider::{Capabilities, ItemResult, Provider, ProviderError, ProviderOp, SettingsChange},
+    service::{GroupService, ServiceError},
+    validate,
+};
+
+/// Most items in one participant or join-request request.
+pub const ITEMS_MAX: usize = 256;
+
+/// Participants as given, each read as a phone or not.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedParticipants {
+    items: Vec<(String, Option<Phone>)>,
+}
+
+/// Reads each input as a phone or JID; unreadable ones become `invalid` results, not errors.
+pub fn parse_participants(inputs: &[String]) -> Result<ParsedParticipants, ValidationError> {
+    if inputs.len() > ITEMS_MAX {
+        return Err(ValidationError::new(
+            "participants",
+            format!("must list at most {ITEMS_MAX} participants, got {}", inputs.len()),
+        ));
+    }
+    Ok(ParsedParticipants {
+        items: inputs
+            .iter()
+            .map(|i| (i.clone(), Phone::parse("participant", i).ok()))
+            .collect(),
+    })
+}
+
+impl ParsedParticipants {
+    /// Distinct readable phones, in input order.
+    pub fn valid_phones(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for p in self.items.iter().filter_map(|(_, p)| p.as_ref()) {
+            if !out.iter().any(|x| x == p.as_str()) {
+                out.push(p.as_str().to_string());
+            }
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// One result per input, in input order: the provider's answer for its phone, or `invalid`.
+    pub fn results(&self, answers: &[ItemResult]) -> Vec<ParticipantResult> {
+        self.items
+            .iter()
+            .map(|(input, phone)| match phone {
+                None => ParticipantResult {
+                    participant: input.clone(),
+                    phone: None,
+                    status: "invalid".into(),
+                    invite_link: None,
+                    message: Some("not a phone number or user JID".into()),
+                },
+                Some(p) => {
+                    let answer = answers.iter().find(|a| a.key == p.as_str());
+                    ParticipantResult {
+                        participant: input.clone(),
+                        phone: Some(p.as_str().to_string()),
+                        status: answer.map_or("error".to_string(), |a| a.status.clone()),
+                        invite_link: answer.and_then(|a| a.invite_link.clone()),
+                        message: answer.and_then(|a| a.message.clone()),
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// The outcome for one requested participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantResult {
+    /// The input as given.
+    pub participant: String,
+    /// Digits, when the input could be read.
+    pub phone: Option<String>,
+    pub status: String,
+    pub invite_link: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Statuses that mean the request achieved what was asked.
+pub fn is_success(status: &str) -> bool {
+    matches!(
+        status,
+        "added"
+            | "already_member"
+            | "invited"
+            | "removed"
+            | "promoted"
+            | "demoted"
+            | "already_admin"
+            | "approved"
+            | "rejected"
+    )
+}
+
+/// Settings a PATCH may change (unvalidated strings from the dialect).
+#[derive(Debug, Clone, Default)]
+pub struct GroupPatch {
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub announcement_only: Option<bool>,
+    pub locked: Option<bool>,
+    pub join_approval_mode: Option<String>,
+}
+
+/// A join request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequestResult {
+    pub join_request_id: String,
+    pub phone: Option<String>,
+    pub status: String,
+    pub message: Option<String>,
+}
+
+fn refuse_capability(number: &Number, what: &str, capability: &str) -> ServiceError {
+    DomainError::Unprocessable {
+        code: "capability_missing".into(),
+        message: format!(
+            "{what} is not possible on number {}: its provider ({} provider, {} profile) lacks the {capability} capability",
+            number.waba_number, number.provider, number.profile
+        ),
+        field: None,
+    }
+    .into()
+}
+
+fn provider_failed(e: ProviderError) -> ServiceError {
+    match e {
+        ProviderError::Retryable(m) => DomainError::Unprocessable {
+            code: "provider_unavailable".into(),
+            message: format!("WhatsApp is unavailable, try again later: {m}"),
+            field: None,
+        }
+        .into(),
+        ProviderError::Rejected { code, message } => DomainError::Unprocessable {
+            code,
+            message: format!("WhatsApp refused: {message}"),
+            field: None,
+        }
+        .into(),
+    }
+}
+
+/// A group the key may write to, with its number and provider.
+pub struct Writable {
+    pub group: Group,
+    pub wa_group_id: String,
+    pub number: Number,
+    pub provider: Arc<dyn Provider>,
+    pub capabilities: Capabilities,
+}
+
+impl GroupService {
+    /// The group, if the key may change it now: it exists, is active, not suspended, and its
+    /// number has a provider.
+    pub async fn writable(&self, key: &ApiKey, group_id: &str) -> Result<Writable, ServiceError> {
+        let (group, _) = self.get_group(key, group_id).await?;
+        match group.status {
+            GroupStatus::Active => {}
+            GroupStatus::Deleted => {
+                return Err(DomainError::conflict("group_deleted", format!("group {group_id:?} was deleted")).into());
+            }
+            GroupStatus::Pending => {
+                return Err(DomainError::conflict(
+                    "group_not_active",
+                    format!("group {group_id:?} is pending: WhatsApp has not confirmed its creation yet"),
+                )
+                .into());
+            }
+            GroupStatus::Failed => {
+                return Err(DomainError::conflict(
+                    "group_not_active",
+                    format!("group {group_id:?} failed to be created"),
+                )
+                .into());
+            }
+        }
+        if group.suspended {
+            return Err(DomainError::conflict(
+                "group_suspended",
+                format!(
+                    "group {group_id:?} is suspended by WhatsApp; writes are refused until the suspension is cleared"
+                ),
+            )
+            .into());
+        }
+        let number = self
+            .store()
+            .get_number(group.number_id)
+            .await?
+            .ok_or_else(|| DomainError::not_found("the group's number"))?;
+        let provider = self.provider_for(&number)?;
+        let wa_group_id = group.wa_group_id.clone().unwrap_or_default();
+        Ok(Writable {
+            capabilities: provider.capabilities(&number),
+            group,
+            wa_group_id,
+            number,
+            provider,
+        })
+    }
+
+    async fn operate(&self, w: &Writable, op: ProviderOp) -> Result<Vec<ItemResult>, ServiceError> {
+        let answers = w
+            .provider
+            .operate(&w.number, &w.wa_group_id, &op)
+            .await
+            .map_err(provider_failed)?;
+        w.provider.flush(self).await;
+        Ok(answers)
+    }
+
+    async fn reload(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+        Ok(self.get_group(key, group_id).await?.0)
+    }
+
+    /// Changes subject, description, settings or join approval mode.
+    pub async fn update_group(&self, key: &ApiKey, group_id: &str, patch: GroupPatch) -> Result<Group, ServiceError> {
+        let mut change = SettingsChange::default();
+        if let Some(s) = &patch.subject {
+            change.subject = Some(validate::subject("subject", s)?);
+        }
+        if let Some(d) = &patch.description {
+            change.description = Some(validate::description("description", d)?);
+        }
+        if let Some(m) = &patch.join_approval_mode {
+            change.join_approval_mode = Some(
+                validate::join_approval_mode("joinApprovalMode", m)?
+                    .as_str()
+                    .to_string(),
+            );
+        }
+        change.announcement_only = patch.announcement_only;
+        change.locked = patch.locked;
+        if change.is_empty() {
+            return Err(ValidationError::new(
+                "body",
+                "nothing to change: give subject, description, joinApprovalMode or settings",
+            )
+            .into());
+        }
+        let w = self.writable(key, group_id).await?;
+        if (change.announcement_only.is_some() || change.locked.is_some()) && !w.capabilities.announcement_and_locked {
+            return Err(refuse_capability(
+                &w.number,
+                "changing announcement-only or locked settings",
+                "announcement_and_locked",
+            ));
+        }
+        self.operate(&w, ProviderOp::UpdateSettings(change)).await?;
+        self.reload(key, group_id).await
+    }
+
+    /// Adds participants (or, where the provider cannot add directly, invites them).
+    pub async fn add_participants(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        inputs: &[String],
+        invite_fallback: bool,
+    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        let parsed = parse_participants(inputs)?;
+        let w = self.writable(key, group_id).await?;
+        let phones = parsed.valid_phones();
+        let mut answers = Vec::new();
+        if !phones.is_empty() {
+            if w.capabilities.direct_add {
+                answers = self.operate(&w, ProviderOp::AddParticipants { phones }).await?;
+                let blocked: Vec<String> = answers
+                    .iter()
+                    .filter(|a| a.status == "invite_required")
+                    .map(|a| a.key.clone())
+                    .collect();
+                if invite_fallback && !blocked.is_empty() {
+                    let invited = self.operate(&w, ProviderOp::Invite { phones: blocked }).await?;
+                    for inv in invited {
+                        if let Some(a) = answers.iter_mut().find(|a| a.key == inv.key) {
+                            *a = inv;
+                        }
+                    }
+                } else if !blocked.is_empty() {
+                    let link = self.reload(key, group_id).await?.invite_link;
+                    for a in answers.iter_mut().filter(|a| a.status == "invite_required") {
+                        a.invite_link = link.clone();
+                        a.message = Some(
+                            "the user's privacy settings do not allow adding them: send them the invite link".into(),
+                        );
+                    }
+                }
+            } else {
+                // Invite-only provider: the domain invites instead of adding.
+                answers = self.operate(&w, ProviderOp::Invite { phones }).await?;
+            }
+        }
+        Ok(parsed.results(&answers))
+    }
+
+    pub async fn remove_participants(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        inputs: &[String],
+    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        let parsed = parse_participants(inputs)?;
+        let w = self.writable(key, group_id).await?;
+        let phones = parsed.valid_phones();
+        let answers = if phones.is_empty() {
+            Vec::new()
+        } else {
+            self.operate(&w, ProviderOp::RemoveParticipants { phones }).await?
+        };
+        Ok(parsed.results(&answers))
+    }
+
+    /// Promotes (`promote`) or demotes participants.
+    pub async fn set_admins(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        inputs: &[String],
+        promote: bool,
+    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        let parsed = parse_participants(inputs)?;
+        let w = self.writable(key, group_id).await?;
+        if !w.capabilities.admin_promotion {
+            let what = if promote { "promoting admins" } else { "demoting admins" };
+            return Err(refuse_capability(&w.number, what, "admin_promotion"));
+        }
+        let phones = parsed.valid_phones();
+        let answers = if phones.is_empty() {
+            Vec::new()
+        } else {
+            self.operate(&w, ProviderOp::SetAdmins { phones, promote }).await?
+        };
+        Ok(parsed.results(&answers))
+    }
+
+    /// A new invite link; the old one stops working at once.
+    pub async fn reset_invite_link(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+        let w = self.writable(key, group_id).await?;
+        self.operate(&w, ProviderOp::ResetInviteLink).await?;
+        self.reload(key, group_id).await
+    }
+
+    pub async fn delete_group(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+        let w = self.writable(key, group_id).await?;
+        self.operate(&w, ProviderOp::Delete).await?;
+        self.reload(key, group_id).await
+    }
+
+    /// Pending join requests.
+    pub async fn join_requests(&self, key: &ApiKey, group_id: &str) -> Result<Vec<JoinRequest>, ServiceError> {
+        let (group, _) = self.get_group(key, group_id).await?;
+        Ok(self.store().pending_join_requests(group.id).await?)
+    }
+
+    /// Approves (`approve`) or rejects join requests.
+    pub async fn resolve_join_requests(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        ids: &[String],
+        approve: bool,
+    ) -> Result<Vec<JoinRequestResult>, ServiceError> {
+        if ids.is_empty() || ids.len() > ITEMS_MAX {
+            return Err(ValidationError::new(
+                "joinRequestIds",
+                format!("must list 1 to {ITEMS_MAX} join request IDs, got {}", ids.len()),
+            )
+            .into());
+        }
+        let w = self.writable(key, group_id).await?;
+        let pending = self.store().pending_join_requests(w.group.id).await?;
+        let mut distinct: Vec<String> = Vec::new();
+        for id in ids {
+            if !distinct.contains(id) {
+                distinct.push(id.clone());
+            }
+        }
+        let answers = self
+            .operate(&w, ProviderOp::ResolveJoinRequests { ids: distinct, approve })
+            .await?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let answer = answers.iter().find(|a| &a.key == id);
+                JoinRequestResult {
+                    join_request_id: id.clone(),
+                    phone: pending
+                        .iter()
+                        .find(|r| &r.join_request_id == id)
+                        .map(|r| r.phone.as_str().to_string()),
+                    status: answer.map_or("not_found".to_string(), |a| a.status.clone()),
+                    message: answer.and_then(|a| a.message.clone()),
+                }
+            })
+            .collect())
+    }
+}
