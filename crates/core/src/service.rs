@@ -270,6 +270,16 @@ impl GroupService {
         }
     }
 
+    /// Applies what the number's provider has reported so far (so a read that follows sees it).
+    pub async fn settle(&self, number_id: i64) -> Result<(), ServiceError> {
+        if let Some(number) = self.store.get_number(number_id).await?
+            && let Some(p) = self.providers.for_number(&number)
+        {
+            p.flush(self).await;
+        }
+        Ok(())
+    }
+
     /// A group of the key's organisation, with its participants.
     pub async fn get_group(&self, key: &ApiKey, group_id: &str) -> Result<(Group, Vec<Participant>), ServiceError> {
         let (g, participants) = self

@@ -81,6 +81,9 @@ async fn create_group(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    if results.is_some() {
+        state.service.settle(created.group.number_id).await?;
+    }
     let (group, participants) = state.service.get_group(&key, &created.group.group_id).await?;
     let mut body = render::group(&group, Some(&participants));
     body["results"] = match &results {

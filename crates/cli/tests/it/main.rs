@@ -8,6 +8,7 @@ mod admin_cli;
 mod doubletick;
 mod durability;
 mod groups;
+mod management;
 mod sandbox;
 mod tenancy;
 mod webhooks;
