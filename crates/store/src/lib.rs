@@ -2,6 +2,7 @@
 //! migrations, and the conformance suite every implementation must pass.
 
 pub mod conformance;
+mod conn;
 mod sqlite;
 
 pub use sqlite::SqliteStore;

@@ -1,0 +1,673 @@
+//! `wagroups-bench`: one run on one machine. Starts the release `wagroups` server on fresh
+//! SQLite databases, a local webhook sink that verifies every signature, and a keep-alive load
+//! generator; measures throughput, latency, delivery, scale and memory; prints a markdown table
+//! and writes it, with the machine's description, to `BENCHMARKS.md`.
+//!
+//! `cargo run --release -p wagroups-bench -- [--quick]`
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod load;
+mod server;
+mod sink;
+
+use std::{
+    fmt::Write as _,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+use crate::{
+    load::{Client, Stats, fixed_rate, saturate},
+    server::Server,
+    sink::Sink,
+};
+
+#[derive(Parser)]
+#[command(about = "Benchmark wagroups on this machine")]
+struct Args {
+    /// Short run (under 2 minutes) for everyday use.
+    #[arg(long)]
+    quick: bool,
+    /// Concurrent keep-alive connections at saturation.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Where to write the report (`-` for nowhere).
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: String,
+}
+
+/// One line of the report.
+struct Row {
+    figure: String,
+    value: String,
+    unit: &'static str,
+    conditions: String,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    problems: Vec<String>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        figure: impl Into<String>,
+        value: impl std::fmt::Display,
+        unit: &'static str,
+        conditions: impl Into<String>,
+    ) {
+        let row = Row {
+            figure: figure.into(),
+            value: value.to_string(),
+            unit,
+            conditions: conditions.into(),
+        };
+        eprintln!(
+            "  {:<58} {:>12} {:<8} {}",
+            row.figure, row.value, row.unit, row.conditions
+        );
+        self.rows.push(row);
+    }
+
+    fn check(&mut self, stats: &Stats, what: &str) {
+        if stats.errors > 0 {
+            self.problems.push(format!(
+                "{what}: {} failed requests (first: {})",
+                stats.errors, stats.first_error
+            ));
+        }
+    }
+
+    fn latency(&mut self, name: &str, h: &Histogram<u64>, conditions: &str) {
+        for (label, q) in [("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)] {
+            self.add(
+                format!("{name} latency {label}"),
+                ms(h.value_at_quantile(q)),
+                "ms",
+                conditions,
+            );
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("| figure | value | unit | conditions |\n|---|---:|---|---|\n");
+        for r in &self.rows {
+            let _ = writeln!(out, "| {} | {} | {} | {} |", r.figure, r.value, r.unit, r.conditions);
+        }
+        out
+    }
+}
+
+/// Microseconds to milliseconds with two decimals.
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+struct Plan {
+    warmup: Duration,
+    phase: Duration,
+    e2e_rate: u64,
+    backlog_groups: usize,
+    scale_small: usize,
+    scale_large: usize,
+    delivery_groups: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                warmup: Duration::from_millis(300),
+                phase: Duration::from_secs(2),
+                e2e_rate: 1000,
+                backlog_groups: 1_000,
+                scale_small: 10_000,
+                scale_large: 100_000,
+                delivery_groups: 200,
+            }
+        } else {
+            Plan {
+                warmup: Duration::from_secs(1),
+                phase: Duration::from_secs(5),
+                e2e_rate: 1000,
+                backlog_groups: 10_000,
+                scale_small: 10_000,
+                scale_large: 1_000_000,
+                delivery_groups: 1_000,
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(problems) if problems.is_empty() => {}
+        Ok(problems) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
+    let bin = server::build_release_server()?;
+    let plan = Plan::new(args.quick);
+    let c = args.concurrency;
+    let mut report = Report::default();
+    let started = Instant::now();
+    eprintln!(
+        "wagroups benchmark ({} run), server {}",
+        if args.quick { "quick" } else { "full" },
+        bin.display()
+    );
+
+    // 1–3: baseline, creates, end to end (one server, a sink on all events).
+    {
+        let sink = Sink::start(false).await?;
+        let srv = Server::start(&bin, &["--allow-private-webhook-targets"]).await?;
+        report.add(
+            "server RSS idle after start",
+            srv.rss_mb(),
+            "MB",
+            "fresh database, no load",
+        );
+        sink.attach(&srv, &[]).await?;
+        let client = Client::new(srv.addr, &srv.key);
+
+        let st = saturate(&client, c, plan.warmup, plan.phase, |_| client.get("/healthz")).await;
+        report.check(&st, "healthz");
+        let baseline = st.rate();
+        report.add(
+            "baseline GET /healthz",
+            format!("{baseline:.0}"),
+            "req/s",
+            format!("{c} keep-alive connections"),
+        );
+
+        let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
+            let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            client.post(
+                "/v1/groups",
+                json!({ "wabaNumber": "15550100001", "subject": format!("Bench {n}"), "groupId": format!("n{n}") }),
+            )
+        })
+        .await;
+        report.check(&st, "native create");
+        let native = st.rate();
+        report.add(
+            "POST /v1/groups (native create)",
+            format!("{native:.0}"),
+            "req/s",
+            format!("{c} connections, each durable before 202"),
+        );
+        report.latency("native create", &st.hist, &format!("at saturation, {c} connections"));
+        report.add(
+            "create ÷ baseline",
+            format!("{:.2}", native / baseline.max(1.0)),
+            "ratio",
+            "native create req/s over healthz req/s",
+        );
+
+        let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
+            let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            client.post(
+                "/whatsapp/wa-group/create",
+                json!({ "wabaNumber": "15550100001", "subject": format!("DT {n}"), "groupId": format!("d{n}") }),
+            )
+        })
+        .await;
+        report.check(&st, "DoubleTick create");
+        report.add(
+            "POST /whatsapp/wa-group/create (DoubleTick)",
+            format!("{:.0}", st.rate()),
+            "req/s",
+            format!("{c} connections"),
+        );
+        report.latency(
+            "DoubleTick create",
+            &st.hist,
+            &format!("at saturation, {c} connections"),
+        );
+        report.add("server RSS peak (after create load)", srv.peak_rss_mb(), "MB", "VmHWM");
+
+        // Let the provider and delivery workers catch up before timing end to end.
+        sink.wait_quiet(Duration::from_secs(120)).await;
+        let sent = Arc::new(dashmap_lite::Times::default());
+        let st = fixed_rate(&client, plan.e2e_rate, plan.phase, c, |i, at| {
+            let id = format!("e{i}");
+            sent.put(&id, at);
+            client.post(
+                "/v1/groups",
+                json!({ "wabaNumber": "15550100001", "subject": "E2E", "groupId": id }),
+            )
+        })
+        .await;
+        report.check(&st, "fixed-rate create");
+        report.latency(
+            &format!("create at {}/s", plan.e2e_rate),
+            &st.hist,
+            "fixed offered rate, latency from the scheduled send time",
+        );
+        let n = st.count as usize;
+        let e2e = sink.created_latencies(&sent, n, Duration::from_secs(60)).await;
+        if e2e.len() < n {
+            report.problems.push(format!(
+                "end to end: {} of {n} GROUP_CREATED webhooks arrived",
+                e2e.len()
+            ));
+        }
+        let h = hist_of(&e2e);
+        report.add(
+            format!("end to end create → signed webhook p50 at {}/s", plan.e2e_rate),
+            ms(h.value_at_quantile(0.5)),
+            "ms",
+            "until the sink verified GROUP_CREATED",
+        );
+        report.add(
+            format!("end to end create → signed webhook p99 at {}/s", plan.e2e_rate),
+            ms(h.value_at_quantile(0.99)),
+            "ms",
+            "until the sink verified GROUP_CREATED",
+        );
+
+        // Sustained maximum: creates at saturation; GROUP_CREATED webhooks verified per second.
+        sink.wait_quiet(Duration::from_secs(120)).await;
+        let before = sink.created_count();
+        let t0 = Instant::now();
+        let st = saturate(&client, c, Duration::ZERO, plan.phase, |_| {
+            let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            client.post(
+                "/v1/groups",
+                json!({ "wabaNumber": "15550100001", "subject": "Max", "groupId": format!("m{n}") }),
+            )
+        })
+        .await;
+        report.check(&st, "sustained create");
+        let target = before + st.ok();
+        sink.wait_created(target, Duration::from_secs(300)).await;
+        let secs = t0.elapsed().as_secs_f64();
+        report.add(
+            "end to end sustained maximum",
+            format!("{:.0}", (sink.created_count() - before) as f64 / secs),
+            "webhooks/s",
+            format!(
+                "creates at saturation for {:?}, until every GROUP_CREATED was verified",
+                plan.phase
+            ),
+        );
+        report.problems.extend(sink.problems());
+        let mut srv = srv;
+        report.problems.extend(srv.stop().await?);
+    }
+
+    // 4: delivery throughput with 1 and 10 endpoints, sandbox joins as the source.
+    for endpoints in [1usize, 10] {
+        let sink = Sink::start(false).await?;
+        let mut srv = Server::start(&bin, &["--allow-private-webhook-targets"]).await?;
+        let client = Client::new(srv.addr, &srv.key);
+        let links = create_groups(&client, plan.delivery_groups, "j").await?;
+        sink.attach(&srv, &vec![(); endpoints]).await?;
+        let base = sink.total();
+        let joins = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let t0 = Instant::now();
+        let st = saturate(&client, c.min(32), Duration::ZERO, plan.phase, |_| {
+            let n = joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+            let link = &links[n % links.len()];
+            // Cloud groups hold 8 members: spread users over groups.
+            client.post(
+                "/v1/sandbox/join",
+                json!({ "phone": format!("91{:010}", 7_000_000_000u64 + n as u64), "inviteLink": link }),
+            )
+        })
+        .await;
+        let joined = st.ok();
+        sink.wait_total(base + joined * endpoints as u64, Duration::from_secs(300))
+            .await;
+        let secs = t0.elapsed().as_secs_f64();
+        let delivered = sink.total() - base;
+        report.add(
+            format!(
+                "webhook deliveries, {endpoints} endpoint{}",
+                if endpoints > 1 { "s" } else { "" }
+            ),
+            format!("{:.0}", delivered as f64 / secs),
+            "deliveries/s",
+            format!(
+                "{joined} sandbox joins ({:.0}/s) → {delivered} signed deliveries, verified",
+                st.rate()
+            ),
+        );
+        report.problems.extend(sink.problems());
+        report.problems.extend(srv.stop().await?);
+    }
+
+    // 4b: drain a backlog: deliveries killed while the sink failed, recovered at once.
+    {
+        let sink = Sink::start(true).await?;
+        let mut srv = Server::start(
+            &bin,
+            &["--allow-private-webhook-targets", "--webhook-retry-schedule", "0s"],
+        )
+        .await?;
+        let client = Client::new(srv.addr, &srv.key);
+        let endpoints = sink.attach(&srv, &[(); 10]).await?;
+        create_groups_fast(&client, plan.backlog_groups, "b", c).await?;
+        let total = plan.backlog_groups as u64 * 10;
+        wait_until(Duration::from_secs(600), || async {
+            client.queue_depth().await == Some(0) && sink.failed() >= total
+        })
+        .await;
+        sink.set_failing(false);
+        let base = sink.total();
+        let t0 = Instant::now();
+        for id in &endpoints {
+            let (s, b) = client
+                .post_json(
+                    &format!("/v1/webhook-endpoints/{id}/recover"),
+                    json!({ "since": "2000-01-01T00:00:00Z" }),
+                )
+                .await;
+            if s != 202 {
+                bail!("recover answered {s}: {b}");
+            }
+        }
+        sink.wait_total(base + total, Duration::from_secs(600)).await;
+        let secs = t0.elapsed().as_secs_f64();
+        let drained = sink.total() - base;
+        if drained < total {
+            report
+                .problems
+                .push(format!("backlog: {drained} of {total} deliveries arrived"));
+        }
+        report.add(
+            format!("drain a backlog of {total} deliveries"),
+            format!("{secs:.2}"),
+            "s",
+            format!(
+                "10 endpoints × {} events, recovered at once ({:.0} deliveries/s)",
+                plan.backlog_groups,
+                drained as f64 / secs
+            ),
+        );
+        report.problems.extend(sink.problems());
+        report.problems.extend(srv.stop().await?);
+    }
+
+    // 5–6: scale: list and get with N groups; size per group; RSS with many groups.
+    {
+        let mut srv = Server::start(&bin, &[]).await?;
+        let client = Client::new(srv.addr, &srv.key);
+        create_groups_fast(&client, plan.scale_small, "s", c).await?;
+        wait_until(Duration::from_secs(600), || async {
+            client.count_pending().await == Some(0)
+        })
+        .await;
+        let path = srv.db_path.clone();
+        report.add(
+            "database size per group",
+            format!("{:.0}", db_bytes(&path) as f64 / plan.scale_small as f64),
+            "bytes",
+            format!(
+                "{} groups created through the API (group, command, event, participant rows)",
+                plan.scale_small
+            ),
+        );
+        measure_reads(&mut report, &client, plan.scale_small, c, &plan).await;
+        report.problems.extend(srv.stop().await?);
+
+        let extra = plan.scale_large - plan.scale_small;
+        let t0 = Instant::now();
+        seed_groups(&path, extra).await?;
+        eprintln!("  (seeded {extra} more groups in {:.1}s)", t0.elapsed().as_secs_f64());
+        let mut srv = srv.restart_on(&bin, &[]).await?;
+        let client = Client::new(srv.addr, &srv.key);
+        report.add(
+            format!("server RSS idle with {} groups", plan.scale_large),
+            srv.rss_mb(),
+            "MB",
+            "after restart on the large database",
+        );
+        measure_reads(&mut report, &client, plan.scale_large, c, &plan).await;
+        report.add(
+            format!("server RSS after reads with {} groups", plan.scale_large),
+            srv.rss_mb(),
+            "MB",
+            "after the list/get load above",
+        );
+        report.problems.extend(srv.stop().await?);
+    }
+
+    let elapsed = started.elapsed();
+    let table = report.markdown();
+    println!("{table}");
+    if args.output != "-" {
+        std::fs::write(&args.output, document(&table, args, elapsed))
+            .with_context(|| format!("write {}", args.output))?;
+        eprintln!("wrote {} ({:.0} s)", args.output, elapsed.as_secs_f64());
+    }
+    Ok(report.problems)
+}
+
+/// Reads at a given scale: a page of 25 groups, and one group by ID.
+async fn measure_reads(report: &mut Report, client: &Client, n: usize, c: usize, plan: &Plan) {
+    let conc = c.min(16);
+    let st = saturate(client, conc, plan.warmup, plan.phase, |_| {
+        client.get("/v1/groups?limit=25")
+    })
+    .await;
+    report.check(&st, "list groups");
+    report.add(
+        format!("GET /v1/groups (25) p50 with {n} groups"),
+        ms(st.hist.value_at_quantile(0.5)),
+        "ms",
+        format!("{conc} connections, {:.0} req/s", st.rate()),
+    );
+    report.add(
+        format!("GET /v1/groups (25) p99 with {n} groups"),
+        ms(st.hist.value_at_quantile(0.99)),
+        "ms",
+        format!("{conc} connections"),
+    );
+    let st = saturate(client, conc, plan.warmup, plan.phase, |i| {
+        client.get(&format!("/v1/groups/s{}", i % 10_000))
+    })
+    .await;
+    report.check(&st, "get group");
+    report.add(
+        format!("GET /v1/groups/{{id}} p50 with {n} groups"),
+        ms(st.hist.value_at_quantile(0.5)),
+        "ms",
+        format!("{conc} connections, {:.0} req/s", st.rate()),
+    );
+    report.add(
+        format!("GET /v1/groups/{{id}} p99 with {n} groups"),
+        ms(st.hist.value_at_quantile(0.99)),
+        "ms",
+        format!("{conc} connections"),
+    );
+}
+
+/// Creates groups one by one until each is active; returns their invite links.
+async fn create_groups(client: &Client, n: usize, prefix: &str) -> anyhow::Result<Vec<String>> {
+    create_groups_fast(client, n, prefix, 16).await?;
+    let mut links = Vec::with_capacity(n);
+    for i in 0..n {
+        let path = format!("/v1/groups/{prefix}{i}");
+        let link = wait_value(Duration::from_secs(120), || async {
+            let (_, g) = client.get_json(&path).await;
+            g["inviteLink"].as_str().map(str::to_string)
+        })
+        .await
+        .with_context(|| format!("group {prefix}{i} never became active"))?;
+        links.push(link);
+    }
+    Ok(links)
+}
+
+/// Creates `n` groups with `c` connections (not waiting for them to become active).
+async fn create_groups_fast(client: &Client, n: usize, prefix: &str, c: usize) -> anyhow::Result<()> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..c {
+        let client = client.clone();
+        let next = next.clone();
+        let prefix = prefix.to_string();
+        tasks.spawn(async move {
+            let mut conn = client.connect().await?;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let body = json!({ "wabaNumber": "15550100001", "subject": format!("Group {i}"), "groupId": format!("{prefix}{i}") });
+                let (s, b) = conn.send(client.post("/v1/groups", body)).await?;
+                if s != 202 {
+                    bail!("create answered {s}: {}", String::from_utf8_lossy(&b));
+                }
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// Bulk-inserts `n` active groups straight into the database (the server is stopped).
+async fn seed_groups(path: &std::path::Path, n: usize) -> anyhow::Result<()> {
+    use sqlx::{ConnectOptions, sqlite::SqliteConnectOptions};
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await?;
+    let sql = "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?) \
+        INSERT INTO groups (org_id, number_id, group_id, status, subject, description, join_approval_mode, wa_group_id, \
+        invite_link, participant_count, last_sequence, created_at, updated_at) \
+        SELECT (SELECT id FROM orgs LIMIT 1), (SELECT id FROM numbers LIMIT 1), 'seed-' || i, 'active', 'Seeded group ' || i, \
+        'A seeded group for the scale benchmark', 'auto_approve', '120363' || (100000000000 + i) || '@g.us', \
+        'https://chat.whatsapp.com/seed' || i, 0, 1, 1700000000000 + i, 1700000000000 + i FROM seq";
+    sqlx::query(sql).bind(n as i64).execute(&mut conn).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+fn db_bytes(path: &std::path::Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn hist_of(samples: &[u64]) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new(3).expect("histogram");
+    for s in samples {
+        let _ = h.record((*s).max(1));
+    }
+    h
+}
+
+async fn wait_until<F, Fut>(timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_value<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB memory, {}",
+        mem_kb as f64 / 1024.0 / 1024.0,
+        std::env::consts::OS
+    )
+}
+
+fn document(table: &str, args: &Args, elapsed: Duration) -> String {
+    format!(
+        "# Benchmarks\n\nProduced by `cargo run --release -p wagroups-bench --{}` in {:.0} s.\n\n\
+         Machine: {}. The load generator and the webhook sink run on the same machine as the server, \
+         so they share its cores.\n\n{table}\n\
+         Every create is acknowledged only after its transaction committed (SQLite WAL, \
+         `synchronous=NORMAL`: it survives a process kill). Webhook figures count deliveries whose \
+         Standard Webhooks signature the sink verified. Latencies are measured by the load \
+         generator (client side, including its own scheduling on the shared cores).\n",
+        if args.quick { " --quick" } else { "" },
+        elapsed.as_secs_f64(),
+        machine()
+    )
+}
+
+/// A tiny shared map of send times by group ID.
+mod dashmap_lite {
+    use std::{collections::HashMap, sync::Mutex, time::Instant};
+
+    #[derive(Default)]
+    pub struct Times(Mutex<HashMap<String, Instant>>);
+
+    impl Times {
+        pub fn put(&self, id: &str, at: Instant) {
+            self.0.lock().unwrap().insert(id.to_string(), at);
+        }
+        pub fn get(&self, id: &str) -> Option<Instant> {
+            self.0.lock().unwrap().get(id).copied()
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The server under test: the release `wagroups` binary, started on a fresh database in a
+//! temporary directory, in its own process (so its memory is its own).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Builds (if needed) and locates the release server next to this binary.
+pub fn build_release_server() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("bench binary has no directory")?;
+    let target = dir.parent().context("bench binary is not in a target directory")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "wagroups", "--bin", "wagroups"])
+        .env("CARGO_TARGET_DIR", target)
+        .status()
+        .context("run cargo build for the server")?;
+    if !status.success() {
+        bail!("building the release server failed");
+    }
+    let bin = dir.join("wagroups");
+    if !bin.exists() {
+        bail!("{} not found after the build", bin.display());
+    }
+    Ok(bin)
+}
+
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub key: String,
+    pub db_path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+async fn spawn(bin: &Path, dir: &Path, args: &[&str]) -> anyhow::Result<(Child, SocketAddr, Option<String>)> {
+    let db = dir.join("bench.db");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database",
+            &format!("sqlite://{}", db.display()),
+        ])
+        .args(args)
+        .env("WAGROUPS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut key = None;
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("server did not start within 60 s")??
+            .context("server exited before listening")?;
+        if let Some(k) = line.trim().strip_prefix("API key:") {
+            key = k.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(url) = line.strip_prefix("listening on http://") {
+            break url.trim().parse::<SocketAddr>()?;
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, addr, key))
+}
+
+impl Server {
+    pub async fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let (child, addr, key) = spawn(bin, dir.path(), args).await?;
+        Ok(Server {
+            child,
+            addr,
+            key: key.context("first start printed no API key")?,
+            db_path: dir.path().join("bench.db"),
+            dir,
+        })
+    }
+
+    pub fn rss_mb(&self) -> String {
+        format!("{:.1}", self.status_kb("VmRSS:") as f64 / 1024.0)
+    }
+
+    pub fn peak_rss_mb(&self) -> String {
+        format!("{:.1}", self.status_kb("VmHWM:") as f64 / 1024.0)
+    }
+
+    fn status_kb(&self, field: &str) -> u64 {
+        let Some(pid) = self.child.id() else { return 0 };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns what went wrong (errors in its log, a
+    /// failed exit).
+    pub async fn stop(&mut self) -> anyhow::Result<Vec<String>> {
+        let mut problems = Vec::new();
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => problems.push(format!("server exited with {status}")),
+            Ok(Err(e)) => problems.push(format!("waiting for the server: {e}")),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                problems.push("server did not stop within 30 s of SIGTERM".into());
+            }
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        problems.extend(
+            log.lines()
+                .filter(|l| l.contains("ERROR"))
+                .take(5)
+                .map(|l| format!("server log: {l}")),
+        );
+        Ok(problems)
+    }
+
+    /// Starts a stopped server again on its database.
+    pub async fn restart_on(mut self, bin: &Path, args: &[&str]) -> anyhow::Result<Server> {
+        let (child, addr, _) = spawn(bin, self.dir.path(), args).await?;
+        self.child = child;
+        self.addr = addr;
+        Ok(self)
+    }
+}

@@ -1,0 +1,244 @@
+//! SQLite connections on their own threads. Each job is a closure that runs synchronously
+//! on the connection, so a transaction of many statements costs one thread handoff, not one
+//! per statement.
+//!
+//! The writer batches: it takes every job waiting, runs them in one `BEGIN IMMEDIATE`
+//! transaction (each inside its own savepoint, so a failing job leaves no trace while the
+//! others commit), commits once, and only then answers each caller. Answers therefore always
+//! follow a durable commit (group commit).
+
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
+    thread,
+    time::Duration,
+};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+use wagroups_core::store::StoreError;
+
+/// A job's outcome, delivered once its transaction committed (or failed to).
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Runs on the connection; says whether it succeeded (else its savepoint is rolled back).
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
+
+/// Most jobs committed together.
+const BATCH_MAX: usize = 512;
+
+pub fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+pub fn open(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(db)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+    // WAL with synchronous=NORMAL: a commit survives a process crash (SIGKILL); only an OS
+    // crash or power loss may drop the last commits, and never corrupts the file.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+/// The single writer.
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = thread::Builder::new()
+            .name("wagroups-sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the SQLite writer thread");
+        }
+        Writer { jobs: tx }
+    }
+
+    /// Runs `f` in a write transaction; answers after the commit.
+    pub async fn run<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done: Done = Box::new(move |committed| {
+                let answer = match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Database(format!("commit failed: {e}")).into()),
+                };
+                let _ = tx.send(answer);
+            });
+            (ok, done)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Database("the SQLite writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Database("the SQLite writer dropped a job".into()))?
+    }
+}
+
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            for job in batch {
+                // The job never ran: answer it with the error without running it.
+                let (_, done) = skip(job, &conn);
+                done(Err(msg.clone()));
+            }
+            continue;
+        }
+        let mut dones = Vec::with_capacity(batch.len());
+        for job in batch {
+            let sp = conn.execute_batch("SAVEPOINT job");
+            let (ok, done) = job(&conn);
+            let end = if ok && sp.is_ok() {
+                conn.execute_batch("RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = end {
+                tracing::error!(error = %e, "closing a job's savepoint failed");
+            }
+            dones.push(done);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in dones {
+            done(committed.clone());
+        }
+    }
+}
+
+/// Runs a job inside a savepoint that is always rolled back (used when no transaction could
+/// be opened, so that the caller still gets an answer).
+fn skip(job: Job, conn: &Connection) -> (bool, Done) {
+    let _ = conn.execute_batch("SAVEPOINT skipped");
+    let r = job(conn);
+    let _ = conn.execute_batch("ROLLBACK TO skipped; RELEASE skipped");
+    r
+}
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Read-only connections, each on its own thread; jobs go round-robin.
+pub struct Readers {
+    senders: Vec<mpsc::Sender<ReadJob>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Readers {
+    pub fn start(path: &Path, n: usize) -> Result<Readers, StoreError> {
+        let mut senders = Vec::with_capacity(n);
+        for i in 0..n {
+            let conn = open(path, true)?;
+            let (tx, rx) = mpsc::channel::<ReadJob>();
+            thread::Builder::new()
+                .name(format!("wagroups-sqlite-reader-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job(&conn);
+                    }
+                })
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            senders.push(tx);
+        }
+        Ok(Readers {
+            senders,
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
+        self.senders[i]
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| StoreError::Database("an SQLite reader has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Database("an SQLite reader dropped a job".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_job_leaves_no_trace_while_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = open(&path, false).unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
+        let w = Arc::new(Writer::start(c));
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..200i64 {
+            let w = w.clone();
+            tasks.spawn(async move {
+                w.run(move |c| {
+                    c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db)?;
+                    if n % 2 == 1 {
+                        // Written, then refused: the savepoint must undo the insert.
+                        return Err(StoreError::Database("odd".into()));
+                    }
+                    Ok(n)
+                })
+                .await
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = tasks.join_next().await {
+            if r.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 100);
+        let readers = Readers::start(&path, 1).unwrap();
+        let (count, odd): (i64, i64) = readers
+            .run(|c| {
+                c.query_row("SELECT COUNT(*), COUNT(*) FILTER (WHERE n % 2 = 1) FROM t", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!((count, odd), (100, 0));
+    }
+}
