@@ -404,6 +404,7 @@ pub mod sim {
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
         /// The oldest queued reports.
         async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
-        async fn sim_outbox_done(&self, id: i64) -> Result<(), StoreError>;
+        /// Removes delivered reports.
+        async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError>;
     }
 }

@@ -40,23 +40,29 @@ pub async fn run_command_worker(state: AppState, shutdown: CancellationToken) {
             if batch.is_empty() {
                 break;
             }
-            for cmd in batch {
-                let number = match store.get_number(cmd.number_id).await {
-                    Ok(Some(n)) => n,
-                    Ok(None) => {
-                        tracing::error!(command = cmd.command_id, "command for an unknown number");
-                        continue;
+            // Commands of a batch go out concurrently: they concern different groups, and their
+            // writes then share commits.
+            futures_util::future::join_all(batch.into_iter().map(|cmd| {
+                let state = &state;
+                async move {
+                    let number = match state.service.store().get_number(cmd.number_id).await {
+                        Ok(Some(n)) => n,
+                        Ok(None) => {
+                            tracing::error!(command = cmd.command_id, "command for an unknown number");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "loading a command's number failed");
+                            return;
+                        }
+                    };
+                    let provider = state.providers.for_number(&number);
+                    if let Err(e) = state.service.submit_command(&cmd, &number, provider.as_deref()).await {
+                        tracing::warn!(command = cmd.command_id, error = %e, "submitting a command failed; it will be retried");
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "loading a command's number failed");
-                        continue;
-                    }
-                };
-                let provider = state.providers.for_number(&number);
-                if let Err(e) = state.service.submit_command(&cmd, &number, provider.as_deref()).await {
-                    tracing::warn!(command = cmd.command_id, error = %e, "submitting a command failed; it will be retried");
                 }
-            }
+            }))
+            .await;
         }
     }
 }

@@ -469,8 +469,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         outbox.iter().map(|o| o.report.clone()).collect::<Vec<_>>(),
         [report, joined]
     );
-    s.sim_outbox_done(outbox[0].id).await.unwrap();
-    s.sim_outbox_done(outbox[1].id).await.unwrap();
+    s.sim_outbox_done(vec![outbox[0].id, outbox[1].id]).await.unwrap();
     assert!(s.sim_outbox(10).await.unwrap().is_empty());
     // Report IDs are never reused, even once the outbox is empty.
     s.sim_mutate(

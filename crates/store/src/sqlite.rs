@@ -1655,8 +1655,18 @@ impl SimStore for SqliteStore {
         .await
     }
 
-    async fn sim_outbox_done(&self, id: i64) -> Result<(), StoreError> {
-        self.write(move |c| exec(c, "DELETE FROM sim_outbox WHERE id = ?1", params![id]).map(|_| ()))
-            .await
+    async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c| {
+            exec(
+                c,
+                "DELETE FROM sim_outbox WHERE id IN (SELECT value FROM json_each(?1))",
+                params![ids_json(&ids)],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 }

@@ -21,10 +21,17 @@ use wagroups_core::{
     service::ServiceError,
     store::{
         StoreError,
-        sim::{SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget, SimUser},
+        sim::{OutboxItem, SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget, SimUser},
     },
     time::Timestamp,
 };
+
+/// What became of one report in a drain.
+enum Step {
+    Applied(i64),
+    Wait(i64, String),
+    Failed(StoreError),
+}
 
 pub const INVITE_PREFIX: &str = "https://chat.whatsapp.com/";
 
@@ -143,40 +150,85 @@ impl SimNetwork {
         self.store.sim_user(phone).await
     }
 
-    /// Hands every queued report to `sink`, in order. Returns when the outbox is empty or a
-    /// report must wait (the gateway could not apply it yet).
+    /// Hands every queued report to `sink`: the reports of one group in order, different
+    /// groups concurrently (so their transactions share commits). Returns when the outbox is
+    /// empty, or `false` when a report must wait (the gateway could not apply it yet).
     pub async fn drain(&self, sink: &dyn ProviderEventSink) -> Result<bool, StoreError> {
         let mut attempts = self.drain_lock.lock().await;
         loop {
-            let batch = self.store.sim_outbox(256).await?;
+            let batch = self.store.sim_outbox(512).await?;
             if batch.is_empty() {
                 return Ok(true);
             }
+            // Partition by group, keeping each group's reports in order.
+            let mut groups: Vec<(String, Vec<OutboxItem>)> = Vec::new();
             for item in batch {
-                let env = ProviderEnvelope {
-                    waba_number: item.waba_number.clone(),
-                    dedup_key: format!("sim:{}", item.id),
-                    event: item.report.clone(),
+                let key = match &item.report {
+                    ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id.clone(),
+                    ProviderEvent::GroupCreateFailed { request_id, .. } => request_id.clone(),
+                    other => other.wa_group_id().unwrap_or_default().to_string(),
                 };
-                match sink.deliver(env).await {
-                    Ok(()) => {
-                        attempts.remove(&item.id);
-                    }
-                    Err(ServiceError::Domain(DomainError::NotFound { what })) => {
-                        let n = attempts.entry(item.id).or_insert(0);
-                        *n += 1;
-                        if *n < REPORT_MAX_ATTEMPTS {
-                            return Ok(false);
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, items)) => items.push(item),
+                    None => groups.push((key, vec![item])),
+                }
+            }
+            let outcomes = futures_util::future::join_all(groups.into_iter().map(|(_, items)| async move {
+                let mut done = Vec::new();
+                for item in items {
+                    let env = ProviderEnvelope {
+                        waba_number: item.waba_number.clone(),
+                        dedup_key: format!("sim:{}", item.id),
+                        event: item.report.clone(),
+                    };
+                    match sink.deliver(env).await {
+                        Ok(()) => done.push(Step::Applied(item.id)),
+                        Err(ServiceError::Domain(DomainError::NotFound { what })) => {
+                            done.push(Step::Wait(item.id, what));
+                            break;
                         }
-                        tracing::error!(report = ?item.report, %what, "dropping simulated report: its group is unknown");
-                        attempts.remove(&item.id);
-                    }
-                    Err(ServiceError::Store(e)) => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(report = ?item.report, error = %e, "simulated report not applicable; dropped");
+                        Err(ServiceError::Store(e)) => {
+                            done.push(Step::Failed(e));
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(report = ?item.report, error = %e, "simulated report not applicable; dropped");
+                            done.push(Step::Applied(item.id));
+                        }
                     }
                 }
-                self.store.sim_outbox_done(item.id).await?;
+                done
+            }))
+            .await;
+            let mut finished = Vec::new();
+            let mut waiting = false;
+            let mut failure = None;
+            for step in outcomes.into_iter().flatten() {
+                match step {
+                    Step::Applied(id) => {
+                        attempts.remove(&id);
+                        finished.push(id);
+                    }
+                    Step::Wait(id, what) => {
+                        let n = attempts.entry(id).or_insert(0);
+                        *n += 1;
+                        if *n >= REPORT_MAX_ATTEMPTS {
+                            tracing::error!(%what, "dropping a simulated report: its group is unknown");
+                            attempts.remove(&id);
+                            finished.push(id);
+                        } else {
+                            waiting = true;
+                        }
+                    }
+                    Step::Failed(e) => failure = Some(e),
+                }
+            }
+            self.store.sim_outbox_done(finished).await?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if waiting {
+                return Ok(false);
             }
         }
     }
