@@ -44,6 +44,9 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// How long a freed slot waits for others before the next claim.
+const SLOT_COALESCE: Duration = Duration::from_millis(2);
+
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Largest response body kept in an attempt's error text.
@@ -108,7 +111,11 @@ impl DeliveryWorker {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.ready.notified() => {}
-                    _ = self.slot_freed.notified() => {}
+                    _ = self.slot_freed.notified() => {
+                        // Let a few more attempts finish, so one claim fills several slots
+                        // (a claim occupies the single writer).
+                        tokio::time::sleep(SLOT_COALESCE).await;
+                    }
                     _ = tokio::time::sleep(self.config.poll) => {}
                 }
             } else if shutdown.is_cancelled() {

@@ -150,6 +150,33 @@ fn skip(job: Job, conn: &Connection) -> (bool, Done) {
     r
 }
 
+/// Read-only connections used inline, on the calling thread, for indexed point lookups that
+/// take microseconds: cheaper than a handoff to a reader thread and back.
+pub struct Inline {
+    path: std::path::PathBuf,
+    pool: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl Inline {
+    pub fn new(path: &Path) -> Inline {
+        Inline {
+            path: path.to_path_buf(),
+            pool: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn run<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open(&self.path, true)?,
+        };
+        let result = f(&conn);
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        result
+    }
+}
+
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 /// Read-only connections, each on its own thread; jobs go round-robin.

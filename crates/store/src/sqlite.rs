@@ -34,7 +34,7 @@ use wagroups_core::{
     },
 };
 
-use crate::conn::{self, Readers, Writer, db};
+use crate::conn::{self, Inline, Readers, Writer, db};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -45,6 +45,7 @@ const READERS: usize = 3;
 pub struct SqliteStore {
     writer: Arc<Writer>,
     readers: Arc<Readers>,
+    inline: Arc<Inline>,
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -81,6 +82,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Arc::new(writer),
             readers: Arc::new(readers),
+            inline: Arc::new(Inline::new(&path)),
         })
     }
 
@@ -97,6 +99,11 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.readers.run(f).await
+    }
+
+    /// An indexed point lookup, run on the calling thread.
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.inline.run(f)
     }
 
     /// Nothing to release explicitly: the connection threads end with the store.
@@ -567,20 +574,18 @@ impl Store for SqliteStore {
     }
 
     async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError> {
-        let w = waba_number.to_string();
-        self.read(move |c| {
+        self.lookup(|c| {
             one(
                 c,
                 &format!("SELECT {NUMBER_COLS} FROM numbers WHERE waba_number = ?1"),
-                params![w],
+                params![waba_number],
                 number_row,
             )
         })
-        .await
     }
 
     async fn get_number(&self, number_id: i64) -> Result<Option<Number>, StoreError> {
-        self.read(move |c| {
+        self.lookup(|c| {
             one(
                 c,
                 &format!("SELECT {NUMBER_COLS} FROM numbers WHERE id = ?1"),
@@ -588,7 +593,6 @@ impl Store for SqliteStore {
                 number_row,
             )
         })
-        .await
     }
 
     async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError> {
@@ -633,16 +637,14 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        let h = key_hash.to_string();
-        self.read(move |c| {
+        self.lookup(|c| {
             one(
                 c,
                 &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
-                params![h],
+                params![key_hash],
                 key_row,
             )
         })
-        .await
     }
 
     async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError> {
@@ -1103,7 +1105,8 @@ impl Store for SqliteStore {
                 "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
                    SELECT id FROM ( \
                      SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS rn \
-                     FROM (SELECT * FROM deliveries WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?2 \
+                     FROM (SELECT id, endpoint_id, group_row_id, sequence, next_attempt_at FROM deliveries \
+                           WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?2 \
                            AND (lease_until IS NULL OR lease_until <= ?2) \
                            AND endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
                            ORDER BY next_attempt_at, id LIMIT ?6) d \
@@ -1114,7 +1117,7 @@ impl Store for SqliteStore {
                            AND p.status IN ('pending', 'failed')) \
                    ) WHERE rn <= ?4 ORDER BY id LIMIT ?5) \
                  RETURNING id",
-                params![now.millis() + lease_ms, now.millis(), skip_json, per_endpoint, limit, limit * 8],
+                params![now.millis() + lease_ms, now.millis(), skip_json, per_endpoint, limit, limit * 4],
                 |r| get(r, "id"),
             )?;
             if ids.is_empty() {
