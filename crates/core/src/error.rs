@@ -38,6 +38,9 @@ pub enum DomainError {
     },
     #[error("{message}")]
     Forbidden { message: String },
+    /// A dependency (WhatsApp) is unavailable for now; worth retrying.
+    #[error("{message}")]
+    Unavailable { message: String },
 }
 
 impl DomainError {

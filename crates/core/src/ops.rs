@@ -142,10 +142,8 @@ fn refuse_capability(number: &Number, what: &str, capability: &str) -> ServiceEr
 
 fn provider_failed(e: ProviderError) -> ServiceError {
     match e {
-        ProviderError::Retryable(m) => DomainError::Unprocessable {
-            code: "provider_unavailable".into(),
+        ProviderError::Retryable(m) => DomainError::Unavailable {
             message: format!("WhatsApp is unavailable, try again later: {m}"),
-            field: None,
         }
         .into(),
         ProviderError::Rejected { code, message } => DomainError::Unprocessable {

@@ -28,11 +28,16 @@ pub fn subject(field: &str, raw: &str) -> Result<String, ValidationError> {
 
 /// The description may be empty and holds at most 2048 characters.
 pub fn description(field: &str, raw: &str) -> Result<String, ValidationError> {
+    at_most(field, raw, DESCRIPTION_MAX)
+}
+
+/// A text of at most `max` characters (not bytes), kept as given.
+pub fn at_most(field: &str, raw: &str, max: usize) -> Result<String, ValidationError> {
     let n = raw.chars().count();
-    if n > DESCRIPTION_MAX {
+    if n > max {
         return Err(ValidationError::new(
             field,
-            format!("must be at most {DESCRIPTION_MAX} characters, got {n}"),
+            format!("must be at most {max} characters, got {n}"),
         ));
     }
     Ok(raw.to_string())

@@ -172,14 +172,7 @@ pub fn validate_event_types(field: &str, types: &[String]) -> Result<Vec<String>
 }
 
 pub fn validate_description(field: &str, raw: &str) -> Result<String, ValidationError> {
-    let n = raw.chars().count();
-    if n > DESCRIPTION_MAX {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {DESCRIPTION_MAX} characters, got {n}"),
-        ));
-    }
-    Ok(raw.to_string())
+    crate::validate::at_most(field, raw, DESCRIPTION_MAX)
 }
 
 /// When to try a delivery again: the delays before attempt 1, 2, 3… The number of entries is

@@ -220,6 +220,29 @@ impl GroupService {
 
     /// Sends one event again to its endpoints.
     pub async fn redeliver(&self, key: &ApiKey, event_id: &str) -> Result<u64, ServiceError> {
+        let not_found = || ServiceError::from(DomainError::not_found(format!("event {event_id:?}")));
+        if let Some(allowed) = &key.numbers {
+            // A key limited to some numbers sees only their events.
+            let position = self
+                .store()
+                .event_position(&key.org_id, event_id)
+                .await?
+                .ok_or_else(not_found)?;
+            let mut ids = Vec::new();
+            for w in allowed {
+                if let Some(n) = self.store().find_number(w).await? {
+                    ids.push(n.id);
+                }
+            }
+            let filter = EventFilter {
+                number_ids: Some(ids),
+                ..EventFilter::default()
+            };
+            let visible = self.store().list_events(&key.org_id, &filter, position - 1, 1).await?;
+            if visible.first().is_none_or(|(_, e)| e.event_id != event_id) {
+                return Err(not_found());
+            }
+        }
         let n = self
             .store()
             .redeliver_event(&key.org_id, event_id, Timestamp::now())

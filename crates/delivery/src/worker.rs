@@ -59,6 +59,9 @@ pub struct DeliveryWorker {
     /// Woken when deliveries are queued.
     pub ready: Arc<Notify>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// A hard cap on attempts in flight per endpoint (claims may run slightly ahead of it;
+    /// the lease covers the wait).
+    permits: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     slot_freed: Notify,
 }
 
@@ -70,6 +73,7 @@ impl DeliveryWorker {
             config,
             ready,
             in_flight: Mutex::new(HashMap::new()),
+            permits: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
         })
     }
@@ -161,7 +165,16 @@ impl DeliveryWorker {
         let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     }
 
+    fn permits_for(&self, endpoint: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut map = self.permits.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(endpoint.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.per_endpoint)))
+            .clone()
+    }
+
     async fn deliver(&self, job: DeliveryJob) {
+        let permits = self.permits_for(&job.endpoint_id);
+        let _permit = permits.acquire().await;
         let record = self.attempt(&job).await;
         let outcome = match &record.next {
             AttemptNext::Succeeded => "succeeded",

@@ -83,6 +83,9 @@ impl From<DomainError> for ApiError {
                 field,
             },
             DomainError::Forbidden { message } => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            DomainError::Unavailable { message } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
         }
     }
 }

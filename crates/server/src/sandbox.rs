@@ -138,19 +138,35 @@ async fn unsuspend(
     set_suspension(state, key, group_id, false).await
 }
 
-fn render_user(u: &SimUser) -> Value {
-    json!({ "phone": u.phone, "onWhatsApp": u.on_whatsapp, "addPrivacy": u.add_privacy, "contactOf": u.contact_of })
+/// The caller's organisation's numbers: a simulated user's contacts are shown and changed
+/// only among them.
+async fn own_numbers(state: &AppState, key: &wagroups_core::model::ApiKey) -> Result<Vec<String>> {
+    Ok(state
+        .service
+        .store()
+        .list_numbers(Some(&key.org_id))
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?
+        .into_iter()
+        .map(|n| n.waba_number)
+        .collect())
+}
+
+fn render_user(u: &SimUser, own: &[String]) -> Value {
+    let contact_of: Vec<&String> = u.contact_of.iter().filter(|n| own.contains(n)).collect();
+    json!({ "phone": u.phone, "onWhatsApp": u.on_whatsapp, "addPrivacy": u.add_privacy, "contactOf": contact_of })
 }
 
 /// `{"onWhatsApp", "addPrivacy", "contactOf"}`: configures a simulated user (fields left out
-/// keep their value).
+/// keep their value; `contactOf` lists the caller's numbers that have the user as a contact).
 async fn put_user(
     State(state): State<AppState>,
-    Auth(_key, ..): Auth<Native>,
+    Auth(key, ..): Auth<Native>,
     Path(phone): Path<String>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Json<Value>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
+    let own = own_numbers(&state, &key).await?;
     let mut user = state
         .sim
         .user(phone.as_str())
@@ -169,12 +185,20 @@ async fn put_user(
         user.add_privacy = p.as_str().to_string();
     }
     if let Some(list) = f.items("contactOf")? {
-        let mut out = Vec::with_capacity(list.len());
+        // Other organisations' entries are kept; the caller's are replaced.
+        let mut out: Vec<String> = user.contact_of.iter().filter(|n| !own.contains(n)).cloned().collect();
         for (i, n) in list.iter().enumerate() {
-            out.push(
-                wagroups_core::validate::waba_number(&format!("contactOf[{i}]"), n)
-                    .map_err(|v| ApiError::invalid(&v.field, v.message))?,
-            );
+            let field = format!("contactOf[{i}]");
+            let digits =
+                wagroups_core::validate::waba_number(&field, n).map_err(|v| ApiError::invalid(&v.field, v.message))?;
+            if !own.contains(&digits) {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("no number {digits} is registered in this organisation"),
+                )
+                .into());
+            }
+            out.push(digits);
         }
         user.contact_of = out;
     }
@@ -183,12 +207,12 @@ async fn put_user(
         .put_user(user.clone())
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
-    Ok(Json(render_user(&user)))
+    Ok(Json(render_user(&user, &own)))
 }
 
 async fn get_user(
     State(state): State<AppState>,
-    Auth(_key, ..): Auth<Native>,
+    Auth(key, ..): Auth<Native>,
     Path(phone): Path<String>,
 ) -> Result<Json<Value>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
@@ -197,7 +221,8 @@ async fn get_user(
         .user(phone.as_str())
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
-    Ok(Json(render_user(&user)))
+    let own = own_numbers(&state, &key).await?;
+    Ok(Json(render_user(&user, &own)))
 }
 
 /// `{"phone", "inviteLink"}`: the user taps the invite link.

@@ -661,4 +661,45 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     // Deleting an endpoint drops what it had not received.
     assert!(s.delete_endpoint(&a, &only_joins.id, T0).await.unwrap());
     assert_eq!(s.delivery_stats().await.unwrap().open, 3);
+
+    // A disabled endpoint's backlog never crowds out an enabled one's due delivery, however
+    // small the claim: g1's join (head of its chain) waits behind nothing of the disabled one.
+    let blocked = s
+        .create_endpoint(
+            NewEndpoint {
+                org_id: a.clone(),
+                url: "https://example.com/off".into(),
+                description: None,
+                event_types: None,
+                waba_numbers: None,
+                secret: "whsec_CCCC".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    for d in s.list_deliveries(&a, &ep.id, None, None, 10).await.unwrap() {
+        s.redeliver_event(&a, &d.event_id, T0).await.unwrap();
+    }
+    // The first endpoint's deliveries fail once and come due at T0+5; the other endpoint's
+    // (created by the redeliveries, due at T0) sort first, then it is disabled.
+    s.release_delivery_leases().await.unwrap();
+    for job in s
+        .claim_deliveries(T0.plus_millis(1), 60_000, 100, 100, std::slice::from_ref(&blocked.id))
+        .await
+        .unwrap()
+    {
+        let retry = AttemptRecord {
+            attempted_at: T0,
+            status_code: Some(500),
+            latency_ms: 1,
+            error: None,
+            next: AttemptNext::RetryAt(T0.plus_millis(5)),
+        };
+        s.record_attempt(job.id, &retry).await.unwrap();
+    }
+    s.release_delivery_leases().await.unwrap();
+    let got = s.claim_deliveries(T0.plus_millis(10), 60_000, 1, 1, &[]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].endpoint_id, ep.id);
 }

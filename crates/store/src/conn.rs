@@ -120,7 +120,16 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let mut dones = Vec::with_capacity(batch.len());
         for job in batch {
             let sp = conn.execute_batch("SAVEPOINT job");
-            let (ok, done) = job(&conn);
+            // A panicking job is rolled back alone (its caller sees its answer dropped); the
+            // writer goes on serving the others.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+            let (ok, done) = match ran {
+                Ok((ok, done)) => (ok, Some(done)),
+                Err(_) => {
+                    tracing::error!("a write job panicked; it was rolled back");
+                    (false, None)
+                }
+            };
             let end = if ok && sp.is_ok() {
                 conn.execute_batch("RELEASE job")
             } else {
@@ -129,7 +138,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             if let Err(e) = end {
                 tracing::error!(error = %e, "closing a job's savepoint failed");
             }
-            dones.push(done);
+            dones.extend(done);
         }
         let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
         if committed.is_err() {

@@ -482,7 +482,8 @@ fn persist(c: &Connection, d: &Decision) -> Result<(), StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await
+        self.read(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await?;
+        self.write(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await
     }
 
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError> {
@@ -1098,23 +1099,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         let skip_json = serde_json::Value::from(skip.to_vec()).to_string();
         self.write(move |c| {
-            // Candidates are the earliest due deliveries (bounded, so a large backlog does not
-            // make every claim scan it); of those, the heads of their (endpoint, group) chains.
+            // Candidates: due deliveries of enabled endpoints that head their (endpoint, group)
+            // chain (no earlier event of the group still open for the endpoint, and nothing of
+            // the chain in flight), earliest first; of those, at most `per_endpoint` each.
             let ids: Vec<i64> = all(
                 c,
                 "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
                    SELECT id FROM ( \
                      SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS rn \
-                     FROM (SELECT id, endpoint_id, group_row_id, sequence, next_attempt_at FROM deliveries \
-                           WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?2 \
-                           AND (lease_until IS NULL OR lease_until <= ?2) \
-                           AND endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
-                           ORDER BY next_attempt_at, id LIMIT ?6) d \
-                     JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                     WHERE e.disabled = 0 AND e.deleted_at IS NULL \
-                       AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
-                           AND p.group_row_id = d.group_row_id AND p.sequence < d.sequence \
-                           AND p.status IN ('pending', 'failed')) \
+                     FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM deliveries d \
+                           JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                           WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2 \
+                           AND (d.lease_until IS NULL OR d.lease_until <= ?2) \
+                           AND e.disabled = 0 AND e.deleted_at IS NULL \
+                           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
+                           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
+                               AND p.group_row_id = d.group_row_id AND p.status IN ('pending', 'failed') \
+                               AND (p.sequence < d.sequence OR (p.id != d.id AND p.lease_until > ?2))) \
+                           ORDER BY d.next_attempt_at, d.id LIMIT ?6) d \
                    ) WHERE rn <= ?4 ORDER BY id LIMIT ?5) \
                  RETURNING id",
                 params![now.millis() + lease_ms, now.millis(), skip_json, per_endpoint, limit, limit * 4],
@@ -1173,7 +1175,7 @@ impl Store for SqliteStore {
             let endpoint: Option<String> = one(
                 c,
                 "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_until = NULL, \
-                 updated_at = ?3 WHERE id = ?4 RETURNING endpoint_id",
+                 updated_at = ?3 WHERE id = ?4 AND status IN ('pending', 'failed') RETURNING endpoint_id",
                 params![status.as_str(), next.map(|t| t.millis()), rec.attempted_at.millis(), delivery_id],
                 |r| get(r, "endpoint_id"),
             )?;

@@ -106,3 +106,60 @@ async fn a_restricted_key_is_limited_to_its_numbers() {
         .await;
     assert_eq!(st, 403);
 }
+
+#[tokio::test]
+async fn a_restricted_key_cannot_reach_other_numbers_events_or_contacts() {
+    let s = TestServer::start().await;
+    s.cli(&["numbers", "add", "--org", "default", "--waba-number", "15550100002"])
+        .await;
+    s.active_group(&s.key, json!({ "groupId": "one" })).await;
+    let only2 = s.new_key("default", Some("15550100002")).await;
+    let events = s.events(&s.key, "one").await;
+    let event_id = events[0]["eventId"].as_str().unwrap();
+    let (st, _) = s
+        .post(&format!("/v1/events/{event_id}/redeliver"), &only2, json!({}))
+        .await;
+    assert_eq!(st, 404, "an event of another number is invisible to a restricted key");
+    let (st, _) = s
+        .post(&format!("/v1/events/{event_id}/redeliver"), &s.key, json!({}))
+        .await;
+    assert_eq!(st, 202);
+    let (_, log) = s.get("/v1/events", &only2).await;
+    assert_eq!(log["data"], json!([]));
+
+    // Simulated users' contacts are per organisation.
+    let other = s.new_org("other", "15550900001", "linked-device").await;
+    let (st, b) = s
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sandbox/users/919000000001",
+            &other,
+            Some(json!({ "contactOf": [NUMBER] })),
+        )
+        .await;
+    assert_eq!(st, 400, "not their number: {b}");
+    let (st, _) = s
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sandbox/users/919000000001",
+            &other,
+            Some(json!({ "contactOf": ["15550900001"] })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, mine) = s
+        .send(
+            reqwest::Method::PUT,
+            "/v1/sandbox/users/919000000001",
+            &s.key,
+            Some(json!({ "contactOf": [NUMBER] })),
+        )
+        .await;
+    assert_eq!(
+        mine["contactOf"],
+        json!([NUMBER]),
+        "the other organisation's number is not shown"
+    );
+    let (_, theirs) = s.get("/v1/sandbox/users/919000000001", &other).await;
+    assert_eq!(theirs["contactOf"], json!(["15550900001"]), "and not erased");
+}
