@@ -1114,8 +1114,11 @@ impl Store for SqliteStore {
                            AND e.disabled = 0 AND e.deleted_at IS NULL \
                            AND d.endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
                            AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
+                               AND p.group_row_id = d.group_row_id AND p.sequence < d.sequence \
+                               AND p.status IN ('pending', 'failed')) \
+                           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
                                AND p.group_row_id = d.group_row_id AND p.status IN ('pending', 'failed') \
-                               AND (p.sequence < d.sequence OR (p.id != d.id AND p.lease_until > ?2))) \
+                               AND p.lease_until > ?2) \
                            ORDER BY d.next_attempt_at, d.id LIMIT ?6) d \
                    ) WHERE rn <= ?4 ORDER BY id LIMIT ?5) \
                  RETURNING id",
