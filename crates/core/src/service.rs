@@ -243,6 +243,20 @@ impl GroupService {
         }
     }
 
+    /// The row IDs of the numbers a restricted key may use; `None` for an unrestricted key.
+    pub async fn allowed_number_ids(&self, key: &ApiKey) -> Result<Option<Vec<i64>>, ServiceError> {
+        let Some(allowed) = &key.numbers else {
+            return Ok(None);
+        };
+        let mut ids = Vec::with_capacity(allowed.len());
+        for w in allowed {
+            if let Some(n) = self.store.find_number(w).await? {
+                ids.push(n.id);
+            }
+        }
+        Ok(Some(ids))
+    }
+
     /// The outcome for each participant asked for at creation, once WhatsApp answered
     /// (`None` while the creation is pending).
     pub async fn creation_results(&self, created: &Created) -> Result<Option<Vec<ParticipantResult>>, ServiceError> {
@@ -308,14 +322,8 @@ impl GroupService {
         let mut filter = GroupFilter::default();
         if let Some(w) = waba_number.filter(|w| !w.is_empty()) {
             filter.number_id = Some(self.number_for(key, "wabaNumber", w).await?.id);
-        } else if let Some(allowed) = &key.numbers {
-            let mut ids = Vec::with_capacity(allowed.len());
-            for w in allowed {
-                if let Some(n) = self.store.find_number(w).await? {
-                    ids.push(n.id);
-                }
-            }
-            filter.number_ids = Some(ids);
+        } else {
+            filter.number_ids = self.allowed_number_ids(key).await?;
         }
         if let Some(s) = status.filter(|s| !s.is_empty()) {
             filter.status = Some(GroupStatus::parse(s).ok_or_else(|| {

@@ -221,19 +221,13 @@ impl GroupService {
     /// Sends one event again to its endpoints.
     pub async fn redeliver(&self, key: &ApiKey, event_id: &str) -> Result<u64, ServiceError> {
         let not_found = || ServiceError::from(DomainError::not_found(format!("event {event_id:?}")));
-        if let Some(allowed) = &key.numbers {
+        if let Some(ids) = self.allowed_number_ids(key).await? {
             // A key limited to some numbers sees only their events.
             let position = self
                 .store()
                 .event_position(&key.org_id, event_id)
                 .await?
                 .ok_or_else(not_found)?;
-            let mut ids = Vec::new();
-            for w in allowed {
-                if let Some(n) = self.store().find_number(w).await? {
-                    ids.push(n.id);
-                }
-            }
             let filter = EventFilter {
                 number_ids: Some(ids),
                 ..EventFilter::default()
@@ -264,14 +258,8 @@ impl GroupService {
         let mut filter = EventFilter::default();
         if let Some(g) = group_id.filter(|g| !g.is_empty()) {
             filter.group_row_id = Some(self.get_group(key, g).await?.0.id);
-        } else if let Some(allowed) = &key.numbers {
-            let mut ids = Vec::new();
-            for w in allowed {
-                if let Some(n) = self.store().find_number(w).await? {
-                    ids.push(n.id);
-                }
-            }
-            filter.number_ids = Some(ids);
+        } else {
+            filter.number_ids = self.allowed_number_ids(key).await?;
         }
         if let Some(t) = event_type.filter(|t| !t.is_empty()) {
             EventType::parse(t)

@@ -89,8 +89,12 @@ fn endpoint_input(f: &Fields) -> std::result::Result<EndpointInput, ApiError> {
 }
 
 /// Refuses a host name that resolves to a forbidden address now (it is checked again at
-/// every delivery).
-async fn check_target(state: &AppState, url: &str) -> std::result::Result<(), ApiError> {
+/// every delivery). URLs that are not valid are left to the service's validation.
+async fn check_target(state: &AppState, input: &EndpointInput) -> std::result::Result<(), ApiError> {
+    let Some(url) = &input.url else { return Ok(()) };
+    if wagroups_core::webhook::validate_url("url", url, state.allow_private_webhook_targets).is_err() {
+        return Ok(());
+    }
     let parsed = reqwest_url(url)?;
     wagroups_delivery::guard::check_target(&parsed, state.allow_private_webhook_targets)
         .await
@@ -107,11 +111,7 @@ async fn create(
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let input = endpoint_input(&f)?;
-    if let Some(url) = &input.url
-        && wagroups_core::webhook::validate_url("url", url, state.allow_private_webhook_targets).is_ok()
-    {
-        check_target(&state, url).await?;
-    }
+    check_target(&state, &input).await?;
     let ep = state
         .service
         .create_endpoint(&key, input, state.allow_private_webhook_targets)
@@ -141,11 +141,7 @@ async fn update(
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Json<Value>> {
     let input = endpoint_input(&f)?;
-    if let Some(url) = &input.url
-        && wagroups_core::webhook::validate_url("url", url, state.allow_private_webhook_targets).is_ok()
-    {
-        check_target(&state, url).await?;
-    }
+    check_target(&state, &input).await?;
     let ep = state
         .service
         .update_endpoint(&key, &id, input, state.allow_private_webhook_targets)
