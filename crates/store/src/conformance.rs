@@ -699,6 +699,17 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         s.record_attempt(job.id, &retry).await.unwrap();
     }
     s.release_delivery_leases().await.unwrap();
+    s.update_endpoint(
+        &a,
+        &blocked.id,
+        wagroups_core::store::EndpointPatch {
+            disabled: Some(true),
+            ..Default::default()
+        },
+        T0,
+    )
+    .await
+    .unwrap();
     let got = s.claim_deliveries(T0.plus_millis(10), 60_000, 1, 1, &[]).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].endpoint_id, ep.id);
