@@ -23,8 +23,6 @@ pub struct Capabilities {
     pub announcement_and_locked: bool,
     /// Participants besides the business number.
     pub max_participants: usize,
-    /// Writes are confirmed asynchronously (by a provider event carrying the request ID).
-    pub async_confirmation: bool,
 }
 
 impl Capabilities {
@@ -35,14 +33,12 @@ impl Capabilities {
                 admin_promotion: false,
                 announcement_and_locked: false,
                 max_participants: 8,
-                async_confirmation: true,
             },
             Profile::LinkedDevice => Capabilities {
                 direct_add: true,
                 admin_promotion: true,
                 announcement_and_locked: true,
                 max_participants: 1023,
-                async_confirmation: false,
             },
         }
     }

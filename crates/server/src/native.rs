@@ -217,7 +217,7 @@ async fn add_participants(
     let list = participants_field(&f)?;
     let fallback = f.boolean("inviteFallback")?.unwrap_or(true);
     let results = state.service.add_participants(&key, &group_id, &list, fallback).await?;
-    Ok(render::participant_results(&results).into_response_json())
+    Ok(render::participant_results(&results).into_response())
 }
 
 async fn remove_participants(
@@ -228,7 +228,7 @@ async fn remove_participants(
 ) -> Result<Response> {
     let list = participants_field(&f)?;
     let results = state.service.remove_participants(&key, &group_id, &list).await?;
-    Ok(render::participant_results(&results).into_response_json())
+    Ok(render::participant_results(&results).into_response())
 }
 
 async fn set_admins(
@@ -240,7 +240,7 @@ async fn set_admins(
 ) -> Result<Response> {
     let list = participants_field(&f)?;
     let results = state.service.set_admins(&key, &group_id, &list, promote).await?;
-    Ok(render::participant_results(&results).into_response_json())
+    Ok(render::participant_results(&results).into_response())
 }
 
 async fn promote(
@@ -308,7 +308,7 @@ async fn resolve(
         .service
         .resolve_join_requests(&key, &group_id, &ids, approve)
         .await?;
-    Ok(render::join_request_results(&results).into_response_json())
+    Ok(render::join_request_results(&results).into_response())
 }
 
 async fn approve(
@@ -327,14 +327,4 @@ async fn reject(
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     resolve(state, key, group_id, f, false).await
-}
-
-trait IntoJsonResponse {
-    fn into_response_json(self) -> Response;
-}
-
-impl IntoJsonResponse for (StatusCode, Value) {
-    fn into_response_json(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
 }

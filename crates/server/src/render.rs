@@ -1,6 +1,6 @@
 //! JSON shapes of the native API.
 
-use axum::http::StatusCode;
+use axum::{Json, http::StatusCode};
 use serde_json::{Value, json};
 use wagroups_core::{
     model::{Group, JoinRequest, Participant},
@@ -56,21 +56,24 @@ pub fn participant_result(r: &ParticipantResult) -> Value {
 }
 
 /// Per-item results: 200 when every item succeeded, 207 when some did not.
-pub fn participant_results(results: &[ParticipantResult]) -> (StatusCode, Value) {
-    let all_ok = results.iter().all(|r| is_success(&r.status));
-    (
-        if all_ok {
-            StatusCode::OK
-        } else {
-            StatusCode::MULTI_STATUS
-        },
-        json!({ "results": results.iter().map(participant_result).collect::<Vec<_>>() }),
+fn per_item<'a>(statuses: impl IntoIterator<Item = &'a str>, items: Vec<Value>) -> (StatusCode, Json<Value>) {
+    let status = if statuses.into_iter().all(is_success) {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (status, Json(json!({ "results": items })))
+}
+
+pub fn participant_results(results: &[ParticipantResult]) -> (StatusCode, Json<Value>) {
+    per_item(
+        results.iter().map(|r| r.status.as_str()),
+        results.iter().map(participant_result).collect(),
     )
 }
 
-pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Value) {
-    let all_ok = results.iter().all(|r| is_success(&r.status));
-    let items: Vec<Value> = results
+pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Json<Value>) {
+    let items = results
         .iter()
         .map(|r| {
             let mut v = json!({ "joinRequestId": r.join_request_id, "phone": r.phone, "status": r.status });
@@ -80,14 +83,7 @@ pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Value
             v
         })
         .collect();
-    (
-        if all_ok {
-            StatusCode::OK
-        } else {
-            StatusCode::MULTI_STATUS
-        },
-        json!({ "results": items }),
-    )
+    per_item(results.iter().map(|r| r.status.as_str()), items)
 }
 
 pub fn join_request(r: &JoinRequest) -> Value {

@@ -102,6 +102,17 @@ impl TestServer {
         let _ = self.child.kill().await;
     }
 
+    /// SIGTERM, then waits (up to 30 s) for the process to exit; true when it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await,
+            Ok(Ok(status)) if status.success()
+        )
+    }
+
     /// Starts the server again on the same database (killing it first if it runs).
     pub async fn restart(&mut self, extra: &[&str]) {
         let _ = self.child.kill().await;

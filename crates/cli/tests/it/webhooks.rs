@@ -550,3 +550,24 @@ async fn sigkill_with_hundreds_of_events_in_flight_loses_nothing_and_keeps_group
         assert_eq!(seqs, (1..=8).collect::<Vec<i64>>(), "group {group} in order");
     }
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_attempt_in_flight_finish() {
+    let mut s = TestServer::start_with(LOCAL).await;
+    let rx = Receiver::start(Behaviour::Slow(Duration::from_millis(1500))).await;
+    let (id, _) = add_endpoint(&s, json!({ "url": rx.url })).await;
+    s.active_group(&s.key, json!({ "groupId": "term" })).await;
+    // The receiver has the request and will answer in 1.5 s: stop the server now.
+    wait_for("the attempt to arrive", Duration::from_secs(10), || {
+        !rx.all().is_empty()
+    })
+    .await;
+    assert!(s.terminate().await, "clean exit on SIGTERM; log:\n{}", s.log());
+    s.restart(LOCAL).await;
+    let (_, d) = s.get(&format!("/v1/webhook-endpoints/{id}/deliveries"), &s.key).await;
+    assert_eq!(
+        d["data"][0]["status"], "succeeded",
+        "the attempt finished and was recorded: {d}"
+    );
+    assert_eq!(d["data"][0]["attempts"].as_array().unwrap().len(), 1);
+}
