@@ -36,6 +36,9 @@ struct Args {
     /// Concurrent keep-alive connections at saturation.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Phases to run (comma-separated: create, api, delivery, backlog, scale); all by default.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Where to write the report (`-` for nowhere).
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: String,
@@ -176,8 +179,9 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         bin.display()
     );
 
+    let want = |phase: &str| args.only.is_empty() || args.only.iter().any(|p| p == phase);
     // 1–3: baseline, creates, end to end (one server, a sink on all events).
-    {
+    if want("create") {
         let sink = Sink::start(false).await?;
         let srv = Server::start(&bin, &["--allow-private-webhook-targets"]).await?;
         report.add(
@@ -318,7 +322,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
 
     // 2b: durable creates alone: an API-only server queues the work without carrying it out,
     // so the figure is the API's (each answer still follows the commit).
-    {
+    if want("api") {
         let mut srv = Server::start(&bin, &["--api-only"]).await?;
         let client = Client::new(srv.addr, &srv.key);
         let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -342,7 +346,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     }
 
     // 4: delivery throughput with 1 and 10 endpoints, sandbox joins as the source.
-    for endpoints in [1usize, 10] {
+    for endpoints in [1usize, 10].into_iter().filter(|_| want("delivery")) {
         let sink = Sink::start(false).await?;
         let mut srv = Server::start(&bin, &["--allow-private-webhook-targets"]).await?;
         let client = Client::new(srv.addr, &srv.key);
@@ -384,7 +388,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     }
 
     // 4b: drain a backlog: deliveries killed while the sink failed, recovered at once.
-    {
+    if want("backlog") {
         let sink = Sink::start(true).await?;
         let mut srv = Server::start(
             &bin,
@@ -436,7 +440,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     }
 
     // 5–6: scale: list and get with N groups; size per group; RSS with many groups.
-    {
+    if want("scale") {
         let mut srv = Server::start(&bin, &[]).await?;
         let client = Client::new(srv.addr, &srv.key);
         create_groups_fast(&client, plan.scale_small, "s", c).await?;

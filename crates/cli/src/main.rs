@@ -387,7 +387,7 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
         store.clone(),
         std::sync::Arc::new(NoProviders),
         std::sync::Arc::new(|| {}),
-        std::sync::Arc::new(|| {}),
+        std::sync::Arc::new(|_| {}),
     );
     match cmd {
         WebhooksCmd::Add {

@@ -82,21 +82,33 @@ pub const EVENTS_LIMIT_DEFAULT: i64 = 100;
 
 type Wake = Arc<dyn Fn() + Send + Sync>;
 
+/// What the delivery dispatcher is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliverySignal {
+    /// New deliveries were queued.
+    Queued,
+    /// Endpoints changed, or deliveries were queued again under their old IDs.
+    Changed,
+}
+
+type DeliveryWake = Arc<dyn Fn(DeliverySignal) + Send + Sync>;
+
 pub struct GroupService {
     store: Arc<dyn Store>,
     providers: Arc<dyn ProviderRegistry>,
     wake_commands: Wake,
-    wake_deliveries: Wake,
+    wake_deliveries: DeliveryWake,
 }
 
 impl GroupService {
     /// `wake_commands` is called after a command was queued (to wake the provider worker),
-    /// `wake_deliveries` after webhook deliveries were queued (to wake the delivery worker).
+    /// `wake_deliveries` when webhook deliveries were queued or endpoints changed (to tell
+    /// the delivery dispatcher).
     pub fn new(
         store: Arc<dyn Store>,
         providers: Arc<dyn ProviderRegistry>,
         wake_commands: Wake,
-        wake_deliveries: Wake,
+        wake_deliveries: DeliveryWake,
     ) -> Self {
         GroupService {
             store,
@@ -121,16 +133,21 @@ impl GroupService {
         })
     }
 
-    /// Wakes the delivery worker.
+    /// Wakes the delivery dispatcher.
     pub fn deliveries_queued(&self) {
-        (self.wake_deliveries)();
+        (self.wake_deliveries)(DeliverySignal::Queued);
+    }
+
+    /// Tells the delivery dispatcher to read endpoints and backlogs again.
+    pub fn deliveries_changed(&self) {
+        (self.wake_deliveries)(DeliverySignal::Changed);
     }
 
     fn after_mutation(&self, m: &Mutation) {
         if let Mutation::Applied(d) = m
             && !d.events.is_empty()
         {
-            (self.wake_deliveries)();
+            self.deliveries_queued();
         }
     }
 

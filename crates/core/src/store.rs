@@ -11,7 +11,7 @@ use crate::{
     group::{Decision, GroupState},
     model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Org, Participant, Profile, ProviderKind},
     time::Timestamp,
-    webhook::{AttemptRecord, DeliveryJob, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint},
+    webhook::{AttemptRecord, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery},
 };
 
 /// Storage failed (not the client's fault).
@@ -203,19 +203,24 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError>;
 
-    // Deliveries.
-    /// Leases due deliveries that head their (endpoint, group) chain: none of the group's
-    /// earlier events to that endpoint is still pending or failed. At most `per_endpoint` per
-    /// endpoint, none for the endpoints in `skip`.
-    async fn claim_deliveries(
+    // Deliveries. One dispatcher per database schedules them (see `wagroups-delivery`): it
+    // reads open deliveries in queue order (ID order) and records outcomes in batches.
+    /// Enabled endpoints of every organisation (what the dispatcher sends to).
+    async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// The newest delivery ID (0 when there is none).
+    async fn last_delivery_id(&self) -> Result<i64, StoreError>;
+    /// Open (pending or failed) deliveries with an ID in `(after, upto]`, in ID order, of
+    /// one endpoint or of all.
+    async fn open_deliveries(
         &self,
-        now: Timestamp,
-        lease_ms: i64,
+        endpoint_id: Option<&str>,
+        after: i64,
+        upto: Option<i64>,
         limit: i64,
-        per_endpoint: i64,
-        skip: &[String],
-    ) -> Result<Vec<DeliveryJob>, StoreError>;
-    async fn record_attempt(&self, delivery_id: i64, record: &AttemptRecord) -> Result<(), StoreError>;
+    ) -> Result<Vec<OpenDelivery>, StoreError>;
+    /// Records attempts in one transaction (a delivery no longer open is left as it is);
+    /// a `DeadAndDisable` outcome disables the endpoint.
+    async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError>;
     /// Newest first; `before` is the delivery ID the previous page ended with.
     async fn list_deliveries(
         &self,
@@ -237,7 +242,6 @@ pub trait Store: Send + Sync {
     /// `None` when the organisation has no such event.
     async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError>;
     async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError>;
-    async fn release_delivery_leases(&self) -> Result<u64, StoreError>;
 
     // The organisation's event log.
     /// The row position of an event, for `after` cursors.

@@ -274,17 +274,18 @@ impl DeliveryStatus {
     }
 }
 
-/// A delivery claimed for an attempt.
+/// An open delivery as the dispatcher loads it.
 #[derive(Debug, Clone)]
-pub struct DeliveryJob {
+pub struct OpenDelivery {
     pub id: i64,
     pub endpoint_id: String,
-    pub url: String,
-    pub secrets: Vec<String>,
+    /// Deliveries of one group to one endpoint go out one at a time, in ID order.
+    pub group_row_id: i64,
+    /// Attempts made so far.
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
     pub event_id: String,
     pub payload: String,
-    /// Attempts made before this one.
-    pub attempts: i64,
 }
 
 /// What became of an attempt, and what follows.

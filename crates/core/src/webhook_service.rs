@@ -76,7 +76,7 @@ impl GroupService {
             .flatten()
             .map(|d| webhook::validate_description("description", &d))
             .transpose()?;
-        Ok(self
+        let ep = self
             .store()
             .create_endpoint(
                 NewEndpoint {
@@ -89,7 +89,9 @@ impl GroupService {
                 },
                 Timestamp::now(),
             )
-            .await?)
+            .await?;
+        self.deliveries_changed();
+        Ok(ep)
     }
 
     pub async fn list_endpoints(&self, key: &ApiKey) -> Result<Vec<Endpoint>, ServiceError> {
@@ -133,15 +135,19 @@ impl GroupService {
             );
         }
         patch.disabled = input.disabled;
-        self.store()
+        let ep = self
+            .store()
             .update_endpoint(&key.org_id, id, patch, Timestamp::now())
             .await?
-            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")))?;
+        self.deliveries_changed();
+        Ok(ep)
     }
 
     pub async fn delete_endpoint(&self, key: &ApiKey, id: &str) -> Result<(), ServiceError> {
         self.endpoint(key, id).await?;
         self.store().delete_endpoint(&key.org_id, id, Timestamp::now()).await?;
+        self.deliveries_changed();
         Ok(())
     }
 
@@ -149,7 +155,8 @@ impl GroupService {
     pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
         self.endpoint(key, id).await?;
         let now = Timestamp::now();
-        self.store()
+        let ep = self
+            .store()
             .rotate_endpoint_secret(
                 &key.org_id,
                 id,
@@ -158,7 +165,9 @@ impl GroupService {
                 now,
             )
             .await?
-            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")))?;
+        self.deliveries_changed();
+        Ok(ep)
     }
 
     pub async fn deliveries(
@@ -214,7 +223,7 @@ impl GroupService {
             .store()
             .recover_deliveries(&key.org_id, endpoint_id, since, now)
             .await?;
-        self.deliveries_queued();
+        self.deliveries_changed();
         Ok(n)
     }
 
@@ -242,7 +251,7 @@ impl GroupService {
             .redeliver_event(&key.org_id, event_id, Timestamp::now())
             .await?
             .ok_or_else(|| DomainError::not_found(format!("event {event_id:?}")))?;
-        self.deliveries_queued();
+        self.deliveries_changed();
         Ok(n)
     }
 

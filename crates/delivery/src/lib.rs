@@ -1,7 +1,8 @@
 //! Webhook delivery: Standard Webhooks signing, an HTTP client that refuses private targets,
-//! and the worker that drains the durable delivery queue with per-group order.
+//! and the dispatcher that drains the durable delivery queue with per-group order.
 
 pub mod guard;
+pub mod schedule;
 pub mod sign;
 mod worker;
 

@@ -1,22 +1,29 @@
-//! The delivery worker: claims due deliveries (heads of their per-group chains), sends each
-//! signed, records the attempt and schedules the next. Concurrency is bounded per endpoint
-//! and in total, so a slow or dead endpoint only ever occupies its own slots.
+//! The delivery dispatcher: one task per server schedules deliveries (see
+//! [`crate::schedule`]), sends each attempt signed on its own task and records outcomes in
+//! batches. Concurrency is bounded per endpoint and in total, so a slow or dead endpoint only
+//! ever occupies its own slots.
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use tokio::{sync::Notify, task::JoinSet};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
-    store::Store,
+    store::{Store, StoreError},
     time::Timestamp,
-    webhook::{AttemptNext, AttemptRecord, DeliveryJob, RetrySchedule},
+    webhook::{AttemptNext, AttemptRecord, RetrySchedule},
 };
 
-use crate::{guard, sign::signature_header};
+use crate::{
+    guard,
+    schedule::{Job, Schedule},
+    sign::signature_header,
+};
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -28,6 +35,8 @@ pub struct DeliveryConfig {
     pub per_endpoint: usize,
     /// Attempts in flight in all.
     pub max_in_flight: usize,
+    /// How often the queue is read when nothing woke the dispatcher (deliveries queued by
+    /// another process).
     pub poll: Duration,
 }
 
@@ -44,153 +53,279 @@ impl Default for DeliveryConfig {
     }
 }
 
-/// How long a freed slot waits for others before the next claim.
-const SLOT_COALESCE: Duration = Duration::from_millis(2);
-
+/// Deliveries held in memory per endpoint (the rest waits in the database).
+const WINDOW: usize = 1024;
+/// Rows read from the tail of the queue at a time.
+const TAIL_BATCH: i64 = 1024;
+/// How often the endpoints are read again (the CLI may change them from another process).
+const ENDPOINT_REFRESH: Duration = Duration::from_secs(2);
+/// Pause before recording again after the database refused a batch, or reading again after
+/// a failed read.
+const STORE_RETRY: Duration = Duration::from_millis(200);
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Largest response body kept in an attempt's error text.
 const BODY_EXCERPT: usize = 512;
 
+/// A finished attempt, waiting to be recorded.
+struct Done {
+    endpoint_id: String,
+    group_row_id: i64,
+    id: i64,
+    record: AttemptRecord,
+}
+
+type Recording = tokio::task::JoinHandle<(Vec<Done>, Result<(), StoreError>)>;
+
 pub struct DeliveryWorker {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    sender: Arc<Sender>,
     config: DeliveryConfig,
     /// Woken when deliveries are queued.
-    pub ready: Arc<Notify>,
-    in_flight: Mutex<HashMap<String, usize>>,
-    /// A hard cap on attempts in flight per endpoint (claims may run slightly ahead of it;
-    /// the lease covers the wait).
-    permits: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
-    slot_freed: Notify,
+    ready: Arc<Notify>,
+    /// Woken when endpoints changed or deliveries were queued again under their old IDs.
+    changed: Arc<Notify>,
 }
 
 impl DeliveryWorker {
-    pub fn new(store: Arc<dyn Store>, config: DeliveryConfig, ready: Arc<Notify>) -> reqwest::Result<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DeliveryConfig,
+        ready: Arc<Notify>,
+        changed: Arc<Notify>,
+    ) -> reqwest::Result<Self> {
         Ok(DeliveryWorker {
             store,
-            client: guard::client(config.allow_private_targets)?,
+            sender: Arc::new(Sender {
+                client: guard::client(config.allow_private_targets)?,
+                config: config.clone(),
+            }),
             config,
             ready,
-            in_flight: Mutex::new(HashMap::new()),
-            permits: Mutex::new(HashMap::new()),
-            slot_freed: Notify::new(),
+            changed,
         })
     }
 
-    /// The lease covers waiting for an endpoint slot (at most one other attempt's timeout)
-    /// and the attempt itself.
-    fn lease_ms(&self) -> i64 {
-        (self.config.timeout.as_millis() as i64) * 2 + 10_000
-    }
-
-    fn in_flight_snapshot(&self) -> (usize, Vec<String>) {
-        let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let total = map.values().sum();
-        let saturated = map
-            .iter()
-            .filter(|(_, n)| **n >= self.config.per_endpoint)
-            .map(|(k, _)| k.clone())
-            .collect();
-        (total, saturated)
-    }
-
-    fn adjust(&self, endpoint: &str, delta: isize) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(endpoint.to_string()).or_insert(0);
-        *n = n.saturating_add_signed(delta);
-        if *n == 0 {
-            map.remove(endpoint);
-        }
-    }
-
-    /// Runs until `shutdown`; then stops claiming and lets attempts in flight finish (each
-    /// is bounded by the timeout; one cut short is retried after its lease).
+    /// Runs until `shutdown`; then stops sending, lets attempts in flight finish (each is
+    /// bounded by the timeout) and records them. An attempt cut short is made again after a
+    /// restart: at least once.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tasks = JoinSet::new();
-        let mut idle = false;
+        let mut d = Dispatch {
+            store: self.store.clone(),
+            schedule: None,
+            resync: true,
+            read_tail: true,
+            refreshed: Instant::now(),
+            unrecorded: Vec::new(),
+            recording: None,
+            retry_at: None,
+            per_endpoint: self.config.per_endpoint,
+        };
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let mut attempts = JoinSet::new();
         loop {
-            while tasks.try_join_next().is_some() {}
-            if idle {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = self.ready.notified() => {}
-                    _ = self.slot_freed.notified() => {
-                        // Let a few more attempts finish, so one claim fills several slots
-                        // (a claim occupies the single writer).
-                        tokio::time::sleep(SLOT_COALESCE).await;
+            let mut pause = None;
+            if let Err(e) = d.load().await {
+                tracing::warn!(error = %e, "reading the delivery queue failed");
+                pause = Some(STORE_RETRY);
+            }
+            if let Some(s) = d.schedule.as_mut() {
+                let room = self.config.max_in_flight.saturating_sub(s.in_flight());
+                for job in s.take_due(Timestamp::now(), room) {
+                    let sender = self.sender.clone();
+                    let tx = done_tx.clone();
+                    attempts.spawn(async move {
+                        let record = sender.attempt(&job).await;
+                        let _ = tx.send(Done {
+                            endpoint_id: job.endpoint_id,
+                            group_row_id: job.group_row_id,
+                            id: job.id,
+                            record,
+                        });
+                    });
+                }
+            }
+            d.start_recording();
+            while attempts.try_join_next().is_some() {}
+
+            let now = Instant::now();
+            let mut wake = pause.unwrap_or(self.config.poll);
+            if let Some(due) = d.schedule.as_ref().and_then(Schedule::next_due) {
+                let ms = due.saturating_sub(Timestamp::now().millis()).max(0) as u64;
+                wake = wake.min(Duration::from_millis(ms));
+            }
+            if let Some(t) = d.retry_at {
+                wake = wake.min(t.saturating_duration_since(now));
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.ready.notified() => d.read_tail = true,
+                _ = self.changed.notified() => d.resync = true,
+                Some(done) = done_rx.recv() => {
+                    d.attempted(done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        d.attempted(done);
                     }
-                    _ = tokio::time::sleep(self.config.poll) => {}
                 }
-            } else if shutdown.is_cancelled() {
-                break;
-            }
-            let (total, saturated) = self.in_flight_snapshot();
-            let room = self.config.max_in_flight.saturating_sub(total);
-            if room == 0 {
-                idle = true;
-                continue;
-            }
-            let claimed = match self
-                .store
-                .claim_deliveries(
-                    Timestamp::now(),
-                    self.lease_ms(),
-                    room.min(256) as i64,
-                    self.config.per_endpoint as i64,
-                    &saturated,
-                )
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming deliveries failed");
-                    idle = true;
-                    continue;
+                finished = async {
+                    match d.recording.as_mut() {
+                        Some(h) => h.await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    d.recording = None;
+                    d.recorded(finished);
                 }
-            };
-            idle = claimed.is_empty();
-            for job in claimed {
-                self.adjust(&job.endpoint_id, 1);
-                let me = self.clone();
-                tasks.spawn(async move {
-                    let endpoint = job.endpoint_id.clone();
-                    me.deliver(job).await;
-                    me.adjust(&endpoint, -1);
-                    me.slot_freed.notify_one();
-                });
+                _ = tokio::time::sleep(wake) => d.read_tail = true,
             }
         }
-        let grace = self.config.timeout + Duration::from_secs(5);
-        let _ = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        // Let attempts in flight finish, and record them.
+        let grace = tokio::time::sleep(self.config.timeout + Duration::from_secs(5));
+        tokio::pin!(grace);
+        while d.schedule.as_ref().is_some_and(|s| s.in_flight() > 0) {
+            tokio::select! {
+                Some(done) = done_rx.recv() => d.attempted(done),
+                _ = &mut grace => break,
+            }
+        }
+        attempts.abort_all();
+        if let Some(h) = d.recording.take() {
+            d.recorded(h.await);
+        }
+        if !d.unrecorded.is_empty() {
+            let batch: Vec<(i64, AttemptRecord)> = d.unrecorded.iter().map(|x| (x.id, x.record.clone())).collect();
+            if let Err(e) = self.store.record_attempts(&batch).await {
+                tracing::warn!(error = %e, "recording attempts at shutdown failed; they are made again");
+            }
+        }
+    }
+}
+
+/// The dispatcher's state between turns.
+struct Dispatch {
+    store: Arc<dyn Store>,
+    /// Made on the first successful read of the queue.
+    schedule: Option<Schedule>,
+    /// Read the endpoints and every backlog again.
+    resync: bool,
+    read_tail: bool,
+    refreshed: Instant,
+    unrecorded: Vec<Done>,
+    recording: Option<Recording>,
+    /// After a failed write, when to record again.
+    retry_at: Option<Instant>,
+    per_endpoint: usize,
+}
+
+impl Dispatch {
+    /// Brings the schedule up to date with the database.
+    async fn load(&mut self) -> Result<(), StoreError> {
+        let s = match self.schedule.as_mut() {
+            Some(s) => s,
+            None => {
+                let tail = self.store.last_delivery_id().await?;
+                self.resync = true;
+                self.schedule.insert(Schedule::new(self.per_endpoint, WINDOW, tail))
+            }
+        };
+        if self.resync || self.refreshed.elapsed() >= ENDPOINT_REFRESH {
+            s.set_endpoints(self.store.active_endpoints().await?);
+            self.refreshed = Instant::now();
+            if self.resync {
+                s.resync();
+                self.resync = false;
+            }
+        }
+        if self.read_tail {
+            loop {
+                let after = s.tail();
+                let rows = self.store.open_deliveries(None, after, None, TAIL_BATCH).await?;
+                let full = rows.len() as i64 == TAIL_BATCH;
+                let upto = rows.last().map_or(after, |r| r.id);
+                // An endpoint created since the last refresh: read the endpoints; its
+                // deliveries then come by backfill.
+                if rows.iter().any(|r| !s.knows(&r.endpoint_id)) {
+                    s.set_endpoints(self.store.active_endpoints().await?);
+                    self.refreshed = Instant::now();
+                }
+                s.accept_tail(rows, upto);
+                if !full {
+                    break;
+                }
+            }
+            self.read_tail = false;
+        }
+        for (endpoint, after, room) in s.backfills() {
+            let rows = self
+                .store
+                .open_deliveries(Some(&endpoint), after, Some(s.tail()), room as i64)
+                .await?;
+            s.accept_backfill(&endpoint, rows, room);
+        }
+        Ok(())
     }
 
-    fn permits_for(&self, endpoint: &str) -> Arc<tokio::sync::Semaphore> {
-        let mut map = self.permits.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(endpoint.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.config.per_endpoint)))
-            .clone()
-    }
-
-    async fn deliver(&self, job: DeliveryJob) {
-        let permits = self.permits_for(&job.endpoint_id);
-        let _permit = permits.acquire().await;
-        let record = self.attempt(&job).await;
-        let outcome = match &record.next {
+    fn attempted(&mut self, done: Done) {
+        let outcome = match &done.record.next {
             AttemptNext::Succeeded => "succeeded",
             AttemptNext::RetryAt(_) => "failed",
             AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => "dead",
         };
         metrics::counter!("wagroups_webhook_deliveries_total", "outcome" => outcome).increment(1);
-        metrics::histogram!("wagroups_webhook_attempt_duration_seconds").record(record.latency_ms as f64 / 1000.0);
-        if let Err(e) = self.store.record_attempt(job.id, &record).await {
-            // The lease expires and the delivery is attempted again: at least once.
-            tracing::warn!(delivery = job.id, error = %e, "recording an attempt failed");
+        metrics::histogram!("wagroups_webhook_attempt_duration_seconds").record(done.record.latency_ms as f64 / 1000.0);
+        if let Some(s) = self.schedule.as_mut() {
+            s.attempted(&done.endpoint_id);
         }
+        self.unrecorded.push(done);
     }
 
+    /// Writes the finished attempts in one transaction, unless a write is under way.
+    fn start_recording(&mut self) {
+        if self.recording.is_some() || self.unrecorded.is_empty() || self.retry_at.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        let batch = std::mem::take(&mut self.unrecorded);
+        let store = self.store.clone();
+        self.recording = Some(tokio::spawn(async move {
+            let rows: Vec<(i64, AttemptRecord)> = batch.iter().map(|x| (x.id, x.record.clone())).collect();
+            let result = store.record_attempts(&rows).await;
+            (batch, result)
+        }));
+    }
+
+    fn recorded(&mut self, finished: Result<(Vec<Done>, Result<(), StoreError>), tokio::task::JoinError>) {
+        match finished {
+            Ok((batch, Ok(()))) => {
+                self.retry_at = None;
+                if let Some(s) = self.schedule.as_mut() {
+                    for d in &batch {
+                        s.recorded(&d.endpoint_id, d.group_row_id, d.id, &d.record.next);
+                    }
+                }
+            }
+            Ok((mut batch, Err(e))) => {
+                tracing::warn!(error = %e, n = batch.len(), "recording attempts failed; retrying");
+                batch.append(&mut self.unrecorded);
+                self.unrecorded = batch;
+                self.retry_at = Some(Instant::now() + STORE_RETRY);
+            }
+            Err(e) => {
+                // The write task panicked: its chains stay held until a restart resends them.
+                tracing::error!(error = %e, "recording attempts failed");
+            }
+        }
+    }
+}
+
+/// Sends attempts (shared by the attempt tasks).
+struct Sender {
+    client: reqwest::Client,
+    config: DeliveryConfig,
+}
+
+impl Sender {
     /// Sends one attempt and decides what follows.
-    pub async fn attempt(&self, job: &DeliveryJob) -> AttemptRecord {
+    pub async fn attempt(&self, job: &Job) -> AttemptRecord {
         let attempted_at = Timestamp::now();
         let ts = attempted_at.millis() / 1000;
         let signature = signature_header(&job.secrets, &job.event_id, ts, job.payload.as_bytes());

@@ -22,7 +22,12 @@ use axum::{
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
-use wagroups_core::{admin::Bootstrap, provider::ProviderEventSink, service::GroupService, store::Store};
+use wagroups_core::{
+    admin::Bootstrap,
+    provider::ProviderEventSink,
+    service::{DeliverySignal, GroupService},
+    store::Store,
+};
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
 use wagroups_providers::{Providers, simulated::SimNetwork};
@@ -119,27 +124,32 @@ impl Server {
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
         if !config.api_only {
             // One server runs on an SQLite file: leases left by a crashed run are stale.
-            let released = store.release_command_leases().await? + store.release_delivery_leases().await?;
+            let released = store.release_command_leases().await?;
             if released > 0 {
                 tracing::info!(released, "resuming work a previous run had claimed");
             }
         }
         let commands_ready = Arc::new(Notify::new());
         let deliveries_ready = Arc::new(Notify::new());
+        let deliveries_changed = Arc::new(Notify::new());
         let wake = commands_ready.clone();
-        let wake_deliveries = deliveries_ready.clone();
+        let (ready, changed) = (deliveries_ready.clone(), deliveries_changed.clone());
         let sim = Arc::new(SimNetwork::new(store.clone()));
         let providers = Providers { simulated: sim.clone() };
         let service = Arc::new(GroupService::new(
             store.clone(),
             Arc::new(providers.clone()),
             Arc::new(move || wake.notify_one()),
-            Arc::new(move || wake_deliveries.notify_one()),
+            Arc::new(move |signal| match signal {
+                DeliverySignal::Queued => ready.notify_one(),
+                DeliverySignal::Changed => changed.notify_one(),
+            }),
         ));
         let delivery = Arc::new(DeliveryWorker::new(
             store.clone(),
             config.delivery.clone(),
             deliveries_ready,
+            deliveries_changed,
         )?);
         let state = AppState {
             service,

@@ -146,7 +146,6 @@ async fn update(
         .service
         .update_endpoint(&key, &id, input, state.allow_private_webhook_targets)
         .await?;
-    state.service.deliveries_queued();
     Ok(Json(render(&ep)))
 }
 

@@ -492,8 +492,8 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     assert!(next[0].id > outbox[1].id);
 }
 
-/// Deliveries are written with their events, claimed only at the head of their
-/// (endpoint, group) chain, and retried, killed, recovered and redelivered as recorded.
+/// Deliveries are written with their events, read back in queue order per endpoint, and
+/// retried, killed, recovered and redelivered as recorded.
 pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     use wagroups_core::webhook::{AttemptNext, AttemptRecord, DeliveryStatus};
     let (a, na) = org_with_number(s, "a", "15550000001").await;
@@ -560,56 +560,44 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         .await
         .unwrap();
     }
-    // Heads only: sequence 1 of each group to the first endpoint, the join to the second.
-    let now = T0.plus_millis(1);
-    let jobs = s.claim_deliveries(now, 60_000, 100, 100, &[]).await.unwrap();
-    let mut heads: Vec<(String, String)> = jobs
-        .iter()
-        .map(|j| {
-            (
-                j.endpoint_id.clone(),
-                serde_json::from_str::<serde_json::Value>(&j.payload).unwrap()["eventType"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
-    heads.sort();
-    let mut expected = vec![
-        (ep.id.clone(), "GROUP_CREATED".to_string()),
-        (ep.id.clone(), "GROUP_CREATED".to_string()),
-        (only_joins.id.clone(), "GROUP_PARTICIPANT_JOINED".to_string()),
-        (only_joins.id.clone(), "GROUP_PARTICIPANT_JOINED".to_string()),
-    ];
-    expected.sort();
-    assert_eq!(heads, expected);
-    assert!(
-        s.claim_deliveries(now, 60_000, 100, 100, &[]).await.unwrap().is_empty(),
-        "leased or blocked"
-    );
+    // The queue in ID order: each group's creation then its join; joins to both endpoints.
+    let event_type = |d: &wagroups_core::webhook::OpenDelivery| {
+        serde_json::from_str::<serde_json::Value>(&d.payload).unwrap()["eventType"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let all = s.open_deliveries(None, 0, None, 100).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(s.last_delivery_id().await.unwrap(), all[5].id);
     assert_eq!(
-        s.claim_deliveries(
-            T0.plus_millis(60_002),
-            60_000,
-            100,
-            1,
-            std::slice::from_ref(&only_joins.id)
-        )
-        .await
-        .unwrap()
-        .len(),
-        1,
-        "one per endpoint, skipping one"
+        s.open_deliveries(None, all[1].id, Some(all[3].id), 100)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "(after, upto]"
     );
-    s.release_delivery_leases().await.unwrap();
+    let mine = s.open_deliveries(Some(&ep.id), 0, None, 100).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|d| (d.group_row_id, event_type(d))).collect::<Vec<_>>(),
+        vec![
+            (mine[0].group_row_id, "GROUP_CREATED".to_string()),
+            (mine[0].group_row_id, "GROUP_PARTICIPANT_JOINED".to_string()),
+            (mine[2].group_row_id, "GROUP_CREATED".to_string()),
+            (mine[2].group_row_id, "GROUP_PARTICIPANT_JOINED".to_string()),
+        ]
+    );
+    assert_ne!(mine[0].group_row_id, mine[2].group_row_id);
+    assert!(mine.iter().all(|d| d.attempts == 0 && d.next_attempt_at == T0));
+    let joins = s.open_deliveries(Some(&only_joins.id), 0, None, 1).await.unwrap();
+    assert_eq!(joins.len(), 1, "limit");
+    assert_eq!(event_type(&joins[0]), "GROUP_PARTICIPANT_JOINED");
 
-    // Succeed g1's creation to the first endpoint: its join becomes the head. Fail g2's.
-    let first = s
-        .claim_deliveries(now, 60_000, 100, 100, std::slice::from_ref(&only_joins.id))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 2);
+    // Outcomes recorded in one batch: g1's creation succeeded, its join died, g2's creation
+    // is retried later. A delivery no longer open takes no late attempt.
+    let now = T0.plus_millis(1);
     let rec = |next| AttemptRecord {
         attempted_at: now,
         status_code: Some(200),
@@ -617,24 +605,30 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         error: None,
         next,
     };
-    s.record_attempt(first[0].id, &rec(AttemptNext::Succeeded))
+    s.record_attempts(&[
+        (mine[0].id, rec(AttemptNext::Succeeded)),
+        (mine[1].id, rec(AttemptNext::Dead)),
+        (mine[2].id, rec(AttemptNext::RetryAt(T0.plus_millis(1000)))),
+    ])
+    .await
+    .unwrap();
+    s.record_attempts(&[(mine[0].id, rec(AttemptNext::Succeeded))])
         .await
         .unwrap();
-    s.record_attempt(first[1].id, &rec(AttemptNext::RetryAt(T0.plus_millis(1000))))
+    let open: Vec<(i64, i64)> = s
+        .open_deliveries(Some(&ep.id), 0, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (d.id, d.attempts))
+        .collect();
+    assert_eq!(open, vec![(mine[2].id, 1), (mine[3].id, 0)]);
+    let succeeded = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Succeeded), None, 10)
         .await
         .unwrap();
-    let next = s
-        .claim_deliveries(
-            T0.plus_millis(2),
-            60_000,
-            100,
-            100,
-            std::slice::from_ref(&only_joins.id),
-        )
-        .await
-        .unwrap();
-    assert_eq!(next.len(), 1, "g1's join; g2 waits for its retry");
-    s.record_attempt(next[0].id, &rec(AttemptNext::Dead)).await.unwrap();
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(succeeded[0].attempts.len(), 1, "the late record added nothing");
     let dead = s
         .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Dead), None, 10)
         .await
@@ -651,6 +645,11 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         2
     );
     assert_eq!(
+        s.open_deliveries(Some(&ep.id), 0, None, 100).await.unwrap().len(),
+        3,
+        "recovered under their old IDs"
+    );
+    assert_eq!(
         s.redeliver_event(&a, &dead[0].event_id, T0).await.unwrap(),
         Some(2),
         "to both endpoints"
@@ -661,14 +660,20 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     // Deleting an endpoint drops what it had not received.
     assert!(s.delete_endpoint(&a, &only_joins.id, T0).await.unwrap());
     assert_eq!(s.delivery_stats().await.unwrap().open, 3);
+    assert!(
+        s.open_deliveries(Some(&only_joins.id), 0, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    // A disabled endpoint's backlog never crowds out an enabled one's due delivery, however
-    // small the claim: g1's join (head of its chain) waits behind nothing of the disabled one.
-    let blocked = s
+    // The dispatcher sends to enabled endpoints of every organisation; a 410 disables.
+    let (b, _) = org_with_number(s, "b", "15550000002").await;
+    let other = s
         .create_endpoint(
             NewEndpoint {
-                org_id: a.clone(),
-                url: "https://example.com/off".into(),
+                org_id: b,
+                url: "https://example.com/b".into(),
                 description: None,
                 event_types: None,
                 waba_numbers: None,
@@ -678,39 +683,24 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         )
         .await
         .unwrap();
-    for d in s.list_deliveries(&a, &ep.id, None, None, 10).await.unwrap() {
-        s.redeliver_event(&a, &d.event_id, T0).await.unwrap();
-    }
-    // The first endpoint's deliveries fail once and come due at T0+5; the other endpoint's
-    // (created by the redeliveries, due at T0) sort first, then it is disabled.
-    s.release_delivery_leases().await.unwrap();
-    for job in s
-        .claim_deliveries(T0.plus_millis(1), 60_000, 100, 100, std::slice::from_ref(&blocked.id))
+    let mut active: Vec<String> = s.active_endpoints().await.unwrap().into_iter().map(|e| e.id).collect();
+    active.sort();
+    let mut expected = vec![ep.id.clone(), other.id.clone()];
+    expected.sort();
+    assert_eq!(active, expected);
+    s.record_attempts(&[(mine[3].id, rec(AttemptNext::DeadAndDisable("410 Gone".into())))])
         .await
-        .unwrap()
-    {
-        let retry = AttemptRecord {
-            attempted_at: T0,
-            status_code: Some(500),
-            latency_ms: 1,
-            error: None,
-            next: AttemptNext::RetryAt(T0.plus_millis(5)),
-        };
-        s.record_attempt(job.id, &retry).await.unwrap();
-    }
-    s.release_delivery_leases().await.unwrap();
-    s.update_endpoint(
-        &a,
-        &blocked.id,
-        wagroups_core::store::EndpointPatch {
-            disabled: Some(true),
-            ..Default::default()
-        },
-        T0,
-    )
-    .await
-    .unwrap();
-    let got = s.claim_deliveries(T0.plus_millis(10), 60_000, 1, 1, &[]).await.unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].endpoint_id, ep.id);
+        .unwrap();
+    let gone = s.get_endpoint(&a, &ep.id).await.unwrap().unwrap();
+    assert!(gone.disabled);
+    assert_eq!(gone.disabled_reason.as_deref(), Some("410 Gone"));
+    assert_eq!(
+        s.active_endpoints()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>(),
+        vec![other.id]
+    );
 }

@@ -29,8 +29,8 @@ use wagroups_core::{
     },
     time::Timestamp,
     webhook::{
-        self, AttemptNext, AttemptRecord, AttemptView, DeliveryJob, DeliveryStats, DeliveryStatus, DeliveryView,
-        Endpoint,
+        self, AttemptNext, AttemptRecord, AttemptView, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint,
+        OpenDelivery,
     },
 };
 
@@ -1057,7 +1057,7 @@ impl Store for SqliteStore {
             }
             exec(
                 c,
-                "UPDATE deliveries SET status = 'dead', lease_until = NULL, updated_at = ?1 \
+                "UPDATE deliveries SET status = 'dead', updated_at = ?1 \
                  WHERE endpoint_id = ?2 AND status IN ('pending', 'failed')",
                 params![now.millis(), id],
             )?;
@@ -1089,105 +1089,114 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_deliveries(
-        &self,
-        now: Timestamp,
-        lease_ms: i64,
-        limit: i64,
-        per_endpoint: i64,
-        skip: &[String],
-    ) -> Result<Vec<DeliveryJob>, StoreError> {
-        let skip_json = serde_json::Value::from(skip.to_vec()).to_string();
-        self.write(move |c| {
-            // Candidates: due deliveries of enabled endpoints that head their (endpoint, group)
-            // chain (no earlier event of the group still open for the endpoint, and nothing of
-            // the chain in flight), earliest first; of those, at most `per_endpoint` each.
-            let ids: Vec<i64> = all(
-                c,
-                "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
-                   SELECT id FROM ( \
-                     SELECT d.id, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS rn \
-                     FROM (SELECT d.id, d.endpoint_id, d.next_attempt_at FROM deliveries d \
-                           JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                           WHERE d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2 \
-                           AND (d.lease_until IS NULL OR d.lease_until <= ?2) \
-                           AND e.disabled = 0 AND e.deleted_at IS NULL \
-                           AND d.endpoint_id NOT IN (SELECT value FROM json_each(?3)) \
-                           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
-                               AND p.group_row_id = d.group_row_id AND p.sequence < d.sequence \
-                               AND p.status IN ('pending', 'failed')) \
-                           AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
-                               AND p.group_row_id = d.group_row_id AND p.status IN ('pending', 'failed') \
-                               AND p.lease_until > ?2) \
-                           ORDER BY d.next_attempt_at, d.id LIMIT ?6) d \
-                   ) WHERE rn <= ?4 ORDER BY id LIMIT ?5) \
-                 RETURNING id",
-                params![now.millis() + lease_ms, now.millis(), skip_json, per_endpoint, limit, limit * 4],
-                |r| get(r, "id"),
-            )?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let cols = ENDPOINT_COLS.split(", ").map(|x| format!("e.{x}")).collect::<Vec<_>>().join(", ");
+    async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.read(move |c| {
             all(
                 c,
                 &format!(
-                    "SELECT d.id AS delivery_id, d.attempts, ev.event_id, ev.payload, {cols} FROM deliveries d \
-                     JOIN webhook_endpoints e ON e.id = d.endpoint_id JOIN events ev ON ev.id = d.event_row_id \
-                     WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id"
+                    "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0 ORDER BY id"
                 ),
-                params![ids_json(&ids)],
-                |r| {
-                    let ep = endpoint_row(r)?;
-                    Ok(DeliveryJob {
-                        id: get(r, "delivery_id")?,
-                        secrets: ep.signing_secrets(now),
-                        endpoint_id: ep.id,
-                        url: ep.url,
-                        event_id: get(r, "event_id")?,
-                        payload: get(r, "payload")?,
-                        attempts: get(r, "attempts")?,
-                    })
-                },
+                [],
+                endpoint_row,
             )
         })
         .await
     }
 
-    async fn record_attempt(&self, delivery_id: i64, rec: &AttemptRecord) -> Result<(), StoreError> {
-        let rec = rec.clone();
-        self.write(move |c| {
-            let (status, next) = match &rec.next {
-                AttemptNext::Succeeded => (DeliveryStatus::Succeeded, None),
-                AttemptNext::RetryAt(t) => (DeliveryStatus::Failed, Some(*t)),
-                AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => (DeliveryStatus::Dead, None),
+    async fn last_delivery_id(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            one(c, "SELECT COALESCE(MAX(id), 0) AS id FROM deliveries", [], |r| {
+                get(r, "id")
+            })
+            .map(Option::unwrap_or_default)
+        })
+        .await
+    }
+
+    async fn open_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        after: i64,
+        upto: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<OpenDelivery>, StoreError> {
+        let endpoint_id = endpoint_id.map(str::to_string);
+        self.read(move |c| {
+            let map = |r: &Row| {
+                Ok(OpenDelivery {
+                    id: get(r, "id")?,
+                    endpoint_id: get(r, "endpoint_id")?,
+                    group_row_id: get(r, "group_row_id")?,
+                    attempts: get(r, "attempts")?,
+                    next_attempt_at: opt_ts(r, "next_attempt_at")?.unwrap_or_default(),
+                    event_id: get(r, "event_id")?,
+                    payload: get(r, "payload")?,
+                })
             };
-            exec(
-                c,
-                "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    delivery_id,
-                    rec.attempted_at.millis(),
-                    rec.status_code.map(i64::from),
-                    rec.latency_ms,
-                    rec.error,
-                    next.map(|t| t.millis())
-                ],
-            )?;
-            let endpoint: Option<String> = one(
-                c,
-                "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, lease_until = NULL, \
-                 updated_at = ?3 WHERE id = ?4 AND status IN ('pending', 'failed') RETURNING endpoint_id",
-                params![status.as_str(), next.map(|t| t.millis()), rec.attempted_at.millis(), delivery_id],
-                |r| get(r, "endpoint_id"),
-            )?;
-            if let (AttemptNext::DeadAndDisable(reason), Some(endpoint)) = (&rec.next, endpoint) {
+            let upto = upto.unwrap_or(i64::MAX);
+            match endpoint_id {
+                // One endpoint's backlog: the open-deliveries index, in ID order.
+                Some(ep) => all(
+                    c,
+                    "SELECT d.id, d.endpoint_id, d.group_row_id, d.attempts, d.next_attempt_at, ev.event_id, ev.payload \
+                     FROM deliveries d INDEXED BY deliveries_open JOIN events ev ON ev.id = d.event_row_id \
+                     WHERE d.endpoint_id = ?1 AND d.status IN ('pending', 'failed') AND d.id > ?2 AND d.id <= ?3 \
+                     ORDER BY d.id LIMIT ?4",
+                    params![ep, after, upto, limit],
+                    map,
+                ),
+                // The tail of the queue: the rowid range after the last one seen.
+                None => all(
+                    c,
+                    "SELECT d.id, d.endpoint_id, d.group_row_id, d.attempts, d.next_attempt_at, ev.event_id, ev.payload \
+                     FROM deliveries d JOIN events ev ON ev.id = d.event_row_id \
+                     WHERE d.id > ?1 AND d.id <= ?2 AND d.status IN ('pending', 'failed') ORDER BY d.id LIMIT ?3",
+                    params![after, upto, limit],
+                    map,
+                ),
+            }
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        self.write(move |c| {
+            for (delivery_id, rec) in &records {
+                let (status, next) = match &rec.next {
+                    AttemptNext::Succeeded => (DeliveryStatus::Succeeded, None),
+                    AttemptNext::RetryAt(t) => (DeliveryStatus::Failed, Some(*t)),
+                    AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => (DeliveryStatus::Dead, None),
+                };
+                let endpoint: Option<String> = one(
+                    c,
+                    "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
+                     updated_at = ?3 WHERE id = ?4 AND status IN ('pending', 'failed') RETURNING endpoint_id",
+                    params![status.as_str(), next.map(|t| t.millis()), rec.attempted_at.millis(), delivery_id],
+                    |r| get(r, "endpoint_id"),
+                )?;
+                // A delivery closed meanwhile (its endpoint deleted) keeps no late attempt.
+                let Some(endpoint) = endpoint else { continue };
                 exec(
                     c,
-                    "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?1, updated_at = ?2 WHERE id = ?3",
-                    params![reason, rec.attempted_at.millis(), endpoint],
+                    "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        delivery_id,
+                        rec.attempted_at.millis(),
+                        rec.status_code.map(i64::from),
+                        rec.latency_ms,
+                        rec.error,
+                        next.map(|t| t.millis())
+                    ],
                 )?;
+                if let AttemptNext::DeadAndDisable(reason) = &rec.next {
+                    exec(
+                        c,
+                        "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?1, updated_at = ?2 WHERE id = ?3",
+                        params![reason, rec.attempted_at.millis(), endpoint],
+                    )?;
+                }
             }
             Ok(())
         })
@@ -1261,7 +1270,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             Ok(exec(
                 c,
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, lease_until = NULL, \
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
                  updated_at = ?1 WHERE org_id = ?2 AND endpoint_id = ?3 AND status IN ('failed', 'dead') AND created_at >= ?4",
                 params![now.millis(), org, ep, since.millis()],
             )? as u64)
@@ -1300,8 +1309,7 @@ impl Store for SqliteStore {
                 c,
                 "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1 \
                  WHERE event_row_id = ?2 AND endpoint_id IN \
-                   (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0) \
-                 AND (lease_until IS NULL OR lease_until <= ?1)",
+                   (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0)",
                 params![now.millis(), event_row],
             )?;
             Ok(Some(n as u64))
@@ -1323,17 +1331,6 @@ impl Store for SqliteStore {
                 },
             )
             .map(Option::unwrap_or_default)
-        })
-        .await
-    }
-
-    async fn release_delivery_leases(&self) -> Result<u64, StoreError> {
-        self.write(|c| {
-            Ok(exec(
-                c,
-                "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND status IN ('pending', 'failed')",
-                [],
-            )? as u64)
         })
         .await
     }

@@ -1,0 +1,509 @@
+//! The dispatcher's view of the delivery queue, kept in memory and free of I/O.
+//!
+//! The database holds every open delivery; the schedule holds, per endpoint, a bounded window
+//! of them (the oldest, in ID order) grouped into chains, one per group. A chain sends one
+//! delivery at a time: its head goes out when due, and the next follows only after the head's
+//! outcome was recorded, so a group's events reach an endpoint in order even across a crash.
+//!
+//! Loading follows two cursors. The tail is the newest delivery ID the dispatcher has read:
+//! new deliveries of an endpoint that has room are taken from there. An endpoint that is new,
+//! was resynchronised or ran out of room reads its own backlog instead (a backfill) from its
+//! cursor up to the tail, and rejoins the tail when it has caught up.
+
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, VecDeque},
+};
+
+use wagroups_core::{
+    time::Timestamp,
+    webhook::{AttemptNext, Endpoint, OpenDelivery},
+};
+
+/// One delivery attempt to make.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub group_row_id: i64,
+    pub url: String,
+    pub secrets: Vec<String>,
+    pub event_id: String,
+    pub payload: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    id: i64,
+    attempts: i64,
+    due: i64,
+    event_id: String,
+    payload: String,
+}
+
+#[derive(Debug, Default)]
+struct Chain {
+    /// In ID order; while `busy`, the front is out (in flight or being recorded).
+    queue: VecDeque<Queued>,
+    busy: bool,
+}
+
+#[derive(Debug)]
+struct EndpointQueue {
+    endpoint: Endpoint,
+    chains: HashMap<i64, Chain>,
+    /// Due times of chain heads that may go: (due, delivery ID, group). Entries whose chain
+    /// has moved on are skipped when they surface.
+    due: BinaryHeap<Reverse<(i64, i64, i64)>>,
+    loaded: usize,
+    in_flight: usize,
+    /// Deliveries after this ID (up to the tail) are not loaded yet.
+    backfill: Option<i64>,
+}
+
+impl EndpointQueue {
+    fn new(endpoint: Endpoint) -> Self {
+        EndpointQueue {
+            endpoint,
+            chains: HashMap::new(),
+            due: BinaryHeap::new(),
+            loaded: 0,
+            in_flight: 0,
+            backfill: Some(0),
+        }
+    }
+
+    /// Adds a loaded delivery to its chain, unless it is there already.
+    fn insert(&mut self, d: OpenDelivery) {
+        let chain = self.chains.entry(d.group_row_id).or_default();
+        let at = chain.queue.partition_point(|q| q.id < d.id);
+        if chain.queue.get(at).is_some_and(|q| q.id == d.id) {
+            return;
+        }
+        // A busy head stays first (a re-queued earlier delivery follows it).
+        let at = if chain.busy { at.max(1) } else { at };
+        chain.queue.insert(
+            at,
+            Queued {
+                id: d.id,
+                attempts: d.attempts,
+                due: d.next_attempt_at.millis(),
+                event_id: d.event_id,
+                payload: d.payload,
+            },
+        );
+        self.loaded += 1;
+        if !chain.busy && at == 0 {
+            self.due
+                .push(Reverse((d.next_attempt_at.millis(), d.id, d.group_row_id)));
+        }
+    }
+
+    /// Drops everything not out, to be loaded again.
+    fn forget(&mut self) {
+        self.chains.retain(|_, c| {
+            if c.busy {
+                c.queue.truncate(1);
+            }
+            c.busy
+        });
+        self.loaded = self.chains.values().map(|c| c.queue.len()).sum();
+        self.due.clear();
+        self.backfill = Some(0);
+    }
+
+    /// The next due head, if it is due at `now`.
+    fn pop_due(&mut self, now: i64) -> Option<Job> {
+        while let Some(Reverse((due, id, group))) = self.due.peek().copied() {
+            let live = self
+                .chains
+                .get(&group)
+                .and_then(|c| (!c.busy).then(|| c.queue.front()).flatten())
+                .is_some_and(|q| q.id == id && q.due == due);
+            if !live {
+                self.due.pop();
+                continue;
+            }
+            if due > now {
+                return None;
+            }
+            self.due.pop();
+            let chain = self.chains.get_mut(&group)?;
+            chain.busy = true;
+            let q = chain.queue.front()?;
+            self.in_flight += 1;
+            return Some(Job {
+                id: q.id,
+                endpoint_id: self.endpoint.id.clone(),
+                group_row_id: group,
+                url: self.endpoint.url.clone(),
+                secrets: self.endpoint.signing_secrets(Timestamp(now)),
+                event_id: q.event_id.clone(),
+                payload: q.payload.clone(),
+                attempts: q.attempts,
+            });
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+pub struct Schedule {
+    per_endpoint: usize,
+    window: usize,
+    endpoints: HashMap<String, EndpointQueue>,
+    tail: i64,
+}
+
+impl Schedule {
+    /// At most `per_endpoint` attempts in flight per endpoint, `window` deliveries loaded per
+    /// endpoint; `tail` is the newest delivery ID at start (older ones come by backfill).
+    pub fn new(per_endpoint: usize, window: usize, tail: i64) -> Self {
+        Schedule {
+            per_endpoint: per_endpoint.max(1),
+            window: window.max(1),
+            endpoints: HashMap::new(),
+            tail,
+        }
+    }
+
+    pub fn tail(&self) -> i64 {
+        self.tail
+    }
+
+    pub fn knows(&self, endpoint_id: &str) -> bool {
+        self.endpoints.contains_key(endpoint_id)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.endpoints.values().map(|e| e.in_flight).sum()
+    }
+
+    /// Deliveries held in memory.
+    pub fn loaded(&self) -> usize {
+        self.endpoints.values().map(|e| e.loaded).sum()
+    }
+
+    /// Takes the enabled endpoints as they are now: new ones start with a backfill, changed
+    /// ones sign and send with their new settings, missing ones (disabled, deleted) are dropped.
+    pub fn set_endpoints(&mut self, endpoints: Vec<Endpoint>) {
+        let mut fresh: HashMap<String, Endpoint> = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        self.endpoints.retain(|id, q| match fresh.remove(id) {
+            Some(e) => {
+                q.endpoint = e;
+                true
+            }
+            None => false,
+        });
+        for (id, e) in fresh {
+            self.endpoints.insert(id, EndpointQueue::new(e));
+        }
+    }
+
+    /// Forgets what is loaded and reads every endpoint's backlog again (after deliveries were
+    /// re-queued under their old IDs).
+    pub fn resync(&mut self) {
+        for q in self.endpoints.values_mut() {
+            q.forget();
+        }
+    }
+
+    /// Takes deliveries read from the tail, in ID order, up to and including `upto`.
+    pub fn accept_tail(&mut self, rows: Vec<OpenDelivery>, upto: i64) {
+        for d in rows {
+            let Some(q) = self.endpoints.get_mut(&d.endpoint_id) else {
+                continue;
+            };
+            if q.backfill.is_some() {
+                continue;
+            }
+            if q.loaded >= self.window {
+                q.backfill = Some(d.id - 1);
+                continue;
+            }
+            q.insert(d);
+        }
+        self.tail = self.tail.max(upto);
+    }
+
+    /// Endpoints that read their backlog next: (endpoint, after, how many).
+    pub fn backfills(&self) -> Vec<(String, i64, usize)> {
+        self.endpoints
+            .iter()
+            .filter_map(|(id, q)| {
+                let after = q.backfill?;
+                let room = self.window.saturating_sub(q.loaded);
+                (room > 0).then(|| (id.clone(), after, room))
+            })
+            .collect()
+    }
+
+    /// Takes an endpoint's backlog read after `after` up to the tail, asked for `limit` rows.
+    pub fn accept_backfill(&mut self, endpoint_id: &str, rows: Vec<OpenDelivery>, limit: usize) {
+        let Some(q) = self.endpoints.get_mut(endpoint_id) else {
+            return;
+        };
+        if q.backfill.is_none() {
+            return;
+        }
+        let complete = rows.len() < limit;
+        for d in rows {
+            if q.loaded >= self.window {
+                return;
+            }
+            let id = d.id;
+            q.insert(d);
+            q.backfill = Some(id);
+        }
+        if complete {
+            q.backfill = None;
+        }
+    }
+
+    /// Takes up to `max` due heads, a few from each endpoint in turn, within each endpoint's
+    /// limit of attempts in flight.
+    pub fn take_due(&mut self, now: Timestamp, max: usize) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        let mut progress = true;
+        while progress && jobs.len() < max {
+            progress = false;
+            for q in self.endpoints.values_mut() {
+                if jobs.len() >= max {
+                    break;
+                }
+                if q.in_flight >= self.per_endpoint {
+                    continue;
+                }
+                if let Some(job) = q.pop_due(now.millis()) {
+                    jobs.push(job);
+                    progress = true;
+                }
+            }
+        }
+        jobs
+    }
+
+    /// When the next head that could go now comes due (None: nothing is waiting).
+    pub fn next_due(&self) -> Option<i64> {
+        self.endpoints
+            .values()
+            .filter(|q| q.in_flight < self.per_endpoint)
+            .filter_map(|q| q.due.peek().map(|Reverse((due, ..))| *due))
+            .min()
+    }
+
+    /// An attempt came back; its chain waits until the outcome is recorded.
+    pub fn attempted(&mut self, endpoint_id: &str) {
+        if let Some(q) = self.endpoints.get_mut(endpoint_id) {
+            q.in_flight = q.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// An attempt's outcome is durable: the chain moves on (or retries its head later).
+    pub fn recorded(&mut self, endpoint_id: &str, group_row_id: i64, id: i64, next: &AttemptNext) {
+        if matches!(next, AttemptNext::DeadAndDisable(_)) {
+            self.endpoints.remove(endpoint_id);
+            return;
+        }
+        let Some(q) = self.endpoints.get_mut(endpoint_id) else {
+            return;
+        };
+        let Some(chain) = q.chains.get_mut(&group_row_id) else {
+            return;
+        };
+        if chain.queue.front().is_some_and(|h| h.id == id) {
+            chain.busy = false;
+            match next {
+                AttemptNext::RetryAt(t) => {
+                    if let Some(head) = chain.queue.front_mut() {
+                        head.due = t.millis();
+                        head.attempts += 1;
+                    }
+                }
+                _ => {
+                    chain.queue.pop_front();
+                    q.loaded = q.loaded.saturating_sub(1);
+                }
+            }
+        }
+        match chain.queue.front() {
+            None => {
+                q.chains.remove(&group_row_id);
+            }
+            Some(head) if !chain.busy => q.due.push(Reverse((head.due, head.id, group_row_id))),
+            Some(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: &str) -> Endpoint {
+        Endpoint {
+            id: id.into(),
+            org_id: "org".into(),
+            url: format!("https://example.com/{id}"),
+            description: None,
+            event_types: None,
+            waba_numbers: None,
+            disabled: false,
+            disabled_reason: None,
+            secret: "whsec_x".into(),
+            previous_secret: None,
+            previous_secret_until: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    fn row(id: i64, ep: &str, group: i64, due: i64) -> OpenDelivery {
+        OpenDelivery {
+            id,
+            endpoint_id: ep.into(),
+            group_row_id: group,
+            attempts: 0,
+            next_attempt_at: Timestamp(due),
+            event_id: format!("evt_{id}"),
+            payload: "{}".into(),
+        }
+    }
+
+    fn ids(jobs: &[Job]) -> Vec<i64> {
+        let mut v: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        v.sort();
+        v
+    }
+
+    fn caught_up(s: &mut Schedule, ep: &str) {
+        s.accept_backfill(ep, vec![], 10);
+    }
+
+    #[test]
+    fn chains_send_one_at_a_time_in_order_and_wait_for_the_record() {
+        let mut s = Schedule::new(16, 100, 0);
+        s.set_endpoints(vec![endpoint("a")]);
+        caught_up(&mut s, "a");
+        s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 8, 0), row(3, "a", 7, 0)], 3);
+        let first = s.take_due(Timestamp(10), 100);
+        assert_eq!(ids(&first), vec![1, 2], "one head per group");
+        s.attempted("a");
+        assert!(
+            s.take_due(Timestamp(10), 100).is_empty(),
+            "group 7 waits for the record"
+        );
+        s.recorded("a", 7, 1, &AttemptNext::Succeeded);
+        assert_eq!(ids(&s.take_due(Timestamp(10), 100)), vec![3]);
+    }
+
+    #[test]
+    fn a_retry_holds_its_chain_until_due() {
+        let mut s = Schedule::new(16, 100, 0);
+        s.set_endpoints(vec![endpoint("a")]);
+        caught_up(&mut s, "a");
+        s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 7, 0)], 2);
+        assert_eq!(ids(&s.take_due(Timestamp(0), 100)), vec![1]);
+        s.attempted("a");
+        s.recorded("a", 7, 1, &AttemptNext::RetryAt(Timestamp(500)));
+        assert!(s.take_due(Timestamp(499), 100).is_empty());
+        assert_eq!(s.next_due(), Some(500));
+        let again = s.take_due(Timestamp(500), 100);
+        assert_eq!(ids(&again), vec![1]);
+        assert_eq!(again[0].attempts, 1);
+    }
+
+    #[test]
+    fn per_endpoint_limit_and_fair_turns() {
+        let mut s = Schedule::new(2, 100, 0);
+        s.set_endpoints(vec![endpoint("a"), endpoint("b")]);
+        caught_up(&mut s, "a");
+        caught_up(&mut s, "b");
+        let rows = (1..=10)
+            .map(|i| row(i, if i % 2 == 0 { "a" } else { "b" }, i, 0))
+            .collect();
+        s.accept_tail(rows, 10);
+        let jobs = s.take_due(Timestamp(0), 100);
+        assert_eq!(jobs.len(), 4, "two per endpoint");
+        assert_eq!(jobs.iter().filter(|j| j.endpoint_id == "a").count(), 2);
+        assert_eq!(s.take_due(Timestamp(0), 100).len(), 0);
+        s.attempted("a");
+        assert_eq!(s.take_due(Timestamp(0), 100).len(), 1);
+    }
+
+    #[test]
+    fn a_full_window_switches_to_backfill_and_catches_up() {
+        let mut s = Schedule::new(16, 2, 0);
+        s.set_endpoints(vec![endpoint("a")]);
+        caught_up(&mut s, "a");
+        s.accept_tail((1..=5).map(|i| row(i, "a", i, 0)).collect(), 5);
+        assert_eq!(s.loaded(), 2);
+        assert_eq!(s.backfills(), vec![]);
+        for j in s.take_due(Timestamp(0), 100) {
+            s.attempted("a");
+            s.recorded("a", j.group_row_id, j.id, &AttemptNext::Succeeded);
+        }
+        assert_eq!(s.backfills(), vec![("a".to_string(), 2, 2)], "reads from 3 on");
+        s.accept_backfill("a", vec![row(3, "a", 3, 0), row(4, "a", 4, 0)], 2);
+        assert_eq!(s.backfills(), vec![], "window full again");
+        // Rows of the tail are left to the backfill meanwhile.
+        s.accept_tail(vec![row(6, "a", 6, 0)], 6);
+        assert_eq!(s.loaded(), 2);
+        for j in s.take_due(Timestamp(0), 100) {
+            s.attempted("a");
+            s.recorded("a", j.group_row_id, j.id, &AttemptNext::Succeeded);
+        }
+        s.accept_backfill("a", vec![row(5, "a", 5, 0), row(6, "a", 6, 0)], 2);
+        s.accept_backfill("a", vec![], 2);
+        let last = s.take_due(Timestamp(0), 100);
+        assert_eq!(ids(&last), vec![5, 6]);
+        for j in last {
+            s.attempted("a");
+            s.recorded("a", j.group_row_id, j.id, &AttemptNext::Succeeded);
+        }
+        s.accept_tail(vec![row(7, "a", 7, 0)], 7);
+        assert_eq!(s.loaded(), 1, "back on the tail");
+        assert_eq!(ids(&s.take_due(Timestamp(0), 100)), vec![7]);
+    }
+
+    #[test]
+    fn resync_keeps_what_is_out_and_reloads_the_rest() {
+        let mut s = Schedule::new(16, 100, 0);
+        s.set_endpoints(vec![endpoint("a")]);
+        caught_up(&mut s, "a");
+        s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 7, 0), row(3, "a", 8, 0)], 3);
+        let out = s.take_due(Timestamp(0), 1);
+        assert_eq!(out.len(), 1);
+        s.resync();
+        assert_eq!(s.loaded(), 1);
+        // The backlog comes back, including the delivery that is out: it is not sent twice.
+        s.accept_backfill("a", vec![row(1, "a", 7, 0), row(2, "a", 7, 0), row(3, "a", 8, 0)], 10);
+        let again = s.take_due(Timestamp(0), 100);
+        assert!(again.iter().all(|j| j.id != out[0].id));
+        assert_eq!(s.loaded(), 3);
+    }
+
+    #[test]
+    fn dropped_and_disabled_endpoints_leave() {
+        let mut s = Schedule::new(16, 100, 0);
+        s.set_endpoints(vec![endpoint("a"), endpoint("b")]);
+        caught_up(&mut s, "a");
+        caught_up(&mut s, "b");
+        s.accept_tail(vec![row(1, "a", 7, 0), row(2, "b", 7, 0)], 2);
+        let jobs = s.take_due(Timestamp(0), 100);
+        assert_eq!(jobs.len(), 2);
+        s.recorded("a", 7, 1, &AttemptNext::DeadAndDisable("410".into()));
+        assert!(!s.knows("a"));
+        s.set_endpoints(vec![endpoint("a")]);
+        assert!(!s.knows("b"));
+        assert_eq!(
+            s.backfills(),
+            vec![("a".to_string(), 0, 100)],
+            "a re-enabled endpoint reads its backlog"
+        );
+        s.attempted("b");
+        s.recorded("b", 7, 2, &AttemptNext::Succeeded);
+    }
+}
