@@ -51,7 +51,11 @@ pub fn open(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
          PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
     )
     .map_err(db)?;
-    conn.set_prepared_statement_cache_capacity(128);
+    conn.set_prepared_statement_cache_capacity(256);
+    // Plans that do not depend on bound values: a cached statement is never prepared again
+    // because a parameter changed.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(db)?;
     Ok(conn)
 }
 
@@ -99,6 +103,11 @@ impl Writer {
     }
 }
 
+/// Runs a statement of the writer's protocol, prepared once.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -108,7 +117,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = control(&conn, "BEGIN IMMEDIATE") {
             let msg = e.to_string();
             for job in batch {
                 // The job never ran: answer it with the error without running it.
@@ -119,7 +128,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         let mut dones = Vec::with_capacity(batch.len());
         for job in batch {
-            let sp = conn.execute_batch("SAVEPOINT job");
+            let sp = control(&conn, "SAVEPOINT job");
             // A panicking job is rolled back alone (its caller sees its answer dropped); the
             // writer goes on serving the others.
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
@@ -131,7 +140,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 }
             };
             let end = if ok && sp.is_ok() {
-                conn.execute_batch("RELEASE job")
+                control(&conn, "RELEASE job")
             } else {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")
             };
@@ -140,7 +149,7 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
             dones.extend(done);
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let committed = control(&conn, "COMMIT").map_err(|e| e.to_string());
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
