@@ -354,6 +354,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         sink.attach(&srv, &vec![(); endpoints]).await?;
         let base = sink.total();
         let joins = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let cpu0 = (srv.cpu_seconds(), server::cpu_seconds("self"));
         let t0 = Instant::now();
         let st = saturate(&client, c.min(32), Duration::ZERO, plan.phase, |_| {
             let n = joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
@@ -379,8 +380,10 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             format!("{:.0}", delivered as f64 / secs),
             "deliveries/s",
             format!(
-                "{joined} sandbox joins ({:.0}/s) → {delivered} signed deliveries, verified",
-                st.rate()
+                "{joined} sandbox joins ({:.0}/s) → {delivered} signed deliveries, verified; CPU used: server {:.1} s, load generator and sink {:.1} s",
+                st.rate(),
+                srv.cpu_seconds() - cpu0.0,
+                server::cpu_seconds("self") - cpu0.1,
             ),
         );
         report.problems.extend(sink.problems());
@@ -405,6 +408,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         .await;
         sink.set_failing(false);
         let base = sink.total();
+        let cpu0 = (srv.cpu_seconds(), server::cpu_seconds("self"));
         let t0 = Instant::now();
         for id in &endpoints {
             let (s, b) = client
@@ -430,9 +434,11 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             format!("{secs:.2}"),
             "s",
             format!(
-                "10 endpoints × {} events, recovered at once ({:.0} deliveries/s)",
+                "10 endpoints × {} events, recovered at once ({:.0} deliveries/s); CPU used: server {:.1} s, sink {:.1} s",
                 plan.backlog_groups,
-                drained as f64 / secs
+                drained as f64 / secs,
+                srv.cpu_seconds() - cpu0.0,
+                server::cpu_seconds("self") - cpu0.1,
             ),
         );
         report.problems.extend(sink.problems());

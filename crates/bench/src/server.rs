@@ -104,6 +104,11 @@ impl Server {
         format!("{:.1}", self.status_kb("VmHWM:") as f64 / 1024.0)
     }
 
+    /// CPU time the server has used (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child.id().map_or(0.0, |pid| cpu_seconds(&pid.to_string()))
+    }
+
     fn status_kb(&self, field: &str) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -149,4 +154,20 @@ impl Server {
         self.addr = addr;
         Ok(self)
     }
+}
+
+/// CPU time (user + system) of a process (`self` for this one), in seconds.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    // Clock ticks are 1/100 s on Linux.
+    ticks / 100.0
 }

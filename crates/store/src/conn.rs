@@ -168,8 +168,9 @@ fn skip(job: Job, conn: &Connection) -> (bool, Done) {
     r
 }
 
-/// Read-only connections used inline, on the calling thread, for indexed point lookups that
-/// take microseconds: cheaper than a handoff to a reader thread and back.
+/// Read-only connections used inline, on the calling thread, for indexed point lookups and
+/// short bounded range reads that take microseconds: cheaper than a handoff to a reader
+/// thread and back.
 pub struct Inline {
     path: std::path::PathBuf,
     pool: std::sync::Mutex<Vec<Connection>>,

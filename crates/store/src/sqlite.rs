@@ -503,7 +503,7 @@ impl Store for SqliteStore {
 
     async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError> {
         let key = name_or_id.to_string();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(
                 c,
                 &format!("SELECT {ORG_COLS} FROM orgs WHERE name = ?1 OR id = ?1"),
@@ -511,7 +511,6 @@ impl Store for SqliteStore {
                 org_row,
             )
         })
-        .await
     }
 
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
@@ -683,14 +682,13 @@ impl Store for SqliteStore {
 
     async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
         let (org, gid) = (org_id.to_string(), group_id.to_string());
-        self.read(move |c| {
+        self.lookup(move |c| {
             let Some(g) = group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org, gid])? else {
                 return Ok(None);
             };
             let ps = load_participants(c, g.id)?;
             Ok(Some((g, ps)))
         })
-        .await
     }
 
     async fn list_groups(
@@ -750,7 +748,7 @@ impl Store for SqliteStore {
     }
 
     async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<JoinRequest>, StoreError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             all(
                 c,
                 "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
@@ -759,12 +757,11 @@ impl Store for SqliteStore {
                 join_request_row,
             )
         })
-        .await
     }
 
     async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         let id = command_id.to_string();
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(
                 c,
                 "SELECT status, result FROM commands WHERE command_id = ?1",
@@ -772,13 +769,11 @@ impl Store for SqliteStore {
                 |r| Ok((get(r, "status")?, get(r, "result")?)),
             )
         })
-        .await
     }
 
     async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError> {
         let wa = wa_group_id.to_string();
-        self.read(move |c| group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa]))
-            .await
+        self.lookup(move |c| group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa]))
     }
 
     async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
@@ -968,7 +963,7 @@ impl Store for SqliteStore {
 
     async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(
                 c,
                 &format!(
@@ -978,7 +973,6 @@ impl Store for SqliteStore {
                 endpoint_row,
             )
         })
-        .await
     }
 
     async fn update_endpoint(
@@ -1104,13 +1098,12 @@ impl Store for SqliteStore {
     }
 
     async fn last_delivery_id(&self) -> Result<i64, StoreError> {
-        self.read(|c| {
+        self.lookup(|c| {
             one(c, "SELECT COALESCE(MAX(id), 0) AS id FROM deliveries", [], |r| {
                 get(r, "id")
             })
             .map(Option::unwrap_or_default)
         })
-        .await
     }
 
     async fn open_deliveries(
@@ -1121,7 +1114,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<OpenDelivery>, StoreError> {
         let endpoint_id = endpoint_id.map(str::to_string);
-        self.read(move |c| {
+        self.lookup(move |c| {
             let map = |r: &Row| {
                 Ok(OpenDelivery {
                     id: get(r, "id")?,
@@ -1156,7 +1149,6 @@ impl Store for SqliteStore {
                 ),
             }
         })
-        .await
     }
 
     async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError> {
@@ -1355,7 +1347,7 @@ impl Store for SqliteStore {
 
     async fn event_position(&self, org_id: &str, event_id: &str) -> Result<Option<i64>, StoreError> {
         let (org, ev) = (org_id.to_string(), event_id.to_string());
-        self.read(move |c| {
+        self.lookup(move |c| {
             one(
                 c,
                 "SELECT id FROM events WHERE org_id = ?1 AND event_id = ?2",
@@ -1363,7 +1355,6 @@ impl Store for SqliteStore {
                 |r| get(r, "id"),
             )
         })
-        .await
     }
 
     async fn list_events(
@@ -1631,7 +1622,7 @@ impl SimStore for SqliteStore {
     }
 
     async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
-        self.read(move |c| sim_load(c, &target, &[])).await
+        self.lookup(move |c| sim_load(c, &target, &[]))
     }
 
     async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
@@ -1655,12 +1646,11 @@ impl SimStore for SqliteStore {
 
     async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
         let phone = phone.to_string();
-        self.read(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
-            .await
+        self.lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
     }
 
     async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
-        self.read(move |c| {
+        self.lookup(move |c| {
             all(
                 c,
                 "SELECT id, waba_number, report FROM sim_outbox ORDER BY id LIMIT ?1",
@@ -1675,7 +1665,6 @@ impl SimStore for SqliteStore {
                 },
             )
         })
-        .await
     }
 
     async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError> {
