@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc: the server allocates many small short-lived buffers across threads (requests,
+/// rows, webhook bodies), where glibc's allocator showed as ~15 % of the delivery profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::webhook::{RetrySchedule, parse_duration};
