@@ -356,7 +356,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         let joins = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cpu0 = (srv.cpu_seconds(), server::cpu_seconds("self"));
         let t0 = Instant::now();
-        let st = saturate(&client, c.min(32), Duration::ZERO, plan.phase, |_| {
+        let st = saturate(&client, c, Duration::ZERO, plan.phase, |_| {
             let n = joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
             let link = &links[n % links.len()];
             // Cloud groups hold 8 members: spread users over groups.
