@@ -98,16 +98,28 @@ impl Client {
         }
     }
 
-    /// Deliveries not yet succeeded nor dead, from `/metrics`.
-    pub async fn queue_depth(&self) -> Option<u64> {
+    /// A value of the server's `/metrics` (the first series of that name).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
         let mut c = self.connect().await.ok()?;
         let (_, body) = c.send(self.get("/metrics")).await.ok()?;
         let text = String::from_utf8_lossy(&body);
         text.lines()
-            .find(|l| l.starts_with("wagroups_webhook_queue_depth"))
+            .find(|l| l.split(['{', ' ']).next() == Some(name))
             .and_then(|l| l.split_whitespace().last())
             .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| v as u64)
+    }
+
+    /// Deliveries not yet succeeded nor dead, from `/metrics`.
+    pub async fn queue_depth(&self) -> Option<u64> {
+        self.metric("wagroups_webhook_queue_depth").await.map(|v| v as u64)
+    }
+
+    /// The SQLite writer's commits and the write jobs they carried, so far.
+    pub async fn commits(&self) -> (f64, f64) {
+        (
+            self.metric("wagroups_sqlite_commits_total").await.unwrap_or(0.0),
+            self.metric("wagroups_sqlite_write_jobs_total").await.unwrap_or(0.0),
+        )
     }
 
     /// Groups still pending (0 or 1: whether any is).

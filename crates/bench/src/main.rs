@@ -39,6 +39,9 @@ struct Args {
     /// Phases to run (comma-separated: create, api, delivery, backlog, scale); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Record the server with `perf record` during each timed phase, into this directory.
+    #[arg(long)]
+    perf: Option<std::path::PathBuf>,
     /// Where to write the report (`-` for nowhere).
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: String,
@@ -179,6 +182,10 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         bin.display()
     );
 
+    let perf = args.perf.as_deref();
+    if let Some(dir) = perf {
+        std::fs::create_dir_all(dir)?;
+    }
     let want = |phase: &str| args.only.is_empty() || args.only.iter().any(|p| p == phase);
     // 1–3: baseline, creates, end to end (one server, a sink on all events).
     if want("create") {
@@ -204,6 +211,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         );
 
         let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let prof = srv.profile(perf, "create");
+        let usage = Usage::start(&srv, &client).await;
         let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
             let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             client.post(
@@ -212,13 +221,17 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             )
         })
         .await;
+        if let Some(p) = prof {
+            p.finish().await;
+        }
         report.check(&st, "native create");
         let native = st.rate();
+        let writes = usage.note(&srv, &client).await;
         report.add(
             "POST /v1/groups (native create), full pipeline",
             format!("{native:.0}"),
             "req/s",
-            format!("{c} connections, each durable before 202; confirmations and webhooks run concurrently"),
+            format!("{c} connections, each durable before 202; confirmations and webhooks run concurrently; {writes}"),
         );
         report.latency("native create", &st.hist, &format!("at saturation, {c} connections"));
         report.add(
@@ -253,6 +266,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         // Let the provider and delivery workers catch up before timing end to end.
         sink.wait_quiet(Duration::from_secs(120)).await;
         let sent = Arc::new(dashmap_lite::Times::default());
+        let prof = srv.profile(perf, "e2e");
         let st = fixed_rate(&client, plan.e2e_rate, plan.phase, c, |i, at| {
             let id = format!("e{i}");
             sent.put(&id, at);
@@ -270,6 +284,9 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         );
         let n = st.count as usize;
         let e2e = sink.created_latencies(&sent, n, Duration::from_secs(60)).await;
+        if let Some(p) = prof {
+            p.finish().await;
+        }
         if e2e.len() < n {
             report.problems.push(format!(
                 "end to end: {} of {n} GROUP_CREATED webhooks arrived",
@@ -326,6 +343,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         let mut srv = Server::start(&bin, &["--api-only"]).await?;
         let client = Client::new(srv.addr, &srv.key);
         let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let prof = srv.profile(perf, "api");
+        let usage = Usage::start(&srv, &client).await;
         let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
             let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             client.post(
@@ -334,12 +353,16 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             )
         })
         .await;
+        if let Some(p) = prof {
+            p.finish().await;
+        }
         report.check(&st, "API-only create");
+        let writes = usage.note(&srv, &client).await;
         report.add(
             "POST /v1/groups, API only (durable creates)",
             format!("{:.0}", st.rate()),
             "req/s",
-            format!("{c} connections, workers paused (--api-only), each committed before 202"),
+            format!("{c} connections, workers paused (--api-only), each committed before 202; {writes}"),
         );
         report.latency("API-only create", &st.hist, &format!("at saturation, {c} connections"));
         report.problems.extend(srv.stop().await?);
@@ -354,7 +377,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         sink.attach(&srv, &vec![(); endpoints]).await?;
         let base = sink.total();
         let joins = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let cpu0 = (srv.cpu_seconds(), server::cpu_seconds("self"));
+        let prof = srv.profile(perf, &format!("delivery-{endpoints}"));
+        let usage = Usage::start(&srv, &client).await;
         let t0 = Instant::now();
         let st = saturate(&client, c, Duration::ZERO, plan.phase, |_| {
             let n = joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
@@ -371,7 +395,11 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         sink.wait_total(base + joined * endpoints as u64, Duration::from_secs(300))
             .await;
         let secs = t0.elapsed().as_secs_f64();
+        if let Some(p) = prof {
+            p.finish().await;
+        }
         let delivered = sink.total() - base;
+        let writes = usage.note(&srv, &client).await;
         report.add(
             format!(
                 "webhook deliveries, {endpoints} endpoint{}",
@@ -380,10 +408,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             format!("{:.0}", delivered as f64 / secs),
             "deliveries/s",
             format!(
-                "{joined} sandbox joins ({:.0}/s) → {delivered} signed deliveries, verified; CPU used: server {:.1} s, load generator and sink {:.1} s",
+                "{joined} sandbox joins ({:.0}/s) → {delivered} signed deliveries, verified; {writes}",
                 st.rate(),
-                srv.cpu_seconds() - cpu0.0,
-                server::cpu_seconds("self") - cpu0.1,
             ),
         );
         report.problems.extend(sink.problems());
@@ -408,7 +434,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         .await;
         sink.set_failing(false);
         let base = sink.total();
-        let cpu0 = (srv.cpu_seconds(), server::cpu_seconds("self"));
+        let prof = srv.profile(perf, "backlog");
+        let usage = Usage::start(&srv, &client).await;
         let t0 = Instant::now();
         for id in &endpoints {
             let (s, b) = client
@@ -423,7 +450,11 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         }
         sink.wait_total(base + total, Duration::from_secs(600)).await;
         let secs = t0.elapsed().as_secs_f64();
+        if let Some(p) = prof {
+            p.finish().await;
+        }
         let drained = sink.total() - base;
+        let writes = usage.note(&srv, &client).await;
         if drained < total {
             report
                 .problems
@@ -434,11 +465,9 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             format!("{secs:.2}"),
             "s",
             format!(
-                "10 endpoints × {} events, recovered at once ({:.0} deliveries/s); CPU used: server {:.1} s, sink {:.1} s",
+                "10 endpoints × {} events, recovered at once ({:.0} deliveries/s); {writes}",
                 plan.backlog_groups,
                 drained as f64 / secs,
-                srv.cpu_seconds() - cpu0.0,
-                server::cpu_seconds("self") - cpu0.1,
             ),
         );
         report.problems.extend(sink.problems());
@@ -498,6 +527,51 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         eprintln!("wrote {} ({:.0} s)", args.output, elapsed.as_secs_f64());
     }
     Ok(report.problems)
+}
+
+/// The name of the server's SQLite writer thread (as the kernel truncates it: 15 bytes).
+const WRITER_THREAD: &str = "wg-sqlite-write";
+
+/// What a phase cost: CPU of the server and of this process (load generator and sink), and
+/// the SQLite writer's commits.
+struct Usage {
+    at: Instant,
+    server: f64,
+    writer: f64,
+    bench: f64,
+    commits: (f64, f64),
+}
+
+impl Usage {
+    async fn start(srv: &Server, client: &Client) -> Usage {
+        Usage {
+            commits: client.commits().await,
+            server: srv.cpu_seconds(),
+            writer: srv.thread_cpu_seconds(WRITER_THREAD),
+            bench: server::cpu_seconds("self"),
+            at: Instant::now(),
+        }
+    }
+
+    /// "server 1.2 cores, load generator and sink 0.4 cores; 300 commits/s of 5.0 write jobs each"
+    async fn note(&self, srv: &Server, client: &Client) -> String {
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let (server, bench) = (
+            srv.cpu_seconds() - self.server,
+            server::cpu_seconds("self") - self.bench,
+        );
+        let writer = srv.thread_cpu_seconds(WRITER_THREAD) - self.writer;
+        let (commits, jobs) = client.commits().await;
+        let (c, j) = (commits - self.commits.0, jobs - self.commits.1);
+        format!(
+            "CPU: server {:.2} cores (its SQLite writer thread {:.2}), load generator and sink {:.2} cores; {:.0} commits/s of {:.1} write jobs each",
+            server / secs,
+            writer / secs,
+            bench / secs,
+            c / secs,
+            j / c.max(1.0)
+        )
+    }
 }
 
 /// Reads at a given scale: a page of 25 groups, and one group by ID.

@@ -104,9 +104,50 @@ impl Server {
         format!("{:.1}", self.status_kb("VmHWM:") as f64 / 1024.0)
     }
 
+    /// Starts `perf record` on the server into `DIR/perf-<phase>.data`, when profiling was
+    /// asked for (`--perf DIR`); stop it with [`Profile::finish`] when the phase ends.
+    pub fn profile(&self, dir: Option<&Path>, phase: &str) -> Option<Profile> {
+        let dir = dir?;
+        let pid = self.child.id()?;
+        let out = dir.join(format!("perf-{phase}.data"));
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-F",
+                "997",
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| eprintln!("  (perf record could not start: {e})"))
+            .ok()?;
+        Some(Profile { child, out })
+    }
+
     /// CPU time the server has used (user + system), in seconds.
     pub fn cpu_seconds(&self) -> f64 {
         self.child.id().map_or(0.0, |pid| cpu_seconds(&pid.to_string()))
+    }
+
+    /// CPU time of the server's threads with this name, in seconds.
+    pub fn thread_cpu_seconds(&self, name: &str) -> f64 {
+        let Some(pid) = self.child.id() else { return 0.0 };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0.0;
+        };
+        tasks
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+            .map(|t| cpu_seconds(&format!("{pid}/task/{}", t.file_name().to_string_lossy())))
+            .sum()
     }
 
     fn status_kb(&self, field: &str) -> u64 {
@@ -153,6 +194,23 @@ impl Server {
         self.child = child;
         self.addr = addr;
         Ok(self)
+    }
+}
+
+/// A running `perf record`.
+pub struct Profile {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Profile {
+    /// Stops recording (SIGINT, so perf writes its file) and says where the profile is.
+    pub async fn finish(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(120), self.child.wait()).await;
+        eprintln!("  (profile: perf report -i {})", self.out.display());
     }
 }
 

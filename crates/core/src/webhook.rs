@@ -36,20 +36,6 @@ pub struct Endpoint {
     pub updated_at: Timestamp,
 }
 
-impl Endpoint {
-    /// The secrets that sign a delivery at `now`: the current one, and the previous one during
-    /// the overlap after a rotation.
-    pub fn signing_secrets(&self, now: Timestamp) -> Vec<String> {
-        let mut v = vec![self.secret.clone()];
-        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_until)
-            && until > now
-        {
-            v.push(prev.clone());
-        }
-        v
-    }
-}
-
 /// Whether an endpoint with these filters receives an event.
 pub fn matches(event_types: Option<&[String]>, waba_numbers: Option<&[String]>, event_type: &str, waba: &str) -> bool {
     event_types.is_none_or(|t| t.iter().any(|x| x == event_type))

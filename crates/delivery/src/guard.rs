@@ -85,13 +85,15 @@ pub async fn check_target(url: &reqwest::Url, allow_private: bool) -> Result<(),
     }
 }
 
-/// The HTTP client for deliveries: no redirects (a 3xx is a failure), the guarded resolver.
-pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+/// The HTTP client for deliveries: no redirects (a 3xx is a failure), the guarded resolver,
+/// and room to keep alive a connection for every attempt that may be in flight (many
+/// endpoints may share a host).
+pub fn client(allow_private: bool, max_in_flight: usize) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .user_agent(concat!("wagroups-webhooks/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(max_in_flight.max(1))
         .build()
 }
 

@@ -13,23 +13,60 @@
 use std::{
     cmp::Reverse,
     collections::{BinaryHeap, HashMap, VecDeque},
+    sync::Arc,
 };
 
+use bytes::Bytes;
 use wagroups_core::{
     time::Timestamp,
     webhook::{AttemptNext, Endpoint, OpenDelivery},
 };
 
+use crate::sign::{SigningKey, header_with};
+
+/// An endpoint as its attempts need it: the URL parsed and the signing keys made once, each
+/// time the endpoint changes rather than for every attempt.
+#[derive(Debug)]
+pub struct Target {
+    pub endpoint: Endpoint,
+    /// The parsed URL, or why it does not parse.
+    pub url: Result<url::Url, String>,
+    current: Option<SigningKey>,
+    previous: Option<(SigningKey, Timestamp)>,
+}
+
+impl Target {
+    pub fn new(endpoint: Endpoint) -> Target {
+        let url = url::Url::parse(&endpoint.url).map_err(|e| format!("invalid URL: {e}"));
+        let current = SigningKey::new(&endpoint.secret);
+        let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
+            (Some(s), Some(until)) => SigningKey::new(s).map(|k| (k, until)),
+            _ => None,
+        };
+        Target {
+            endpoint,
+            url,
+            current,
+            previous,
+        }
+    }
+
+    /// The `webhook-signature` header at `now`: the current secret's signature, and the
+    /// previous secret's during the overlap after a rotation.
+    pub fn signature(&self, msg_id: &str, timestamp: i64, now: Timestamp, body: &[u8]) -> String {
+        let previous = self.previous.as_ref().filter(|(_, until)| *until > now).map(|(k, _)| k);
+        header_with(self.current.iter().chain(previous), msg_id, timestamp, body)
+    }
+}
+
 /// One delivery attempt to make.
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: i64,
-    pub endpoint_id: String,
+    pub target: Arc<Target>,
     pub group_row_id: i64,
-    pub url: String,
-    pub secrets: Vec<String>,
     pub event_id: String,
-    pub payload: String,
+    pub payload: Bytes,
     /// Attempts made before this one.
     pub attempts: i64,
 }
@@ -40,7 +77,7 @@ struct Queued {
     attempts: i64,
     due: i64,
     event_id: String,
-    payload: String,
+    payload: Bytes,
 }
 
 #[derive(Debug, Default)]
@@ -52,7 +89,7 @@ struct Chain {
 
 #[derive(Debug)]
 struct EndpointQueue {
-    endpoint: Endpoint,
+    target: Arc<Target>,
     chains: HashMap<i64, Chain>,
     /// Due times of chain heads that may go: (due, delivery ID, group). Entries whose chain
     /// has moved on are skipped when they surface.
@@ -66,7 +103,7 @@ struct EndpointQueue {
 impl EndpointQueue {
     fn new(endpoint: Endpoint) -> Self {
         EndpointQueue {
-            endpoint,
+            target: Arc::new(Target::new(endpoint)),
             chains: HashMap::new(),
             due: BinaryHeap::new(),
             loaded: 0,
@@ -91,7 +128,7 @@ impl EndpointQueue {
                 attempts: d.attempts,
                 due: d.next_attempt_at.millis(),
                 event_id: d.event_id,
-                payload: d.payload,
+                payload: Bytes::from(d.payload),
             },
         );
         self.loaded += 1;
@@ -136,10 +173,8 @@ impl EndpointQueue {
             self.in_flight += 1;
             return Some(Job {
                 id: q.id,
-                endpoint_id: self.endpoint.id.clone(),
+                target: self.target.clone(),
                 group_row_id: group,
-                url: self.endpoint.url.clone(),
-                secrets: self.endpoint.signing_secrets(Timestamp(now)),
                 event_id: q.event_id.clone(),
                 payload: q.payload.clone(),
                 attempts: q.attempts,
@@ -192,7 +227,9 @@ impl Schedule {
         let mut fresh: HashMap<String, Endpoint> = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
         self.endpoints.retain(|id, q| match fresh.remove(id) {
             Some(e) => {
-                q.endpoint = e;
+                if q.target.endpoint != e {
+                    q.target = Arc::new(Target::new(e));
+                }
                 true
             }
             None => false,
@@ -427,7 +464,7 @@ mod tests {
         s.accept_tail(rows, 10);
         let jobs = s.take_due(Timestamp(0), 100);
         assert_eq!(jobs.len(), 4, "two per endpoint");
-        assert_eq!(jobs.iter().filter(|j| j.endpoint_id == "a").count(), 2);
+        assert_eq!(jobs.iter().filter(|j| j.target.endpoint.id == "a").count(), 2);
         assert_eq!(s.take_due(Timestamp(0), 100).len(), 0);
         s.attempted("a");
         assert_eq!(s.take_due(Timestamp(0), 100).len(), 1);

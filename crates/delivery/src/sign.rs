@@ -5,25 +5,64 @@ use base64::{Engine as _, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// A secret's HMAC key, decoded and keyed once: signing clones the keyed state.
+#[derive(Clone)]
+pub struct SigningKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// `None` if the secret is malformed.
+    pub fn new(secret: &str) -> Option<SigningKey> {
+        let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok()?;
+        Hmac::<Sha256>::new_from_slice(&key).ok().map(SigningKey)
+    }
+
+    /// `v1,` and the signature of one message.
+    pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = self.0.clone();
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        let mut out = String::with_capacity(47);
+        out.push_str("v1,");
+        STANDARD.encode_string(mac.finalize().into_bytes(), &mut out);
+        out
+    }
+}
+
 /// The signature of one message with one secret; `None` if the secret is malformed.
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
-    let key = STANDARD.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).ok()?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
-    mac.update(msg_id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Some(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    SigningKey::new(secret).map(|k| k.sign(msg_id, timestamp, body))
 }
 
 /// The `webhook-signature` header: one signature per active secret, space-separated.
 pub fn signature_header(secrets: &[String], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .filter_map(|s| sign(s, msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let keys: Vec<SigningKey> = secrets.iter().filter_map(|s| SigningKey::new(s)).collect();
+    header_with(&keys, msg_id, timestamp, body)
+}
+
+/// The `webhook-signature` header from keys made beforehand.
+pub fn header_with<'a>(
+    keys: impl IntoIterator<Item = &'a SigningKey>,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    let mut out = String::new();
+    for k in keys {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&k.sign(msg_id, timestamp, body));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@ use wagroups_core::{
 use crate::{
     guard,
     schedule::{Job, Schedule},
-    sign::signature_header,
 };
 
 #[derive(Debug, Clone)]
@@ -97,7 +96,7 @@ impl DeliveryWorker {
         Ok(DeliveryWorker {
             store,
             sender: Arc::new(Sender {
-                client: guard::client(config.allow_private_targets)?,
+                client: guard::client(config.allow_private_targets, config.max_in_flight)?,
                 config: config.clone(),
             }),
             config,
@@ -137,7 +136,7 @@ impl DeliveryWorker {
                     attempts.spawn(async move {
                         let record = sender.attempt(&job).await;
                         let _ = tx.send(Done {
-                            endpoint_id: job.endpoint_id,
+                            endpoint_id: job.target.endpoint.id.clone(),
                             group_row_id: job.group_row_id,
                             id: job.id,
                             record,
@@ -328,15 +327,15 @@ impl Sender {
     pub async fn attempt(&self, job: &Job) -> AttemptRecord {
         let attempted_at = Timestamp::now();
         let ts = attempted_at.millis() / 1000;
-        let signature = signature_header(&job.secrets, &job.event_id, ts, job.payload.as_bytes());
+        let signature = job.target.signature(&job.event_id, ts, attempted_at, &job.payload);
         let started = Instant::now();
-        let result = match reqwest::Url::parse(&job.url) {
-            Err(e) => Err(format!("invalid URL: {e}")),
-            Ok(url) => match guard::check_literal(&url, self.config.allow_private_targets) {
+        let result = match &job.target.url {
+            Err(e) => Err(e.clone()),
+            Ok(url) => match guard::check_literal(url, self.config.allow_private_targets) {
                 Err(reason) => Err(reason),
                 Ok(()) => self
                     .client
-                    .post(url)
+                    .post(url.clone())
                     .timeout(self.config.timeout)
                     .header("content-type", "application/json")
                     .header("webhook-id", &job.event_id)

@@ -68,7 +68,7 @@ impl Writer {
     pub fn start(conn: Connection) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let spawned = thread::Builder::new()
-            .name("wagroups-sqlite-writer".into())
+            .name("wg-sqlite-writer".into())
             .spawn(move || write_loop(conn, rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the SQLite writer thread");
@@ -150,6 +150,8 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             dones.extend(done);
         }
         let committed = control(&conn, "COMMIT").map_err(|e| e.to_string());
+        metrics::counter!("wagroups_sqlite_commits_total").increment(1);
+        metrics::counter!("wagroups_sqlite_write_jobs_total").increment(dones.len() as u64);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -211,7 +213,7 @@ impl Readers {
             let conn = open(path, true)?;
             let (tx, rx) = mpsc::channel::<ReadJob>();
             thread::Builder::new()
-                .name(format!("wagroups-sqlite-reader-{i}"))
+                .name(format!("wg-sqlite-read-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
                         job(&conn);
