@@ -406,8 +406,8 @@ pub mod sim {
         async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError>;
         async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError>;
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
-        /// The oldest queued reports.
-        async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
+        /// Queued reports after report `after`, oldest first.
+        async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
         /// Removes delivered reports.
         async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError>;
     }

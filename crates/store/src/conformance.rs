@@ -408,7 +408,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         .unwrap();
     assert!(!new2);
     assert_eq!(g2.jid, g.jid);
-    let outbox = s.sim_outbox(10).await.unwrap();
+    let outbox = s.sim_outbox(0, 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].report, report);
 
@@ -464,13 +464,13 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     );
     let state = s.sim_group(SimTarget::Jid(g.jid.clone())).await.unwrap().unwrap();
     assert_eq!(state.members.len(), 2);
-    let outbox = s.sim_outbox(10).await.unwrap();
+    let outbox = s.sim_outbox(0, 10).await.unwrap();
     assert_eq!(
         outbox.iter().map(|o| o.report.clone()).collect::<Vec<_>>(),
         [report, joined]
     );
     s.sim_outbox_done(vec![outbox[0].id, outbox[1].id]).await.unwrap();
-    assert!(s.sim_outbox(10).await.unwrap().is_empty());
+    assert!(s.sim_outbox(0, 10).await.unwrap().is_empty());
     // Report IDs are never reused, even once the outbox is empty.
     s.sim_mutate(
         SimTarget::Jid(g.jid.clone()),
@@ -488,8 +488,11 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     )
     .await
     .unwrap();
-    let next = s.sim_outbox(10).await.unwrap();
+    let next = s.sim_outbox(0, 10).await.unwrap();
     assert!(next[0].id > outbox[1].id);
+    // Reading after a report skips it and those before it.
+    assert!(s.sim_outbox(next[0].id, 10).await.unwrap().is_empty());
+    assert_eq!(s.sim_outbox(next[0].id - 1, 10).await.unwrap().len(), 1);
 }
 
 /// Deliveries are written with their events, read back in queue order per endpoint, and

@@ -77,7 +77,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Database(e.to_string()))?;
         pool.close().await;
-        let writer = Writer::start(conn::open(&path, false)?);
+        let writer = Writer::start(conn::open(&path, false)?, &path)?;
         let readers = Readers::start(&path, READERS)?;
         Ok(SqliteStore {
             writer: Arc::new(writer),
@@ -1649,12 +1649,12 @@ impl SimStore for SqliteStore {
         self.lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
     }
 
-    async fn sim_outbox(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+    async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
         self.lookup(move |c| {
             all(
                 c,
-                "SELECT id, waba_number, report FROM sim_outbox ORDER BY id LIMIT ?1",
-                params![limit],
+                "SELECT id, waba_number, report FROM sim_outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+                params![after, limit],
                 |r| {
                     let report: String = get(r, "report")?;
                     Ok(OutboxItem {

@@ -5,10 +5,17 @@
 
 pub mod rules;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
     DomainError,
@@ -25,13 +32,6 @@ use wagroups_core::{
     },
     time::Timestamp,
 };
-
-/// What became of one report in a drain.
-enum Step {
-    Applied(i64),
-    Wait(i64, String),
-    Failed(StoreError),
-}
 
 pub const INVITE_PREFIX: &str = "https://chat.whatsapp.com/";
 
@@ -69,20 +69,71 @@ impl From<StoreError> for SandboxError {
 pub struct SimNetwork {
     store: Arc<dyn SimStore>,
     outbox_ready: Notify,
-    /// Serialises draining so reports reach the gateway in order.
-    drain_lock: Mutex<HashMap<i64, u32>>,
+    /// Rounds of the report pump, one at a time.
+    pump: Mutex<Pump>,
+    /// Progress of the rounds, for callers waiting until their reports are applied.
+    rounds: watch::Sender<Rounds>,
+    /// Whether [`SimNetwork::run_pump`] runs (otherwise callers run rounds themselves).
+    pumping: AtomicBool,
 }
 
 /// A report the gateway could not apply is retried this many times before it is dropped
 /// (and logged): the gateway may not yet know the request it confirms.
 const REPORT_MAX_ATTEMPTS: u32 = 50;
+/// Reports read from the outbox per round.
+const ROUND_BATCH: i64 = 512;
+/// How long a caller waits for its reports to be applied before answering anyway.
+const FLUSH_MAX: Duration = Duration::from_secs(2);
+/// Pause before trying a report that had to wait again.
+const WAIT_RETRY: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Rounds {
+    started: u64,
+    finished: u64,
+    /// Some report had to wait (its group unknown to the gateway yet) at the last round.
+    holding: bool,
+}
+
+/// The report pump's memory between rounds.
+#[derive(Default)]
+struct Pump {
+    /// The newest report read from the outbox: later rounds read after it.
+    cursor: i64,
+    /// Per group, reports read but not applied yet, in order (the first had to wait).
+    held: Vec<(String, VecDeque<Held>)>,
+    /// Applied reports whose outbox rows are still to be removed.
+    applied: Vec<i64>,
+}
+
+struct Held {
+    item: OutboxItem,
+    attempts: u32,
+}
+
+/// What a round left to do.
+struct RoundEnd {
+    /// The outbox had more reports than a round reads.
+    more: bool,
+}
+
+/// The reports of one group, in order, must reach the gateway one after another.
+fn report_group(item: &OutboxItem) -> String {
+    match &item.report {
+        ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id.clone(),
+        ProviderEvent::GroupCreateFailed { request_id, .. } => request_id.clone(),
+        other => other.wa_group_id().unwrap_or_default().to_string(),
+    }
+}
 
 impl SimNetwork {
     pub fn new(store: Arc<dyn SimStore>) -> Self {
         SimNetwork {
             store,
             outbox_ready: Notify::new(),
-            drain_lock: Mutex::new(HashMap::new()),
+            pump: Mutex::new(Pump::default()),
+            rounds: watch::Sender::new(Rounds::default()),
+            pumping: AtomicBool::new(false),
         }
     }
 
@@ -150,107 +201,142 @@ impl SimNetwork {
         self.store.sim_user(phone).await
     }
 
-    /// Hands every queued report to `sink`: the reports of one group in order, different
-    /// groups concurrently (so their transactions share commits). Returns when the outbox is
-    /// empty, or `false` when a report must wait (the gateway could not apply it yet).
-    pub async fn drain(&self, sink: &dyn ProviderEventSink) -> Result<bool, StoreError> {
-        let mut attempts = self.drain_lock.lock().await;
-        loop {
-            let batch = self.store.sim_outbox(512).await?;
-            if batch.is_empty() {
-                return Ok(true);
-            }
-            // Partition by group, keeping each group's reports in order.
-            let mut groups: Vec<(String, Vec<OutboxItem>)> = Vec::new();
-            for item in batch {
-                let key = match &item.report {
-                    ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id.clone(),
-                    ProviderEvent::GroupCreateFailed { request_id, .. } => request_id.clone(),
-                    other => other.wa_group_id().unwrap_or_default().to_string(),
-                };
-                match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, items)) => items.push(item),
-                    None => groups.push((key, vec![item])),
-                }
-            }
-            let outcomes = futures_util::future::join_all(groups.into_iter().map(|(_, items)| async move {
-                let mut done = Vec::new();
-                for item in items {
-                    let env = ProviderEnvelope {
-                        waba_number: item.waba_number.clone(),
-                        dedup_key: format!("sim:{}", item.id),
-                        event: item.report.clone(),
-                    };
-                    match sink.deliver(env).await {
-                        Ok(()) => done.push(Step::Applied(item.id)),
-                        Err(ServiceError::Domain(DomainError::NotFound { what })) => {
-                            done.push(Step::Wait(item.id, what));
-                            break;
-                        }
-                        Err(ServiceError::Store(e)) => {
-                            done.push(Step::Failed(e));
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(report = ?item.report, error = %e, "simulated report not applicable; dropped");
-                            done.push(Step::Applied(item.id));
-                        }
-                    }
-                }
-                done
-            }))
-            .await;
-            let mut finished = Vec::new();
-            let mut waiting = false;
-            let mut failure = None;
-            for step in outcomes.into_iter().flatten() {
-                match step {
-                    Step::Applied(id) => {
-                        attempts.remove(&id);
-                        finished.push(id);
-                    }
-                    Step::Wait(id, what) => {
-                        let n = attempts.entry(id).or_insert(0);
-                        *n += 1;
-                        if *n >= REPORT_MAX_ATTEMPTS {
-                            tracing::error!(%what, "dropping a simulated report: its group is unknown");
-                            attempts.remove(&id);
-                            finished.push(id);
-                        } else {
-                            waiting = true;
-                        }
-                    }
-                    Step::Failed(e) => failure = Some(e),
-                }
-            }
-            self.store.sim_outbox_done(finished).await?;
-            if let Some(e) = failure {
+    /// One round of the report pump: reads the reports queued since the last round and hands
+    /// them to `sink`, the reports of one group in order, different groups concurrently (so
+    /// their transactions share commits). A report the gateway cannot apply yet is held,
+    /// with the later reports of its group, and tried again next round.
+    async fn round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
+        self.rounds.send_modify(|r| r.started += 1);
+        let result = self.apply_round(pump, sink).await;
+        let holding = !pump.held.is_empty();
+        self.rounds.send_modify(|r| {
+            r.finished = r.started;
+            r.holding = holding;
+        });
+        // Applied reports are removed after the callers waiting for them were let go: a crash
+        // before the removal only makes the gateway see them again, as duplicates.
+        if !pump.applied.is_empty() {
+            let ids = std::mem::take(&mut pump.applied);
+            if let Err(e) = self.store.sim_outbox_done(ids.clone()).await {
+                pump.applied = ids;
                 return Err(e);
             }
-            if waiting {
-                return Ok(false);
+        }
+        result
+    }
+
+    async fn apply_round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
+        let batch = self.store.sim_outbox(pump.cursor, ROUND_BATCH).await?;
+        let more = batch.len() as i64 == ROUND_BATCH;
+        let mut groups = std::mem::take(&mut pump.held);
+        for item in batch {
+            pump.cursor = pump.cursor.max(item.id);
+            let key = report_group(&item);
+            let held = Held { item, attempts: 0 };
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, q)) => q.push_back(held),
+                None => groups.push((key, VecDeque::from([held]))),
             }
+        }
+        let outcomes = futures_util::future::join_all(groups.into_iter().map(|(key, mut queue)| async move {
+            let mut applied = Vec::new();
+            let mut failure = None;
+            while let Some(next) = queue.front_mut() {
+                let env = ProviderEnvelope {
+                    waba_number: next.item.waba_number.clone(),
+                    dedup_key: format!("sim:{}", next.item.id),
+                    event: next.item.report.clone(),
+                };
+                match sink.deliver(env).await {
+                    Ok(()) => {}
+                    Err(ServiceError::Domain(DomainError::NotFound { what })) => {
+                        next.attempts += 1;
+                        if next.attempts < REPORT_MAX_ATTEMPTS {
+                            break;
+                        }
+                        tracing::error!(%what, "dropping a simulated report: its group is unknown");
+                    }
+                    Err(ServiceError::Store(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(report = ?next.item.report, error = %e, "simulated report not applicable; dropped");
+                    }
+                }
+                if let Some(done) = queue.pop_front() {
+                    applied.push(done.item.id);
+                }
+            }
+            (key, queue, applied, failure)
+        }))
+        .await;
+        let mut failure = None;
+        for (key, queue, applied, failed) in outcomes {
+            pump.applied.extend(applied);
+            if !queue.is_empty() {
+                pump.held.push((key, queue));
+            }
+            failure = failure.or(failed);
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(RoundEnd { more }),
         }
     }
 
-    /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback.
+    /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback
+    /// (and soon again while a report waits).
     pub async fn run_pump(self: Arc<Self>, sink: Arc<dyn ProviderEventSink>, shutdown: CancellationToken) {
+        self.pumping.store(true, Ordering::SeqCst);
         let mut delay = Duration::from_millis(500);
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = self.outbox_ready.notified() => {}
                 _ = tokio::time::sleep(delay) => {}
             }
-            delay = match self.drain(sink.as_ref()).await {
-                Ok(true) => Duration::from_millis(500),
-                Ok(false) => Duration::from_millis(20),
-                Err(e) => {
-                    tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
-                    Duration::from_millis(200)
+            let mut pump = self.pump.lock().await;
+            delay = loop {
+                match self.round(&mut pump, sink.as_ref()).await {
+                    Ok(RoundEnd { more: true }) => continue,
+                    Ok(_) if !pump.held.is_empty() => break WAIT_RETRY,
+                    Ok(_) => break Duration::from_millis(500),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
+                        break Duration::from_millis(200);
+                    }
                 }
             };
         }
+        self.pumping.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits until the reports queued before the call were handed to the gateway (or
+    /// [`FLUSH_MAX`] passed): by the pump when it runs, otherwise by rounds run here.
+    async fn wait_applied(&self, sink: &dyn ProviderEventSink) {
+        let deadline = tokio::time::Instant::now() + FLUSH_MAX;
+        if !self.pumping.load(Ordering::SeqCst) {
+            let mut pump = self.pump.lock().await;
+            loop {
+                match self.round(&mut pump, sink).await {
+                    Ok(RoundEnd { more: true }) => continue,
+                    Ok(_) if !pump.held.is_empty() && tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(WAIT_RETRY).await;
+                    }
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "delivering simulated reports failed");
+                        return;
+                    }
+                }
+            }
+        }
+        // A round that starts after now reads what was queued before.
+        let mut rounds = self.rounds.subscribe();
+        let target = rounds.borrow().started + 1;
+        self.outbox_ready.notify_one();
+        let _ = tokio::time::timeout_at(deadline, rounds.wait_for(|r| r.finished >= target && !r.holding)).await;
     }
 }
 
@@ -360,16 +446,7 @@ impl Provider for SimNetwork {
 
     /// Applies the reports queued so far, so the caller reads the gateway's record after them.
     async fn flush(&self, sink: &dyn ProviderEventSink) {
-        for _ in 0..100 {
-            match self.drain(sink).await {
-                Ok(true) => return,
-                Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "delivering simulated reports failed");
-                    return;
-                }
-            }
-        }
+        self.wait_applied(sink).await;
     }
 }
 
