@@ -537,7 +537,7 @@ const WRITER_THREAD: &str = "wg-sqlite-write";
 struct Usage {
     at: Instant,
     server: f64,
-    writer: f64,
+    writer: (f64, u64),
     bench: f64,
     commits: (f64, f64),
 }
@@ -547,7 +547,7 @@ impl Usage {
         Usage {
             commits: client.commits().await,
             server: srv.cpu_seconds(),
-            writer: srv.thread_cpu_seconds(WRITER_THREAD),
+            writer: srv.thread_usage(WRITER_THREAD),
             bench: server::cpu_seconds("self"),
             at: Instant::now(),
         }
@@ -560,16 +560,18 @@ impl Usage {
             srv.cpu_seconds() - self.server,
             server::cpu_seconds("self") - self.bench,
         );
-        let writer = srv.thread_cpu_seconds(WRITER_THREAD) - self.writer;
+        let now = srv.thread_usage(WRITER_THREAD);
+        let (writer, wal) = (now.0 - self.writer.0, now.1 - self.writer.1);
         let (commits, jobs) = client.commits().await;
         let (c, j) = (commits - self.commits.0, jobs - self.commits.1);
         format!(
-            "CPU: server {:.2} cores (its SQLite writer thread {:.2}), load generator and sink {:.2} cores; {:.0} commits/s of {:.1} write jobs each",
+            "CPU: server {:.2} cores (its SQLite writer thread {:.2}), load generator and sink {:.2} cores; {:.0} commits/s of {:.1} write jobs and {:.0} KB of WAL each",
             server / secs,
             writer / secs,
             bench / secs,
             c / secs,
-            j / c.max(1.0)
+            j / c.max(1.0),
+            wal as f64 / 1024.0 / c.max(1.0)
         )
     }
 }

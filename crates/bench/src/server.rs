@@ -137,17 +137,29 @@ impl Server {
         self.child.id().map_or(0.0, |pid| cpu_seconds(&pid.to_string()))
     }
 
-    /// CPU time of the server's threads with this name, in seconds.
-    pub fn thread_cpu_seconds(&self, name: &str) -> f64 {
-        let Some(pid) = self.child.id() else { return 0.0 };
+    /// CPU time of the server's threads with this name, in seconds, and the bytes they
+    /// handed to `write` calls.
+    pub fn thread_usage(&self, name: &str) -> (f64, u64) {
+        let Some(pid) = self.child.id() else { return (0.0, 0) };
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return 0.0;
+            return (0.0, 0);
         };
         tasks
             .flatten()
             .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-            .map(|t| cpu_seconds(&format!("{pid}/task/{}", t.file_name().to_string_lossy())))
-            .sum()
+            .map(|t| {
+                let cpu = cpu_seconds(&format!("{pid}/task/{}", t.file_name().to_string_lossy()));
+                let written = std::fs::read_to_string(t.path().join("io"))
+                    .ok()
+                    .and_then(|io| {
+                        io.lines()
+                            .find_map(|l| l.strip_prefix("wchar:"))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    })
+                    .unwrap_or(0);
+                (cpu, written)
+            })
+            .fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 
     fn status_kb(&self, field: &str) -> u64 {

@@ -93,6 +93,15 @@ pub enum DeliverySignal {
 
 type DeliveryWake = Arc<dyn Fn(DeliverySignal) + Send + Sync>;
 
+/// What became of a command's submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// The provider accepted it under this request ID, which is still to be recorded.
+    Accepted(String),
+    /// A retry, or the command's failure, was recorded.
+    Recorded,
+}
+
 pub struct GroupService {
     store: Arc<dyn Store>,
     providers: Arc<dyn ProviderRegistry>,
@@ -380,15 +389,16 @@ impl GroupService {
         Ok(self.store.group_events(g.id, after, limit).await?)
     }
 
-    /// Submits a claimed command to its number's provider and records the outcome: the
-    /// provider's request ID, a retry with backoff, or (rejected, or out of retries) the
-    /// failure on the group.
+    /// Submits a due command to its number's provider. A retry with backoff, or (rejected, or
+    /// out of retries) the failure on the group, is recorded here; an accepted command is
+    /// answered with the provider's request ID, for the caller to record with others
+    /// ([`GroupService::commands_submitted`]).
     pub async fn submit_command(
         &self,
         cmd: &Command,
         number: &Number,
         provider: Option<&dyn Provider>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Submission, ServiceError> {
         let result = match provider {
             Some(p) => p.submit(number, cmd).await,
             None => Err(ProviderError::Rejected {
@@ -401,14 +411,11 @@ impl GroupService {
         };
         let now = Timestamp::now();
         let (code, message) = match result {
-            Ok(submitted) => {
-                self.store.command_submitted(cmd.id, &submitted.request_id, now).await?;
-                return Ok(());
-            }
+            Ok(submitted) => return Ok(Submission::Accepted(submitted.request_id)),
             Err(ProviderError::Retryable(e)) if cmd.attempts < COMMAND_MAX_ATTEMPTS => {
                 let next = now.plus_millis(command_backoff_ms(cmd.attempts));
                 self.store.command_retry(cmd.id, &e, next).await?;
-                return Ok(());
+                return Ok(Submission::Recorded);
             }
             Err(ProviderError::Retryable(e)) => ("provider_unavailable".to_string(), e),
             Err(ProviderError::Rejected { code, message }) => (code, message),
@@ -429,7 +436,12 @@ impl GroupService {
             )
             .await?;
         self.after_mutation(&m);
-        Ok(())
+        Ok(Submission::Recorded)
+    }
+
+    /// Records commands the provider accepted: (command row, the provider's request ID).
+    pub async fn commands_submitted(&self, submitted: &[(i64, String)]) -> Result<(), ServiceError> {
+        Ok(self.store.commands_submitted(submitted, Timestamp::now()).await?)
     }
 
     /// Applies a provider report to the group it concerns.

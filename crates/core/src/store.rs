@@ -174,11 +174,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Mutation, MutateError>;
 
     // Commands.
-    /// Leases up to `limit` commands that are due, oldest first.
-    async fn claim_commands(&self, now: Timestamp, lease_ms: i64, limit: i64) -> Result<Vec<Command>, StoreError>;
-    /// The provider accepted the command; its confirmation will arrive as a provider event.
-    async fn command_submitted(&self, id: i64, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
-    /// Submission failed; try again at `not_before`.
+    /// Up to `limit` commands waiting to be submitted whose time has come, after command row
+    /// `after`, oldest first. Nothing is claimed: the one worker that submits commands keeps
+    /// track of those it is submitting.
+    async fn due_commands(&self, now: Timestamp, after: i64, limit: i64) -> Result<Vec<Command>, StoreError>;
+    /// The provider accepted these commands (row, its request ID); their confirmations will
+    /// arrive as provider events.
+    async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError>;
+    /// Submission failed; try again at `not_before` (the attempt is counted).
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
     // Webhook endpoints.
     async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError>;
@@ -255,9 +258,6 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<(i64, StoredEvent)>, StoreError>;
 
-    /// Releases the leases of commands claimed before this process started, so work a
-    /// crashed run had claimed is taken up at once. Only for stores one node runs on.
-    async fn release_command_leases(&self) -> Result<u64, StoreError>;
     /// Commands not yet carried out (pending or awaiting confirmation).
     async fn open_commands(&self) -> Result<i64, StoreError>;
 }

@@ -26,7 +26,6 @@ use wagroups_core::{
     admin::Bootstrap,
     provider::ProviderEventSink,
     service::{DeliverySignal, GroupService},
-    store::Store,
 };
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
@@ -122,13 +121,6 @@ impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         let store = Arc::new(SqliteStore::open(&config.database_url).await?);
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
-        if !config.api_only {
-            // One server runs on an SQLite file: leases left by a crashed run are stale.
-            let released = store.release_command_leases().await?;
-            if released > 0 {
-                tracing::info!(released, "resuming work a previous run had claimed");
-            }
-        }
         let commands_ready = Arc::new(Notify::new());
         let deliveries_ready = Arc::new(Notify::new());
         let deliveries_changed = Arc::new(Notify::new());

@@ -1,68 +1,221 @@
 //! Background work: the provider worker that carries out queued commands.
+//!
+//! One worker per server (one server runs on an SQLite file) submits the pending commands in
+//! ID order. It reads them without claiming them (it remembers those it is submitting),
+//! submits many at once, and records the providers' request IDs in batches. A submission cut
+//! short by a crash leaves its command pending, so it is submitted again after the restart;
+//! providers recognise a command they already carried out.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use wagroups_core::{provider::ProviderRegistry, time::Timestamp};
+use wagroups_core::{
+    command::Command,
+    provider::ProviderRegistry,
+    service::{ServiceError, Submission},
+    time::Timestamp,
+};
 
 use crate::AppState;
 
-/// How long a claimed command stays leased to this worker before another may take it.
-const COMMAND_LEASE_MS: i64 = 30_000;
-const COMMAND_BATCH: i64 = 64;
+/// Commands being submitted at once.
+const MAX_IN_FLIGHT: usize = 256;
+/// How often every pending command is read again (retries come due, commands queued by
+/// another process) when nothing woke the worker.
 const POLL: Duration = Duration::from_millis(500);
+/// How long submissions in flight may finish after shutdown was asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Claims due commands and submits them to their number's provider, until `shutdown`.
-/// Woken when a command is queued; polls as a fallback (commands queued by another process,
-/// retries coming due, leases expiring after a crash).
+/// A batch of accepted commands (row, request ID) and how recording it went.
+type Recorded = (Vec<(i64, String)>, Result<(), ServiceError>);
+type Recording = JoinHandle<Recorded>;
+
+/// What became of one submission.
+enum Outcome {
+    /// Accepted under this request ID (still to be recorded).
+    Accepted(String),
+    /// Recorded (a retry or the failure), or to be tried again on a later read.
+    Settled,
+    /// Cannot be submitted (its number is unknown).
+    Stuck,
+}
+
+struct Worker {
+    state: AppState,
+    /// Commands read and not yet settled: being submitted, or accepted and not yet recorded.
+    in_flight: HashSet<i64>,
+    /// Commands whose number is unknown: left alone until a restart.
+    stuck: HashSet<i64>,
+    /// The newest command read; new commands are read after it.
+    cursor: i64,
+    /// Accepted commands whose request IDs are still to be recorded.
+    accepted: Vec<(i64, String)>,
+    recording: Option<Recording>,
+}
+
+/// Submits due commands to their number's provider, until `shutdown`. Woken when a command
+/// is queued; reads every pending command again every [`POLL`].
 pub async fn run_command_worker(state: AppState, shutdown: CancellationToken) {
+    let mut w = Worker {
+        state,
+        in_flight: HashSet::new(),
+        stuck: HashSet::new(),
+        cursor: 0,
+        accepted: Vec::new(),
+        recording: None,
+    };
+    let mut tasks: JoinSet<(i64, Outcome)> = JoinSet::new();
+    let mut rescan = true;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = state.commands_ready.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+        if rescan {
+            w.cursor = 0;
+            rescan = false;
         }
+        w.read_due(&mut tasks).await;
+        w.start_recording();
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = w.state.commands_ready.notified() => {}
+            _ = tokio::time::sleep(POLL) => rescan = true,
+            Some(done) = tasks.join_next() => {
+                w.submitted(done);
+                while let Some(done) = tasks.try_join_next() {
+                    w.submitted(done);
+                }
+            }
+            finished = async {
+                match w.recording.as_mut() {
+                    Some(h) => h.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                w.recording = None;
+                w.recorded(finished);
+            }
+        }
+    }
+    // Let submissions in flight finish, and record what they were accepted under.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(done) = tasks.join_next().await {
+            w.submitted(done);
+        }
+    })
+    .await;
+    tasks.abort_all();
+    if let Some(h) = w.recording.take() {
+        w.recorded(h.await);
+    }
+    if !w.accepted.is_empty()
+        && let Err(e) = w.state.service.commands_submitted(&w.accepted).await
+    {
+        tracing::warn!(error = %e, "recording accepted commands at shutdown failed; they are submitted again");
+    }
+}
+
+impl Worker {
+    /// Starts submitting the due commands not yet in flight, as many as there is room for.
+    async fn read_due(&mut self, tasks: &mut JoinSet<(i64, Outcome)>) {
         loop {
-            if shutdown.is_cancelled() {
+            let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
+            if room == 0 {
                 return;
             }
-            let store = state.service.store();
-            let batch = match store
-                .claim_commands(Timestamp::now(), COMMAND_LEASE_MS, COMMAND_BATCH)
+            let batch = match self
+                .state
+                .service
+                .store()
+                .due_commands(Timestamp::now(), self.cursor, room as i64)
                 .await
             {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::warn!(error = %e, "claiming commands failed");
-                    break;
+                    tracing::warn!(error = %e, "reading due commands failed");
+                    return;
                 }
             };
-            if batch.is_empty() {
-                break;
-            }
-            // Commands of a batch go out concurrently: they concern different groups, and their
-            // writes then share commits.
-            futures_util::future::join_all(batch.into_iter().map(|cmd| {
-                let state = &state;
-                async move {
-                    let number = match state.service.store().get_number(cmd.number_id).await {
-                        Ok(Some(n)) => n,
-                        Ok(None) => {
-                            tracing::error!(command = cmd.command_id, "command for an unknown number");
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "loading a command's number failed");
-                            return;
-                        }
-                    };
-                    let provider = state.providers.for_number(&number);
-                    if let Err(e) = state.service.submit_command(&cmd, &number, provider.as_deref()).await {
-                        tracing::warn!(command = cmd.command_id, error = %e, "submitting a command failed; it will be retried");
-                    }
+            let full = batch.len() == room;
+            for cmd in batch {
+                self.cursor = cmd.id;
+                if !self.stuck.contains(&cmd.id) && self.in_flight.insert(cmd.id) {
+                    tasks.spawn(submit(self.state.clone(), cmd));
                 }
-            }))
-            .await;
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
+    fn submitted(&mut self, done: Result<(i64, Outcome), tokio::task::JoinError>) {
+        match done {
+            Ok((id, Outcome::Accepted(request_id))) => self.accepted.push((id, request_id)),
+            Ok((id, Outcome::Settled)) => {
+                self.in_flight.remove(&id);
+            }
+            Ok((id, Outcome::Stuck)) => {
+                self.in_flight.remove(&id);
+                self.stuck.insert(id);
+            }
+            // A panicked submission: its command stays in flight (not submitted again) until
+            // a restart.
+            Err(e) => tracing::error!(error = %e, "a command submission panicked"),
+        }
+    }
+
+    /// Records accepted commands in one write, unless a write is under way.
+    fn start_recording(&mut self) {
+        if self.recording.is_some() || self.accepted.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.accepted);
+        let service = self.state.service.clone();
+        self.recording = Some(tokio::spawn(async move {
+            let result = service.commands_submitted(&batch).await;
+            (batch, result)
+        }));
+    }
+
+    fn recorded(&mut self, finished: Result<Recorded, tokio::task::JoinError>) {
+        match finished {
+            Ok((batch, Ok(()))) => {
+                for (id, _) in batch {
+                    self.in_flight.remove(&id);
+                }
+            }
+            Ok((mut batch, Err(e))) => {
+                tracing::warn!(error = %e, n = batch.len(), "recording accepted commands failed; retrying");
+                batch.append(&mut self.accepted);
+                self.accepted = batch;
+            }
+            Err(e) => tracing::error!(error = %e, "recording accepted commands panicked"),
+        }
+    }
+}
+
+/// Submits one command.
+async fn submit(state: AppState, cmd: Command) -> (i64, Outcome) {
+    let number = match state.service.store().get_number(cmd.number_id).await {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            tracing::error!(
+                command = cmd.command_id,
+                "command for an unknown number; left until a restart"
+            );
+            return (cmd.id, Outcome::Stuck);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "loading a command's number failed");
+            return (cmd.id, Outcome::Settled);
+        }
+    };
+    let provider = state.providers.for_number(&number);
+    match state.service.submit_command(&cmd, &number, provider.as_deref()).await {
+        Ok(Submission::Accepted(request_id)) => (cmd.id, Outcome::Accepted(request_id)),
+        Ok(Submission::Recorded) => (cmd.id, Outcome::Settled),
+        Err(e) => {
+            tracing::warn!(command = cmd.command_id, error = %e, "submitting a command failed; it will be retried");
+            (cmd.id, Outcome::Settled)
         }
     }
 }

@@ -24,7 +24,7 @@ use wagroups_core::{
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
-            tenancy_records, groups_are_unique_per_org, command_leases, mutations_append_gap_free_events,
+            tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
             rejected_mutations_write_nothing, keyset_listing, simulated_network_state,
             deliveries_follow_group_order);
     };
@@ -152,44 +152,61 @@ pub async fn groups_are_unique_per_org<S: Store>(s: &S) {
     );
 }
 
-pub async fn command_leases<S: Store>(s: &S) {
+pub async fn commands_in_dispatch_order<S: Store>(s: &S) {
     let (a, na) = org_with_number(s, "a", "15550000001").await;
     s.create_group(new_group(&a, na, "g1", T0)).await.unwrap();
-    let claimed = s.claim_commands(T0, 30_000, 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].attempts, 1);
-    assert!(
-        s.claim_commands(T0.plus_millis(1), 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "leased"
+    s.create_group(new_group(&a, na, "g2", T0)).await.unwrap();
+    let due = s.due_commands(T0, 0, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due[0].id < due[1].id, "oldest first");
+    assert_eq!(due[0].attempts, 1, "the first submission");
+    assert_eq!(s.due_commands(T0, 0, 1).await.unwrap(), due[..1], "limit");
+    assert_eq!(
+        s.due_commands(T0, due[0].id, 10).await.unwrap(),
+        due[1..],
+        "after a row"
     );
-    let again = s.claim_commands(T0.plus_millis(30_001), 30_000, 10).await.unwrap();
-    assert_eq!(again.len(), 1, "an expired lease is taken again");
-    assert_eq!(again[0].attempts, 2);
-    assert_eq!(s.release_command_leases().await.unwrap(), 1);
-    s.command_retry(again[0].id, "later", T0.plus_millis(60_000))
+    assert_eq!(s.due_commands(T0, 0, 10).await.unwrap(), due, "reading claims nothing");
+
+    s.command_retry(due[0].id, "later", T0.plus_millis(60_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.due_commands(T0.plus_millis(59_999), 0, 10).await.unwrap(),
+        due[1..],
+        "not before its retry time"
+    );
+    let again = s.due_commands(T0.plus_millis(60_000), 0, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].attempts, 2, "the failed submission counts");
+
+    s.commands_submitted(&[(due[0].id, "req-1".into()), (due[1].id, "req-2".into())], T0)
         .await
         .unwrap();
     assert!(
-        s.claim_commands(T0.plus_millis(59_999), 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "not before"
-    );
-    let c = s.claim_commands(T0.plus_millis(60_000), 30_000, 10).await.unwrap();
-    assert_eq!(c.len(), 1);
-    s.command_submitted(c[0].id, "req-1", T0).await.unwrap();
-    assert!(
-        s.claim_commands(T0.plus_millis(999_999), 30_000, 10)
-            .await
-            .unwrap()
-            .is_empty(),
+        s.due_commands(T0.plus_millis(999_999), 0, 10).await.unwrap().is_empty(),
         "submitted"
     );
-    assert_eq!(s.open_commands().await.unwrap(), 1, "awaiting confirmation");
+    assert_eq!(s.open_commands().await.unwrap(), 2, "awaiting confirmation");
+    // The provider's request ID finds the command.
+    let by_request = GroupTarget::Request {
+        number_id: na,
+        request_id: "req-2".into(),
+    };
+    let created = GroupInput::Created {
+        wa_group_id: "120363000000000002@g.us".into(),
+        invite_link: "https://chat.whatsapp.com/y".into(),
+        at: T0,
+        participants: vec![],
+    };
+    assert!(matches!(
+        apply(s, by_request, Some("r2"), created).await.unwrap(),
+        Mutation::Applied(_)
+    ));
+    assert_eq!(s.open_commands().await.unwrap(), 1);
+    // A late record of the submission does not reopen a confirmed command.
+    s.commands_submitted(&[(due[1].id, "req-2".into())], T0).await.unwrap();
+    assert_eq!(s.open_commands().await.unwrap(), 1);
 }
 
 async fn apply<S: Store>(

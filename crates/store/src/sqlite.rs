@@ -462,14 +462,14 @@ fn persist(c: &Connection, d: &Decision) -> Result<(), StoreError> {
         Some(CommandClose::Done { id, result }) => {
             exec(
                 c,
-                "UPDATE commands SET status = 'done', lease_until = NULL, result = ?1, updated_at = ?2 WHERE id = ?3",
+                "UPDATE commands SET status = 'done', result = ?1, updated_at = ?2 WHERE id = ?3",
                 params![result, g.updated_at.millis(), id],
             )?;
         }
         Some(CommandClose::Failed { id, error }) => {
             exec(
                 c,
-                "UPDATE commands SET status = 'failed', lease_until = NULL, last_error = ?1, updated_at = ?2 WHERE id = ?3",
+                "UPDATE commands SET status = 'failed', last_error = ?1, updated_at = ?2 WHERE id = ?3",
                 params![error, g.updated_at.millis(), id],
             )?;
         }
@@ -865,15 +865,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_commands(&self, now: Timestamp, lease_ms: i64, limit: i64) -> Result<Vec<Command>, StoreError> {
-        self.write(move |c| {
-            let mut out = all(
+    async fn due_commands(&self, now: Timestamp, after: i64, limit: i64) -> Result<Vec<Command>, StoreError> {
+        self.lookup(move |c| {
+            all(
                 c,
-                "UPDATE commands SET lease_until = ?1, attempts = attempts + 1, updated_at = ?2 \
-                 WHERE id IN (SELECT id FROM commands WHERE status = 'pending' AND not_before <= ?2 \
-                              AND (lease_until IS NULL OR lease_until <= ?2) ORDER BY id LIMIT ?3) \
-                 RETURNING id, command_id, org_id, number_id, group_id, payload, attempts",
-                params![now.millis() + lease_ms, now.millis(), limit],
+                "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
+                 WHERE status = 'pending' AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
+                params![after, now.millis(), limit],
                 |r| {
                     let payload: String = get(r, "payload")?;
                     Ok(Command {
@@ -884,24 +882,32 @@ impl Store for SqliteStore {
                         group_row_id: get(r, "group_id")?,
                         payload: serde_json::from_str::<CommandPayload>(&payload)
                             .map_err(|_| corrupt("command payload", &payload))?,
-                        attempts: get(r, "attempts")?,
+                        // This submission is one more.
+                        attempts: get::<i64>(r, "attempts")? + 1,
                     })
                 },
-            )?;
-            out.sort_by_key(|c| c.id);
-            Ok(out)
+            )
         })
-        .await
     }
 
-    async fn command_submitted(&self, id: i64, request_id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let req = request_id.to_string();
+    async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError> {
+        if submitted.is_empty() {
+            return Ok(());
+        }
+        let rows = serde_json::Value::from(
+            submitted
+                .iter()
+                .map(|(id, req)| serde_json::json!([id, req]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
         self.write(move |c| {
+            // A command its confirmation already closed stays closed.
             exec(
                 c,
-                "UPDATE commands SET status = 'submitted', request_id = ?1, lease_until = NULL, updated_at = ?2 \
-                 WHERE id = ?3 AND status = 'pending'",
-                params![req, now.millis(), id],
+                "UPDATE commands SET status = 'submitted', request_id = r.value ->> 1, attempts = attempts + 1, \
+                 updated_at = ?2 FROM json_each(?1) r WHERE commands.id = r.value ->> 0 AND commands.status = 'pending'",
+                params![rows, now.millis()],
             )
             .map(|_| ())
         })
@@ -913,7 +919,8 @@ impl Store for SqliteStore {
         self.write(move |c| {
             exec(
                 c,
-                "UPDATE commands SET not_before = ?1, lease_until = NULL, last_error = ?2 WHERE id = ?3 AND status = 'pending'",
+                "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2 \
+                 WHERE id = ?3 AND status = 'pending'",
                 params![not_before.millis(), err, id],
             )
             .map(|_| ())
@@ -1383,17 +1390,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_command_leases(&self) -> Result<u64, StoreError> {
-        self.write(|c| {
-            Ok(exec(
-                c,
-                "UPDATE commands SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
-                [],
-            )? as u64)
-        })
-        .await
-    }
-
     async fn open_commands(&self) -> Result<i64, StoreError> {
         self.read(|c| {
             one(
@@ -1727,5 +1723,11 @@ mod plans {
             4,
         );
         assert!(p.contains("deliveries_open"), "{p}");
+        let p = plan(
+            &c,
+            "SELECT id FROM commands WHERE status = 'pending' AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
+            3,
+        );
+        assert!(p.contains("commands_pending") && !p.contains("TEMP B-TREE"), "{p}");
     }
 }
