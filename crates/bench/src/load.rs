@@ -98,13 +98,14 @@ impl Client {
         }
     }
 
-    /// A value of the server's `/metrics` (the first series of that name).
+    /// A value of the server's `/metrics`: the first series of that name, or `name` may be a
+    /// whole series (`name{label="value"}`).
     pub async fn metric(&self, name: &str) -> Option<f64> {
         let mut c = self.connect().await.ok()?;
         let (_, body) = c.send(self.get("/metrics")).await.ok()?;
         let text = String::from_utf8_lossy(&body);
         text.lines()
-            .find(|l| l.split(['{', ' ']).next() == Some(name))
+            .find(|l| l.split(['{', ' ']).next() == Some(name) || l.split(' ').next() == Some(name))
             .and_then(|l| l.split_whitespace().last())
             .and_then(|v| v.parse::<f64>().ok())
     }
@@ -114,11 +115,15 @@ impl Client {
         self.metric("wagroups_webhook_queue_depth").await.map(|v| v as u64)
     }
 
-    /// The SQLite writer's commits and the write jobs they carried, so far.
+    /// The gateway database's commits and the write jobs they carried, so far.
     pub async fn commits(&self) -> (f64, f64) {
         (
-            self.metric("wagroups_sqlite_commits_total").await.unwrap_or(0.0),
-            self.metric("wagroups_sqlite_write_jobs_total").await.unwrap_or(0.0),
+            self.metric("wagroups_sqlite_commits_total{db=\"wg-db\"}")
+                .await
+                .unwrap_or(0.0),
+            self.metric("wagroups_sqlite_write_jobs_total{db=\"wg-db\"}")
+                .await
+                .unwrap_or(0.0),
         )
     }
 

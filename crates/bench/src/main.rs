@@ -39,6 +39,9 @@ struct Args {
     /// Phases to run (comma-separated: create, api, delivery, backlog, scale); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Benchmark this server binary instead of building the workspace's (to compare builds).
+    #[arg(long)]
+    server: Option<std::path::PathBuf>,
     /// Record the server with `perf record` during each timed phase, into this directory.
     #[arg(long)]
     perf: Option<std::path::PathBuf>,
@@ -171,7 +174,10 @@ async fn main() {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
-    let bin = server::build_release_server()?;
+    let bin = match &args.server {
+        Some(b) => b.clone(),
+        None => server::build_release_server()?,
+    };
     let plan = Plan::new(args.quick);
     let c = args.concurrency;
     let mut report = Report::default();
@@ -529,8 +535,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     Ok(report.problems)
 }
 
-/// The name of the server's SQLite writer thread (as the kernel truncates it: 15 bytes).
-const WRITER_THREAD: &str = "wg-sqlite-write";
+/// The name of the server's SQLite writer thread (of the gateway's database).
+const WRITER_THREAD: &str = "wg-db-writer";
 
 /// What a phase cost: CPU of the server and of this process (load generator and sink), and
 /// the SQLite writer's commits.

@@ -114,6 +114,10 @@ struct ServeArgs {
     /// Webhook attempts in flight to one endpoint.
     #[arg(long, env = "WAGROUPS_WEBHOOK_ENDPOINT_CONCURRENCY", default_value_t = 16)]
     webhook_endpoint_concurrency: usize,
+    /// The simulated WhatsApp network's database (`sqlite://PATH`); by default beside the
+    /// gateway's (`wagroups.db` has `wagroups.sim.db`).
+    #[arg(long, env = "WAGROUPS_SIM_DATABASE_URL")]
+    sim_database: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +230,7 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::start(&Config {
         bind: args.bind,
         database_url: database.to_string(),
+        sim_database_url: args.sim_database,
         api_only: args.api_only,
         delivery,
     })

@@ -379,6 +379,9 @@ pub mod sim {
     #[derive(Debug, Clone)]
     pub struct OutboxItem {
         pub id: i64,
+        /// Unique to this report across every simulated network the gateway has heard from
+        /// (its ID, qualified by the network's database).
+        pub dedup_key: String,
         pub waba_number: String,
         pub report: ProviderEvent,
     }

@@ -30,7 +30,7 @@ use wagroups_core::{
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
 use wagroups_providers::{Providers, simulated::SimNetwork};
-use wagroups_store::SqliteStore;
+use wagroups_store::{SqliteSimStore, SqliteStore, sim_database_url};
 
 use crate::error::{ApiError, Dialect, Native};
 
@@ -50,6 +50,8 @@ pub struct AppState {
 pub struct Config {
     pub bind: String,
     pub database_url: String,
+    /// The simulated network's database; `None`: beside the gateway's.
+    pub sim_database_url: Option<String>,
     /// Serve the API only: no provider worker and no delivery of simulated reports (queued
     /// work waits, durably, for a server that runs them).
     pub api_only: bool,
@@ -119,6 +121,8 @@ async fn fallback(req: Request) -> Response {
 impl Server {
     /// Opens the database (applying migrations), bootstraps an empty one, binds `bind`.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        // First, so that the store's workers register their metrics with it.
+        let metrics = metrics_handle();
         let store = Arc::new(SqliteStore::open(&config.database_url).await?);
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
         let commands_ready = Arc::new(Notify::new());
@@ -126,7 +130,12 @@ impl Server {
         let deliveries_changed = Arc::new(Notify::new());
         let wake = commands_ready.clone();
         let (ready, changed) = (deliveries_ready.clone(), deliveries_changed.clone());
-        let sim = Arc::new(SimNetwork::new(store.clone()));
+        let sim_url = match &config.sim_database_url {
+            Some(u) => u.clone(),
+            None => sim_database_url(&config.database_url)?,
+        };
+        let sim_store = SqliteSimStore::open_importing(&sim_url, Some(&config.database_url)).await?;
+        let sim = Arc::new(SimNetwork::new(Arc::new(sim_store)));
         let providers = Providers { simulated: sim.clone() };
         let service = Arc::new(GroupService::new(
             store.clone(),
@@ -149,7 +158,7 @@ impl Server {
             sim,
             commands_ready,
             allow_private_webhook_targets: config.delivery.allow_private_targets,
-            metrics: metrics_handle(),
+            metrics,
         };
         let listener = TcpListener::bind(&config.bind).await?;
         let local_addr = listener.local_addr()?;

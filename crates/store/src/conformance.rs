@@ -18,15 +18,15 @@ use wagroups_core::{
     time::Timestamp,
 };
 
-/// Generates one `#[tokio::test]` per conformance check; `$make` is an async expression
-/// yielding a fresh, empty store (and whatever must live as long as it).
+/// Generates one `#[tokio::test]` per conformance check of the gateway's store; `$make` is an
+/// async expression yielding a fresh, empty store (and whatever must live as long as it). The
+/// simulated network's store has its own: [`sim_conformance_tests!`](crate::sim_conformance_tests).
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
-            rejected_mutations_write_nothing, keyset_listing, simulated_network_state,
-            deliveries_follow_group_order);
+            rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -36,6 +36,15 @@ macro_rules! conformance_tests {
                 $crate::conformance::$name(&store).await;
             }
         )+
+    };
+}
+
+/// Generates the conformance checks of the simulated network's store; `$make` yields a fresh,
+/// empty one.
+#[macro_export]
+macro_rules! sim_conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make; simulated_network_state);
     };
 }
 

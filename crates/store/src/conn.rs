@@ -77,20 +77,27 @@ const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
 const WAL_RESTART_PAGES: i64 = 16_384;
 
 impl Writer {
-    /// Takes the writing connection; `path` opens the checkpointer's own.
-    pub fn start(conn: Connection, path: &Path) -> Result<Writer, StoreError> {
+    /// Takes the writing connection; `path` opens the checkpointer's own. Threads are named
+    /// after `name` (`NAME-writer`, `NAME-ckpt`); metrics carry the label `db="NAME"`.
+    pub fn start(conn: Connection, path: &Path, name: &str) -> Result<Writer, StoreError> {
         // The checkpointer, not the committing writer, copies the WAL back.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(db)?;
         let checkpointer = open(path, false)?;
         let (wal_tx, wal_rx) = mpsc::sync_channel::<()>(1);
         thread::Builder::new()
-            .name("wg-sqlite-ckpt".into())
-            .spawn(move || checkpoint_loop(checkpointer, wal_rx))
+            .name(format!("{name}-ckpt"))
+            .spawn({
+                let name = name.to_string();
+                move || checkpoint_loop(checkpointer, wal_rx, name)
+            })
             .map_err(|e| StoreError::Database(format!("cannot start the SQLite checkpointer: {e}")))?;
         let (tx, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
-            .name("wg-sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, wal_tx))
+            .name(format!("{name}-writer"))
+            .spawn({
+                let name = name.to_string();
+                move || write_loop(conn, rx, wal_tx, name)
+            })
             .map_err(|e| StoreError::Database(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer { jobs: tx })
     }
@@ -128,7 +135,8 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 /// Checkpoints after writes, until the writer is gone; then once more, in full.
-fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>) {
+fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>, name: String) {
+    let checkpoints = metrics::counter!("wagroups_sqlite_checkpoints_total", "db" => name);
     while written.recv().is_ok() {
         thread::sleep(CHECKPOINT_PAUSE);
         let _ = written.try_recv();
@@ -136,7 +144,7 @@ fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>) {
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
             .map_err(|e| tracing::warn!(error = %e, "WAL checkpoint failed"))
             .unwrap_or(0);
-        metrics::counter!("wagroups_sqlite_checkpoints_total").increment(1);
+        checkpoints.increment(1);
         if wal_pages >= WAL_RESTART_PAGES
             && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
         {
@@ -148,7 +156,9 @@ fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>) {
     }
 }
 
-fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, written: mpsc::SyncSender<()>) {
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, written: mpsc::SyncSender<()>, name: String) {
+    let commits = metrics::counter!("wagroups_sqlite_commits_total", "db" => name.clone());
+    let jobs = metrics::counter!("wagroups_sqlite_write_jobs_total", "db" => name);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
@@ -190,8 +200,8 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, written: mpsc::SyncSend
             dones.extend(done);
         }
         let committed = control(&conn, "COMMIT").map_err(|e| e.to_string());
-        metrics::counter!("wagroups_sqlite_commits_total").increment(1);
-        metrics::counter!("wagroups_sqlite_write_jobs_total").increment(dones.len() as u64);
+        commits.increment(1);
+        jobs.increment(dones.len() as u64);
         // Wakes the checkpointer unless a wake-up is already waiting.
         let _ = written.try_send(());
         if committed.is_err() {
@@ -249,13 +259,14 @@ pub struct Readers {
 }
 
 impl Readers {
-    pub fn start(path: &Path, n: usize) -> Result<Readers, StoreError> {
+    /// `n` reader threads named `NAME-read-I`.
+    pub fn start(path: &Path, n: usize, name: &str) -> Result<Readers, StoreError> {
         let mut senders = Vec::with_capacity(n);
         for i in 0..n {
             let conn = open(path, true)?;
             let (tx, rx) = mpsc::channel::<ReadJob>();
             thread::Builder::new()
-                .name(format!("wg-sqlite-read-{i}"))
+                .name(format!("{name}-read-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
                         job(&conn);
@@ -296,7 +307,7 @@ mod tests {
         let path = dir.path().join("t.db");
         let c = open(&path, false).unwrap();
         c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
-        let w = Arc::new(Writer::start(c, &path).unwrap());
+        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..200i64 {
             let w = w.clone();
@@ -319,7 +330,7 @@ mod tests {
             }
         }
         assert_eq!(ok, 100);
-        let readers = Readers::start(&path, 1).unwrap();
+        let readers = Readers::start(&path, 1, "t").unwrap();
         let (count, odd): (i64, i64) = readers
             .run(|c| {
                 c.query_row("SELECT COUNT(*), COUNT(*) FILTER (WHERE n % 2 = 1) FROM t", [], |r| {
@@ -339,7 +350,7 @@ mod tests {
         let c = open(&path, false).unwrap();
         c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)")
             .unwrap();
-        let w = Writer::start(c, &path).unwrap();
+        let w = Writer::start(c, &path, "t").unwrap();
         for n in 0..200i64 {
             w.run(move |c| {
                 c.execute("INSERT INTO t (n, b) VALUES (?1, zeroblob(4000))", [n])

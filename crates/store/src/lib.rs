@@ -3,6 +3,9 @@
 
 pub mod conformance;
 mod conn;
+mod db;
+mod sim;
 mod sqlite;
 
+pub use sim::{SqliteSimStore, sim_database_url};
 pub use sqlite::SqliteStore;

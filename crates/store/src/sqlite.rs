@@ -1,12 +1,9 @@
-//! SQLite store: one file in WAL mode. Writes run on one writer thread, whole transactions
-//! at a time, batched into group commits (see [`crate::conn`]); reads run on a few read-only
-//! connections of their own. Migrations are embedded and applied at open.
-
-use std::{str::FromStr, sync::Arc};
+//! The gateway's SQLite store: one file in WAL mode. Writes run on one writer thread, whole
+//! transactions at a time, batched into group commits (see [`crate::conn`]); reads run on a
+//! few read-only connections of their own. Migrations are embedded and applied at open.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use wagroups_core::{
     DomainError,
     command::{Command, CommandPayload},
@@ -18,14 +15,9 @@ use wagroups_core::{
         ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,
-    provider::ProviderEvent,
     store::{
         CreateGroupOutcome, EndpointPatch, EventFilter, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey,
         NewEndpoint, NewGroup, NewNumber, Rule, Store, StoreError,
-        sim::{
-            OutboxItem, SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimRule, SimStore,
-            SimTarget, SimUser,
-        },
     },
     time::Timestamp,
     webhook::{
@@ -34,55 +26,30 @@ use wagroups_core::{
     },
 };
 
-use crate::conn::{self, Inline, Readers, Writer, db};
+use crate::{
+    conn::db,
+    db::{Db, all, corrupt, exec, file_of, get, ids_json, json_list, one, opt_ts, parse, to_json_list, ts},
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Read-only connections (each on its own thread).
 const READERS: usize = 3;
 
+/// The gateway's record: organisations, numbers, keys, groups and their members, commands,
+/// events, webhook endpoints and deliveries.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Writer>,
-    readers: Arc<Readers>,
-    inline: Arc<Inline>,
-}
-
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("unexpected {what} {value:?}"))
+    db: Db,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://PATH`) and applies the
-    /// embedded migrations.
+    /// Opens (creating if missing) the gateway's database at `url` (`sqlite://PATH`) and
+    /// applies its embedded migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Database(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let path = opts.get_filename().to_path_buf();
-        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
-            return Err(StoreError::Database(
-                "an SQLite database file is needed (sqlite://PATH): readers and the writer share it".into(),
-            ));
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        pool.close().await;
-        let writer = Writer::start(conn::open(&path, false)?, &path)?;
-        let readers = Readers::start(&path, READERS)?;
+        let path = file_of(url)?;
         Ok(SqliteStore {
-            writer: Arc::new(writer),
-            readers: Arc::new(readers),
-            inline: Arc::new(Inline::new(&path)),
+            db: Db::open(&path, &MIGRATOR, READERS, "wg-db").await?,
         })
     }
 
@@ -91,90 +58,23 @@ impl SqliteStore {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.writer.run(f).await
+        self.db.write(f).await
     }
 
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.readers.run(f).await
+        self.db.read(f).await
     }
 
     /// An indexed point lookup, run on the calling thread.
     fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.inline.run(f)
+        self.db.lookup(f)
     }
 
     /// Nothing to release explicitly: the connection threads end with the store.
     pub async fn close(&self) {}
-}
-
-// ---------------------------------------------------------------------------------------
-// Query helpers
-
-fn all<T>(
-    c: &Connection,
-    sql: &str,
-    p: impl rusqlite::Params,
-    map: impl Fn(&Row) -> Result<T, StoreError>,
-) -> Result<Vec<T>, StoreError> {
-    let mut stmt = c.prepare_cached(sql).map_err(db)?;
-    let mut rows = stmt.query(p).map_err(db)?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(db)? {
-        out.push(map(r)?);
-    }
-    Ok(out)
-}
-
-fn one<T>(
-    c: &Connection,
-    sql: &str,
-    p: impl rusqlite::Params,
-    map: impl Fn(&Row) -> Result<T, StoreError>,
-) -> Result<Option<T>, StoreError> {
-    let mut stmt = c.prepare_cached(sql).map_err(db)?;
-    let mut rows = stmt.query(p).map_err(db)?;
-    match rows.next().map_err(db)? {
-        Some(r) => Ok(Some(map(r)?)),
-        None => Ok(None),
-    }
-}
-
-fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<usize, StoreError> {
-    c.prepare_cached(sql).map_err(db)?.execute(p).map_err(db)
-}
-
-fn get<T: rusqlite::types::FromSql>(r: &Row, col: &str) -> Result<T, StoreError> {
-    r.get(col).map_err(db)
-}
-
-fn ts(r: &Row, col: &str) -> Result<Timestamp, StoreError> {
-    Ok(Timestamp(get::<i64>(r, col)?))
-}
-
-fn opt_ts(r: &Row, col: &str) -> Result<Option<Timestamp>, StoreError> {
-    Ok(get::<Option<i64>>(r, col)?.map(Timestamp))
-}
-
-fn parse<T>(r: &Row, col: &str, f: fn(&str) -> Option<T>) -> Result<T, StoreError> {
-    let s: String = get(r, col)?;
-    f(&s).ok_or_else(|| corrupt(col, &s))
-}
-
-fn json_list(r: &Row, col: &str) -> Result<Option<Vec<String>>, StoreError> {
-    let raw: Option<String> = get(r, col)?;
-    raw.map(|s| serde_json::from_str::<Vec<String>>(&s).map_err(|_| corrupt(col, &s)))
-        .transpose()
-}
-
-fn to_json_list(list: &Option<Vec<String>>) -> Option<String> {
-    list.as_ref().map(|l| serde_json::Value::from(l.clone()).to_string())
-}
-
-fn ids_json(ids: &[i64]) -> String {
-    serde_json::Value::from(ids.to_vec()).to_string()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1404,281 +1304,6 @@ impl Store for SqliteStore {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Simulated network
-
-const SIM_GROUP_COLS: &str = "jid, waba_number, profile, create_key, subject, description, approval_required, \
-     invite_code, created_at, announcement_only, locked, deleted, suspended";
-
-fn sim_group_row(r: &Row) -> Result<SimGroup, StoreError> {
-    Ok(SimGroup {
-        jid: get(r, "jid")?,
-        waba_number: get(r, "waba_number")?,
-        profile: get(r, "profile")?,
-        create_key: get(r, "create_key")?,
-        subject: get(r, "subject")?,
-        description: get(r, "description")?,
-        approval_required: get(r, "approval_required")?,
-        invite_code: get(r, "invite_code")?,
-        created_at: ts(r, "created_at")?,
-        announcement_only: get(r, "announcement_only")?,
-        locked: get(r, "locked")?,
-        deleted: get(r, "deleted")?,
-        suspended: get(r, "suspended")?,
-    })
-}
-
-fn sim_user_row(c: &Connection, phone: &str) -> Result<Option<SimUser>, StoreError> {
-    one(
-        c,
-        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE phone = ?1",
-        params![phone],
-        |r| {
-            Ok(SimUser {
-                phone: get(r, "phone")?,
-                on_whatsapp: get(r, "on_whatsapp")?,
-                add_privacy: get(r, "add_privacy")?,
-                contact_of: json_list(r, "contact_of")?.unwrap_or_default(),
-            })
-        },
-    )
-}
-
-fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
-    let group = match target {
-        SimTarget::InviteCode(code) => one(
-            c,
-            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE invite_code = ?1"),
-            params![code],
-            sim_group_row,
-        )?,
-        SimTarget::Jid(jid) => one(
-            c,
-            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE jid = ?1"),
-            params![jid],
-            sim_group_row,
-        )?,
-    };
-    let Some(group) = group else { return Ok(None) };
-    let members = all(
-        c,
-        "SELECT phone, role, state FROM sim_members WHERE jid = ?1",
-        params![group.jid],
-        |r| {
-            Ok(SimMember {
-                phone: get(r, "phone")?,
-                role: get(r, "role")?,
-                state: get(r, "state")?,
-            })
-        },
-    )?;
-    let join_requests = all(
-        c,
-        "SELECT id, phone, state, created_at FROM sim_join_requests WHERE jid = ?1 ORDER BY created_at",
-        params![group.jid],
-        |r| {
-            Ok(SimJoinRequest {
-                id: get(r, "id")?,
-                phone: get(r, "phone")?,
-                state: get(r, "state")?,
-                created_at: ts(r, "created_at")?,
-            })
-        },
-    )?;
-    let mut loaded = Vec::new();
-    for phone in users {
-        if let Some(u) = sim_user_row(c, phone)? {
-            loaded.push(u);
-        }
-    }
-    Ok(Some(SimGroupState {
-        group,
-        members,
-        join_requests,
-        users: loaded,
-    }))
-}
-
-fn sim_put_member(c: &Connection, jid: &str, m: &SimMember) -> Result<(), StoreError> {
-    exec(
-        c,
-        "INSERT INTO sim_members (jid, phone, role, state) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (jid, phone) DO UPDATE SET role = excluded.role, state = excluded.state",
-        params![jid, m.phone, m.role, m.state],
-    )
-    .map(|_| ())
-}
-
-fn sim_queue(c: &Connection, waba_number: &str, report: &ProviderEvent) -> Result<(), StoreError> {
-    let json = serde_json::to_string(report).map_err(|e| StoreError::Database(e.to_string()))?;
-    exec(
-        c,
-        "INSERT INTO sim_outbox (waba_number, report) VALUES (?1, ?2)",
-        params![waba_number, json],
-    )
-    .map(|_| ())
-}
-
-#[async_trait]
-impl SimStore for SqliteStore {
-    async fn sim_create_group(
-        &self,
-        group: SimGroup,
-        members: Vec<SimMember>,
-        reports: Vec<ProviderEvent>,
-    ) -> Result<(SimGroup, bool), StoreError> {
-        self.write(move |c| {
-            if let Some(existing) = one(
-                c,
-                &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE create_key = ?1"),
-                params![group.create_key],
-                sim_group_row,
-            )? {
-                return Ok((existing, false));
-            }
-            exec(
-                c,
-                "INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required, \
-                 invite_code, created_at, announcement_only, locked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    group.jid,
-                    group.waba_number,
-                    group.profile,
-                    group.create_key,
-                    group.subject,
-                    group.description,
-                    group.approval_required,
-                    group.invite_code,
-                    group.created_at.millis(),
-                    group.announcement_only,
-                    group.locked
-                ],
-            )?;
-            for m in &members {
-                sim_put_member(c, &group.jid, m)?;
-            }
-            for report in &reports {
-                sim_queue(c, &group.waba_number, report)?;
-            }
-            Ok((group, true))
-        })
-        .await
-    }
-
-    async fn sim_mutate(
-        &self,
-        target: SimTarget,
-        users: Vec<String>,
-        rule: SimRule,
-    ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError> {
-        self.write(move |c| {
-            let Some(state) = sim_load(c, &target, &users)? else {
-                return Ok(None);
-            };
-            let change = match rule(&state) {
-                Ok(ch) => ch,
-                Err(refusal) => return Ok(Some(Err(refusal))),
-            };
-            let jid = &state.group.jid;
-            if let Some(g) = &change.group {
-                exec(
-                    c,
-                    "UPDATE sim_groups SET subject = ?1, description = ?2, approval_required = ?3, invite_code = ?4, \
-                     announcement_only = ?5, locked = ?6, deleted = ?7, suspended = ?8 WHERE jid = ?9",
-                    params![
-                        g.subject,
-                        g.description,
-                        g.approval_required,
-                        g.invite_code,
-                        g.announcement_only,
-                        g.locked,
-                        g.deleted,
-                        g.suspended,
-                        jid
-                    ],
-                )?;
-            }
-            for m in &change.members {
-                sim_put_member(c, jid, m)?;
-            }
-            for r in &change.join_requests {
-                exec(
-                    c,
-                    "INSERT INTO sim_join_requests (jid, id, phone, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (jid, id) DO UPDATE SET state = excluded.state",
-                    params![jid, r.id, r.phone, r.state, r.created_at.millis()],
-                )?;
-            }
-            for report in &change.reports {
-                sim_queue(c, &state.group.waba_number, report)?;
-            }
-            Ok(Some(Ok(change)))
-        })
-        .await
-    }
-
-    async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
-        self.lookup(move |c| sim_load(c, &target, &[]))
-    }
-
-    async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
-        self.write(move |c| {
-            exec(
-                c,
-                "INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (phone) DO UPDATE SET on_whatsapp = excluded.on_whatsapp, add_privacy = excluded.add_privacy, \
-                 contact_of = excluded.contact_of",
-                params![
-                    user.phone,
-                    user.on_whatsapp,
-                    user.add_privacy,
-                    serde_json::Value::from(user.contact_of.clone()).to_string()
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-
-    async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
-        let phone = phone.to_string();
-        self.lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
-    }
-
-    async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
-        self.lookup(move |c| {
-            all(
-                c,
-                "SELECT id, waba_number, report FROM sim_outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
-                params![after, limit],
-                |r| {
-                    let report: String = get(r, "report")?;
-                    Ok(OutboxItem {
-                        id: get(r, "id")?,
-                        waba_number: get(r, "waba_number")?,
-                        report: serde_json::from_str(&report).map_err(|_| corrupt("sim report", &report))?,
-                    })
-                },
-            )
-        })
-    }
-
-    async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.write(move |c| {
-            exec(
-                c,
-                "DELETE FROM sim_outbox WHERE id IN (SELECT value FROM json_each(?1))",
-                params![ids_json(&ids)],
-            )
-            .map(|_| ())
-        })
-        .await
-    }
-}
-
 #[cfg(test)]
 mod plans {
     #![allow(clippy::unwrap_used)]
@@ -1703,7 +1328,7 @@ mod plans {
         SqliteStore::open(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        let c = conn::open(&path, true).unwrap();
+        let c = crate::conn::open(&path, true).unwrap();
         let p = plan(
             &c,
             &format!("{GROUP_SELECT} WHERE g.number_id = ?1 AND g.wa_group_id = ?2"),

@@ -1,12 +1,152 @@
-//! The store conformance suite on SQLite (a fresh database file per test).
+//! The store conformance suites on SQLite (a fresh database file per test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use wagroups_store::SqliteStore;
+mod gateway {
+    use wagroups_store::SqliteStore;
 
-async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    (SqliteStore::open(&url).await.unwrap(), dir)
+    async fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        (SqliteStore::open(&url).await.unwrap(), dir)
+    }
+
+    wagroups_store::conformance_tests!(sqlite_store());
 }
 
-wagroups_store::conformance_tests!(sqlite_store());
+mod simulated_network {
+    use wagroups_store::SqliteSimStore;
+
+    async fn sim_store() -> (SqliteSimStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("sim.db").display());
+        (SqliteSimStore::open(&url).await.unwrap(), dir)
+    }
+
+    wagroups_store::sim_conformance_tests!(sim_store());
+}
+
+/// The simulated network lives in a file of its own; it takes over the state earlier versions
+/// kept in the gateway's database, and keeps its report keys apart from any other network's.
+mod simulated_network_file {
+    use wagroups_core::{
+        provider::ProviderEvent,
+        store::sim::{SimStore, SimTarget},
+        time::Timestamp,
+    };
+    use wagroups_store::{SqliteSimStore, SqliteStore, sim_database_url};
+
+    #[test]
+    fn sits_beside_the_gateway_database() {
+        assert_eq!(
+            sim_database_url("sqlite:///data/wagroups.db").unwrap(),
+            "sqlite:///data/wagroups.sim.db"
+        );
+        assert_eq!(sim_database_url("sqlite://gw").unwrap(), "sqlite://gw.sim");
+    }
+
+    #[tokio::test]
+    async fn takes_over_the_state_kept_in_the_gateway_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let gw = dir.path().join("wagroups.db");
+        let gw_url = format!("sqlite://{}", gw.display());
+        SqliteStore::open(&gw_url).await.unwrap();
+        // What a 0.1 server left: a group, a member, one report still queued and the ID
+        // sequence of reports already delivered.
+        let report = ProviderEvent::ParticipantLeft {
+            wa_group_id: "120363000000000001@g.us".into(),
+            phone: "919999999999".into(),
+            at: Timestamp(1_700_000_000_000),
+        };
+        {
+            let c = rusqlite::Connection::open(&gw).unwrap();
+            c.execute_batch(
+                "INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, \
+                 approval_required, invite_code, created_at) VALUES ('120363000000000001@g.us', '15550100001', \
+                 'cloud', 'cmd_1', 'Old', '', 0, 'OLDCODE', 1700000000000); \
+                 INSERT INTO sim_members (jid, phone, role, state) \
+                 VALUES ('120363000000000001@g.us', '15550100001', 'superadmin', 'member');",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO sim_outbox (id, waba_number, report) VALUES (41, '15550100001', ?1)",
+                [serde_json::to_string(&report).unwrap()],
+            )
+            .unwrap();
+            c.execute("UPDATE sqlite_sequence SET seq = 500 WHERE name = 'sim_outbox'", [])
+                .unwrap();
+        }
+        let sim_url = sim_database_url(&gw_url).unwrap();
+        let sim = SqliteSimStore::open_importing(&sim_url, Some(&gw_url)).await.unwrap();
+        let g = sim
+            .sim_group(SimTarget::InviteCode("OLDCODE".into()))
+            .await
+            .unwrap()
+            .expect("the group came over");
+        assert_eq!(g.members.len(), 1);
+        let queued = sim.sim_outbox(0, 10).await.unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].report, report);
+        assert_eq!(
+            queued[0].dedup_key, "sim:41",
+            "the key the gateway may already have applied"
+        );
+        // A new report continues the old sequence.
+        sim.sim_mutate(
+            SimTarget::Jid("120363000000000001@g.us".into()),
+            vec![],
+            Box::new(move |_| {
+                Ok(wagroups_core::store::sim::SimChange {
+                    reports: vec![report.clone()],
+                    ..Default::default()
+                })
+            }),
+        )
+        .await
+        .unwrap();
+        let next = sim.sim_outbox(41, 10).await.unwrap();
+        assert!(next[0].id > 500, "{}", next[0].id);
+        // Opened again, it does not import twice.
+        drop(sim);
+        let again = SqliteSimStore::open_importing(&sim_url, Some(&gw_url)).await.unwrap();
+        assert_eq!(again.sim_outbox(0, 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_new_network_keys_its_reports_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut prefixes = Vec::new();
+        for name in ["a.sim.db", "b.sim.db"] {
+            let url = format!("sqlite://{}", dir.path().join(name).display());
+            let sim = SqliteSimStore::open(&url).await.unwrap();
+            sim.sim_create_group(
+                wagroups_core::store::sim::SimGroup {
+                    jid: "120363000000000002@g.us".into(),
+                    waba_number: "15550100001".into(),
+                    profile: "cloud".into(),
+                    create_key: "cmd_2".into(),
+                    subject: "New".into(),
+                    description: String::new(),
+                    approval_required: false,
+                    invite_code: "NEWCODE".into(),
+                    created_at: Timestamp(1_700_000_000_000),
+                    announcement_only: false,
+                    locked: false,
+                    deleted: false,
+                    suspended: false,
+                },
+                vec![],
+                vec![ProviderEvent::ParticipantLeft {
+                    wa_group_id: "120363000000000002@g.us".into(),
+                    phone: "919999999999".into(),
+                    at: Timestamp(1_700_000_000_000),
+                }],
+            )
+            .await
+            .unwrap();
+            let key = sim.sim_outbox(0, 1).await.unwrap().remove(0).dedup_key;
+            assert!(key.starts_with("sim:") && key.ends_with(":1"), "{key}");
+            prefixes.push(key);
+        }
+        assert_ne!(prefixes[0], prefixes[1], "report 1 of two networks are two reports");
+    }
+}

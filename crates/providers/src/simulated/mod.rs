@@ -244,7 +244,7 @@ impl SimNetwork {
             while let Some(next) = queue.front_mut() {
                 let env = ProviderEnvelope {
                     waba_number: next.item.waba_number.clone(),
-                    dedup_key: format!("sim:{}", next.item.id),
+                    dedup_key: next.item.dedup_key.clone(),
                     event: next.item.report.clone(),
                 };
                 match sink.deliver(env).await {

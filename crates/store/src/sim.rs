@@ -1,0 +1,424 @@
+//! The simulated WhatsApp network's own SQLite database: its groups, members, join
+//! requests and users, and the outbox of reports to the gateway. It is a file of its own with
+//! its own writer, as WhatsApp is a system of its own: its writes never queue behind the
+//! gateway's.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, Row, params};
+use wagroups_core::{
+    provider::ProviderEvent,
+    store::{
+        StoreError,
+        sim::{
+            OutboxItem, SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimRule, SimStore,
+            SimTarget, SimUser,
+        },
+    },
+};
+
+use crate::db::{Db, all, corrupt, exec, file_of, get, ids_json, json_list, one, ts};
+
+static SIM_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sim");
+
+/// The simulated network's database.
+#[derive(Clone)]
+pub struct SqliteSimStore {
+    db: Db,
+    /// Prefix of the deduplication keys of this network's reports.
+    key_prefix: String,
+}
+
+/// The simulated network's database beside the gateway's at `gateway_url`: `NAME.db` has
+/// `NAME.sim.db` beside it.
+pub fn sim_database_url(gateway_url: &str) -> Result<String, StoreError> {
+    let path = file_of(gateway_url)?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.sim.{}", ext.to_string_lossy()),
+        None => format!("{stem}.sim"),
+    };
+    Ok(format!("sqlite://{}", path.with_file_name(name).display()))
+}
+
+impl SqliteSimStore {
+    /// Opens (creating if missing) the simulated network's database at `url`
+    /// (`sqlite://PATH`).
+    pub async fn open(url: &str) -> Result<SqliteSimStore, StoreError> {
+        Self::open_importing(url, None).await
+    }
+
+    /// Opens the simulated network's database at `url`; when it is created now, first takes
+    /// over the network's state from the gateway's database at `gateway_url`, where versions
+    /// before 0.2 kept it.
+    pub async fn open_importing(url: &str, gateway_url: Option<&str>) -> Result<SqliteSimStore, StoreError> {
+        let path = file_of(url)?;
+        let created = !path.exists();
+        let db = Db::open(&path, &SIM_MIGRATOR, 1, "wg-sim").await?;
+        if created {
+            let imported = match gateway_url {
+                Some(g) => import_legacy(&path, &file_of(g)?)?,
+                None => false,
+            };
+            // An imported network keeps the keys the gateway knows its reports by; a new one
+            // gets an identity of its own.
+            let prefix = if imported {
+                "sim:".to_string()
+            } else {
+                format!("sim:{}:", wagroups_core::ids::random_alnum(12))
+            };
+            db.write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO sim_meta (key, value) VALUES ('key_prefix', ?1) ON CONFLICT DO NOTHING",
+                    params![prefix],
+                )
+                .map(|_| ())
+            })
+            .await?;
+        }
+        let key_prefix = db.lookup(|c| {
+            one(c, "SELECT value FROM sim_meta WHERE key = 'key_prefix'", [], |r| {
+                get::<String>(r, "value")
+            })
+        })?;
+        Ok(SqliteSimStore {
+            db,
+            // A database made by hand without its identity: the legacy keys.
+            key_prefix: key_prefix.unwrap_or_else(|| "sim:".into()),
+        })
+    }
+
+    async fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.db.write(f).await
+    }
+
+    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.db.lookup(f)
+    }
+}
+
+const SIM_GROUP_COLS: &str = "jid, waba_number, profile, create_key, subject, description, approval_required, \
+     invite_code, created_at, announcement_only, locked, deleted, suspended";
+
+fn sim_group_row(r: &Row) -> Result<SimGroup, StoreError> {
+    Ok(SimGroup {
+        jid: get(r, "jid")?,
+        waba_number: get(r, "waba_number")?,
+        profile: get(r, "profile")?,
+        create_key: get(r, "create_key")?,
+        subject: get(r, "subject")?,
+        description: get(r, "description")?,
+        approval_required: get(r, "approval_required")?,
+        invite_code: get(r, "invite_code")?,
+        created_at: ts(r, "created_at")?,
+        announcement_only: get(r, "announcement_only")?,
+        locked: get(r, "locked")?,
+        deleted: get(r, "deleted")?,
+        suspended: get(r, "suspended")?,
+    })
+}
+
+fn sim_user_row(c: &Connection, phone: &str) -> Result<Option<SimUser>, StoreError> {
+    one(
+        c,
+        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE phone = ?1",
+        params![phone],
+        |r| {
+            Ok(SimUser {
+                phone: get(r, "phone")?,
+                on_whatsapp: get(r, "on_whatsapp")?,
+                add_privacy: get(r, "add_privacy")?,
+                contact_of: json_list(r, "contact_of")?.unwrap_or_default(),
+            })
+        },
+    )
+}
+
+fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
+    let group = match target {
+        SimTarget::InviteCode(code) => one(
+            c,
+            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE invite_code = ?1"),
+            params![code],
+            sim_group_row,
+        )?,
+        SimTarget::Jid(jid) => one(
+            c,
+            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE jid = ?1"),
+            params![jid],
+            sim_group_row,
+        )?,
+    };
+    let Some(group) = group else { return Ok(None) };
+    let members = all(
+        c,
+        "SELECT phone, role, state FROM sim_members WHERE jid = ?1",
+        params![group.jid],
+        |r| {
+            Ok(SimMember {
+                phone: get(r, "phone")?,
+                role: get(r, "role")?,
+                state: get(r, "state")?,
+            })
+        },
+    )?;
+    let join_requests = all(
+        c,
+        "SELECT id, phone, state, created_at FROM sim_join_requests WHERE jid = ?1 ORDER BY created_at",
+        params![group.jid],
+        |r| {
+            Ok(SimJoinRequest {
+                id: get(r, "id")?,
+                phone: get(r, "phone")?,
+                state: get(r, "state")?,
+                created_at: ts(r, "created_at")?,
+            })
+        },
+    )?;
+    let mut loaded = Vec::new();
+    for phone in users {
+        if let Some(u) = sim_user_row(c, phone)? {
+            loaded.push(u);
+        }
+    }
+    Ok(Some(SimGroupState {
+        group,
+        members,
+        join_requests,
+        users: loaded,
+    }))
+}
+
+fn sim_put_member(c: &Connection, jid: &str, m: &SimMember) -> Result<(), StoreError> {
+    exec(
+        c,
+        "INSERT INTO sim_members (jid, phone, role, state) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (jid, phone) DO UPDATE SET role = excluded.role, state = excluded.state",
+        params![jid, m.phone, m.role, m.state],
+    )
+    .map(|_| ())
+}
+
+fn sim_queue(c: &Connection, waba_number: &str, report: &ProviderEvent) -> Result<(), StoreError> {
+    let json = serde_json::to_string(report).map_err(|e| StoreError::Database(e.to_string()))?;
+    exec(
+        c,
+        "INSERT INTO sim_outbox (waba_number, report) VALUES (?1, ?2)",
+        params![waba_number, json],
+    )
+    .map(|_| ())
+}
+
+#[async_trait]
+impl SimStore for SqliteSimStore {
+    async fn sim_create_group(
+        &self,
+        group: SimGroup,
+        members: Vec<SimMember>,
+        reports: Vec<ProviderEvent>,
+    ) -> Result<(SimGroup, bool), StoreError> {
+        self.write(move |c| {
+            if let Some(existing) = one(
+                c,
+                &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE create_key = ?1"),
+                params![group.create_key],
+                sim_group_row,
+            )? {
+                return Ok((existing, false));
+            }
+            exec(
+                c,
+                "INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required, \
+                 invite_code, created_at, announcement_only, locked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    group.jid,
+                    group.waba_number,
+                    group.profile,
+                    group.create_key,
+                    group.subject,
+                    group.description,
+                    group.approval_required,
+                    group.invite_code,
+                    group.created_at.millis(),
+                    group.announcement_only,
+                    group.locked
+                ],
+            )?;
+            for m in &members {
+                sim_put_member(c, &group.jid, m)?;
+            }
+            for report in &reports {
+                sim_queue(c, &group.waba_number, report)?;
+            }
+            Ok((group, true))
+        })
+        .await
+    }
+
+    async fn sim_mutate(
+        &self,
+        target: SimTarget,
+        users: Vec<String>,
+        rule: SimRule,
+    ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError> {
+        self.write(move |c| {
+            let Some(state) = sim_load(c, &target, &users)? else {
+                return Ok(None);
+            };
+            let change = match rule(&state) {
+                Ok(ch) => ch,
+                Err(refusal) => return Ok(Some(Err(refusal))),
+            };
+            let jid = &state.group.jid;
+            if let Some(g) = &change.group {
+                exec(
+                    c,
+                    "UPDATE sim_groups SET subject = ?1, description = ?2, approval_required = ?3, invite_code = ?4, \
+                     announcement_only = ?5, locked = ?6, deleted = ?7, suspended = ?8 WHERE jid = ?9",
+                    params![
+                        g.subject,
+                        g.description,
+                        g.approval_required,
+                        g.invite_code,
+                        g.announcement_only,
+                        g.locked,
+                        g.deleted,
+                        g.suspended,
+                        jid
+                    ],
+                )?;
+            }
+            for m in &change.members {
+                sim_put_member(c, jid, m)?;
+            }
+            for r in &change.join_requests {
+                exec(
+                    c,
+                    "INSERT INTO sim_join_requests (jid, id, phone, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (jid, id) DO UPDATE SET state = excluded.state",
+                    params![jid, r.id, r.phone, r.state, r.created_at.millis()],
+                )?;
+            }
+            for report in &change.reports {
+                sim_queue(c, &state.group.waba_number, report)?;
+            }
+            Ok(Some(Ok(change)))
+        })
+        .await
+    }
+
+    async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
+        self.lookup(move |c| sim_load(c, &target, &[]))
+    }
+
+    async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (phone) DO UPDATE SET on_whatsapp = excluded.on_whatsapp, add_privacy = excluded.add_privacy, \
+                 contact_of = excluded.contact_of",
+                params![
+                    user.phone,
+                    user.on_whatsapp,
+                    user.add_privacy,
+                    serde_json::Value::from(user.contact_of.clone()).to_string()
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
+        let phone = phone.to_string();
+        self.lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
+    }
+
+    async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let prefix = self.key_prefix.as_str();
+        self.lookup(move |c| {
+            all(
+                c,
+                "SELECT id, waba_number, report FROM sim_outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
+                params![after, limit],
+                |r| {
+                    let report: String = get(r, "report")?;
+                    let id: i64 = get(r, "id")?;
+                    Ok(OutboxItem {
+                        id,
+                        dedup_key: format!("{prefix}{id}"),
+                        waba_number: get(r, "waba_number")?,
+                        report: serde_json::from_str(&report).map_err(|_| corrupt("sim report", &report))?,
+                    })
+                },
+            )
+        })
+    }
+
+    async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(move |c| {
+            exec(
+                c,
+                "DELETE FROM sim_outbox WHERE id IN (SELECT value FROM json_each(?1))",
+                params![ids_json(&ids)],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
+/// Copies the simulated network's state from the gateway's database (where versions before
+/// 0.2 kept it) into its new database at `path`. Answers whether there was any.
+fn import_legacy(path: &std::path::Path, gateway: &std::path::Path) -> Result<bool, StoreError> {
+    if !gateway.exists() {
+        return Ok(false);
+    }
+    let c = crate::conn::open(path, false)?;
+    c.execute("ATTACH DATABASE ?1 AS gw", params![gateway.to_string_lossy()])
+        .map_err(crate::conn::db)?;
+    let has_state: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM gw.sqlite_master WHERE name = 'sim_groups') \
+             AND (EXISTS (SELECT 1 FROM gw.sim_groups) OR EXISTS (SELECT 1 FROM gw.sim_users))",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(crate::conn::db)?;
+    if has_state {
+        c.execute_batch(
+            "BEGIN IMMEDIATE;
+             INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required,
+                 invite_code, created_at, announcement_only, locked, deleted, suspended)
+               SELECT jid, waba_number, profile, create_key, subject, description, approval_required, invite_code,
+                 created_at, announcement_only, locked, deleted, suspended FROM gw.sim_groups;
+             INSERT INTO sim_members (jid, phone, role, state) SELECT jid, phone, role, state FROM gw.sim_members;
+             INSERT INTO sim_join_requests (jid, id, phone, state, created_at)
+               SELECT jid, id, phone, state, created_at FROM gw.sim_join_requests;
+             INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of)
+               SELECT phone, on_whatsapp, add_privacy, contact_of FROM gw.sim_users;
+             INSERT INTO sim_outbox (id, waba_number, report) SELECT id, waba_number, report FROM gw.sim_outbox;
+             -- Report IDs go on from where they were: the gateway knows the old ones.
+             DELETE FROM sqlite_sequence WHERE name = 'sim_outbox';
+             INSERT INTO sqlite_sequence (name, seq)
+               SELECT 'sim_outbox', max(coalesce((SELECT seq FROM gw.sqlite_sequence WHERE name = 'sim_outbox'), 0),
+                                        coalesce((SELECT max(id) FROM sim_outbox), 0));
+             COMMIT;",
+        )
+        .map_err(crate::conn::db)?;
+        tracing::info!(from = %gateway.display(), "simulated network: state taken over from the gateway's database");
+    }
+    c.execute_batch("DETACH DATABASE gw").map_err(crate::conn::db)?;
+    Ok(has_state)
+}
