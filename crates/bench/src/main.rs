@@ -139,7 +139,7 @@ impl Plan {
                 backlog_groups: 1_000,
                 scale_small: 10_000,
                 scale_large: 100_000,
-                delivery_groups: 1_000,
+                delivery_groups: 2_500,
             }
         } else {
             Plan {
@@ -149,7 +149,7 @@ impl Plan {
                 backlog_groups: 10_000,
                 scale_small: 10_000,
                 scale_large: 1_000_000,
-                delivery_groups: 4_000,
+                delivery_groups: 8_000,
             }
         }
     }

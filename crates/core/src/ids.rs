@@ -35,8 +35,14 @@ pub fn new_api_key_secret() -> String {
 /// The stored form of an API key: hex SHA-256 of the secret. Keys are 256-bit random values,
 /// so a fast hash is the right tool (no password-hashing work per request).
 pub fn hash_api_key(secret: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -57,6 +63,11 @@ mod tests {
         assert!(k.starts_with("wag_") && k.len() == 47, "{k}");
         assert_eq!(hash_api_key(&k), hash_api_key(&k));
         assert_ne!(hash_api_key(&k), hash_api_key(&new_api_key_secret()));
+        // Lowercase hex SHA-256, as stored by every version (a known vector).
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(random_alnum(22).len(), 22);
         assert!(random_digits(12).chars().all(|c| c.is_ascii_digit()));
     }

@@ -125,6 +125,17 @@ pub(crate) fn get<T: rusqlite::types::FromSql>(r: &Row, col: &str) -> Result<T, 
     r.get(col).map_err(db)
 }
 
+/// Column `i` of a row (for hot mappings of a fixed column list).
+pub(crate) fn at<T: rusqlite::types::FromSql>(r: &Row, i: usize) -> Result<T, StoreError> {
+    r.get(i).map_err(db)
+}
+
+/// Column `i`, parsed by `f`.
+pub(crate) fn parse_at<T>(r: &Row, i: usize, col: &str, f: fn(&str) -> Option<T>) -> Result<T, StoreError> {
+    let s: String = at(r, i)?;
+    f(&s).ok_or_else(|| corrupt(col, &s))
+}
+
 pub(crate) fn ts(r: &Row, col: &str) -> Result<Timestamp, StoreError> {
     Ok(Timestamp(get::<i64>(r, col)?))
 }

@@ -2,6 +2,11 @@
 //! transactions at a time, batched into group commits (see [`crate::conn`]); reads run on a
 //! few read-only connections of their own. Migrations are embedded and applied at open.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use wagroups_core::{
@@ -28,7 +33,9 @@ use wagroups_core::{
 
 use crate::{
     conn::db,
-    db::{Db, all, corrupt, exec, file_of, get, ids_json, json_list, one, opt_ts, parse, to_json_list, ts},
+    db::{
+        Db, all, at, corrupt, exec, file_of, get, ids_json, json_list, one, opt_ts, parse, parse_at, to_json_list, ts,
+    },
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -41,6 +48,42 @@ const READERS: usize = 3;
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
+    auth: Arc<Mutex<AuthCache>>,
+}
+
+/// API keys and numbers, read on every request and rarely changed, held in memory as of an
+/// `auth_epoch` that triggers bump on every change to them (made by this process or another,
+/// such as the CLI). Each lookup reads the epoch first: a change is seen at once.
+#[derive(Default)]
+struct AuthCache {
+    epoch: i64,
+    /// Unrevoked keys by hash (unknown keys are not remembered).
+    keys: HashMap<String, ApiKey>,
+    numbers: HashMap<String, Number>,
+    numbers_by_id: HashMap<i64, Number>,
+}
+
+/// Entries held at most, of each kind (past it, the cache starts over).
+const AUTH_CACHE_MAX: usize = 4096;
+
+impl AuthCache {
+    /// Forgets everything if the epoch moved.
+    fn at(&mut self, epoch: i64) -> &mut Self {
+        if self.epoch != epoch {
+            *self = AuthCache {
+                epoch,
+                ..AuthCache::default()
+            };
+        }
+        self
+    }
+}
+
+fn auth_epoch(c: &Connection) -> Result<i64, StoreError> {
+    c.prepare_cached("SELECT epoch FROM auth_epoch WHERE id = 1")
+        .map_err(db)?
+        .query_row([], |r| r.get(0))
+        .map_err(db)
 }
 
 impl SqliteStore {
@@ -50,6 +93,7 @@ impl SqliteStore {
         let path = file_of(url)?;
         Ok(SqliteStore {
             db: Db::open(&path, &MIGRATOR, READERS, "wg-db").await?,
+            auth: Arc::new(Mutex::new(AuthCache::default())),
         })
     }
 
@@ -71,6 +115,40 @@ impl SqliteStore {
     /// An indexed point lookup, run on the calling thread.
     fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.db.lookup(f)
+    }
+
+    /// A key or number through the [`AuthCache`]: `get` finds it there, `load` in the
+    /// database, `put` remembers what was loaded.
+    fn cached<T: Clone>(
+        &self,
+        get: impl Fn(&AuthCache) -> Option<&T>,
+        load: impl FnOnce(&Connection) -> Result<Option<T>, StoreError>,
+        put: impl FnOnce(&mut AuthCache, T),
+    ) -> Result<Option<T>, StoreError> {
+        self.lookup(|c| {
+            let epoch = auth_epoch(c)?;
+            {
+                let mut cache = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(hit) = get(cache.at(epoch)) {
+                    return Ok(Some(hit.clone()));
+                }
+            }
+            let found = load(c)?;
+            if let Some(v) = &found {
+                let mut cache = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+                // Loaded as of `epoch` or later: kept only if nothing changed since.
+                if cache.epoch == epoch {
+                    if cache.keys.len() >= AUTH_CACHE_MAX || cache.numbers.len() >= AUTH_CACHE_MAX {
+                        *cache = AuthCache {
+                            epoch,
+                            ..AuthCache::default()
+                        };
+                    }
+                    put(&mut cache, v.clone());
+                }
+            }
+            Ok(found)
+        })
     }
 
     /// Nothing to release explicitly: the connection threads end with the store.
@@ -124,38 +202,40 @@ const GROUP_SELECT: &str = "SELECT g.id, g.org_id, g.number_id, n.waba_number, g
      g.failure_reason, g.created_at, g.updated_at, g.announcement_only, g.locked, g.suspended \
      FROM groups g JOIN numbers n ON n.id = g.number_id";
 
+/// A row of [`GROUP_SELECT`], by position (the hottest mapping: a name costs a scan).
 fn group_row(r: &Row) -> Result<Group, StoreError> {
     Ok(Group {
-        id: get(r, "id")?,
-        org_id: get(r, "org_id")?,
-        number_id: get(r, "number_id")?,
-        waba_number: get(r, "waba_number")?,
-        group_id: get(r, "group_id")?,
-        status: parse(r, "status", GroupStatus::parse)?,
-        subject: get(r, "subject")?,
-        description: get(r, "description")?,
-        join_approval_mode: parse(r, "join_approval_mode", JoinApprovalMode::parse)?,
-        wa_group_id: get(r, "wa_group_id")?,
-        invite_link: get(r, "invite_link")?,
-        participant_count: get(r, "participant_count")?,
-        announcement_only: get(r, "announcement_only")?,
-        locked: get(r, "locked")?,
-        suspended: get(r, "suspended")?,
-        last_sequence: get(r, "last_sequence")?,
-        failure_reason: get(r, "failure_reason")?,
-        created_at: ts(r, "created_at")?,
-        updated_at: ts(r, "updated_at")?,
+        id: at(r, 0)?,
+        org_id: at(r, 1)?,
+        number_id: at(r, 2)?,
+        waba_number: at(r, 3)?,
+        group_id: at(r, 4)?,
+        status: parse_at(r, 5, "status", GroupStatus::parse)?,
+        subject: at(r, 6)?,
+        description: at(r, 7)?,
+        join_approval_mode: parse_at(r, 8, "join_approval_mode", JoinApprovalMode::parse)?,
+        wa_group_id: at(r, 9)?,
+        invite_link: at(r, 10)?,
+        participant_count: at(r, 11)?,
+        last_sequence: at(r, 12)?,
+        failure_reason: at(r, 13)?,
+        created_at: Timestamp(at(r, 14)?),
+        updated_at: Timestamp(at(r, 15)?),
+        announcement_only: at(r, 16)?,
+        locked: at(r, 17)?,
+        suspended: at(r, 18)?,
     })
 }
 
+/// A row of [`PARTICIPANTS_SQL`], by position.
 fn participant_row(r: &Row) -> Result<Participant, StoreError> {
     Ok(Participant {
-        phone: Phone::from_digits(get::<String>(r, "phone")?),
-        role: parse(r, "role", ParticipantRole::parse)?,
-        state: parse(r, "state", ParticipantState::parse)?,
-        is_business: get(r, "is_business")?,
-        joined_at: opt_ts(r, "joined_at")?,
-        updated_at: ts(r, "updated_at")?,
+        phone: Phone::from_digits(at::<String>(r, 0)?),
+        role: parse_at(r, 1, "role", ParticipantRole::parse)?,
+        state: parse_at(r, 2, "state", ParticipantState::parse)?,
+        is_business: at(r, 3)?,
+        joined_at: at::<Option<i64>>(r, 4)?.map(Timestamp),
+        updated_at: Timestamp(at(r, 5)?),
     })
 }
 
@@ -251,18 +331,27 @@ fn insert_delivery(
     Ok(())
 }
 
-/// Writes a decision: the group row, changed participants and join requests, new events with
-/// one delivery per matching endpoint, and the command it closes.
-fn persist(c: &Connection, d: &Decision) -> Result<(), StoreError> {
+/// Writes a decision taken on `before`: the group row, changed participants and join
+/// requests, new events with one delivery per matching endpoint, and the command it closes.
+fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreError> {
     if d.is_noop() {
         return Ok(());
     }
     let g = &d.group;
-    exec(
-        c,
+    // Most changes leave the indexed status and WhatsApp ID as they were: the narrow statement
+    // (?1 and ?5 bound, unused) then leaves their indexes alone.
+    let sql = if g.status == before.status && g.wa_group_id == before.wa_group_id {
+        "UPDATE groups SET subject = ?2, description = ?3, join_approval_mode = ?4, \
+         invite_link = ?6, participant_count = ?7, last_sequence = ?8, failure_reason = ?9, updated_at = ?10, \
+         announcement_only = ?11, locked = ?12, suspended = ?13 WHERE id = ?14"
+    } else {
         "UPDATE groups SET status = ?1, subject = ?2, description = ?3, join_approval_mode = ?4, wa_group_id = ?5, \
          invite_link = ?6, participant_count = ?7, last_sequence = ?8, failure_reason = ?9, updated_at = ?10, \
-         announcement_only = ?11, locked = ?12, suspended = ?13 WHERE id = ?14",
+         announcement_only = ?11, locked = ?12, suspended = ?13 WHERE id = ?14"
+    };
+    exec(
+        c,
+        sql,
         params![
             g.status.as_str(),
             g.subject,
@@ -474,25 +563,37 @@ impl Store for SqliteStore {
     }
 
     async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError> {
-        self.lookup(|c| {
-            one(
-                c,
-                &format!("SELECT {NUMBER_COLS} FROM numbers WHERE waba_number = ?1"),
-                params![waba_number],
-                number_row,
-            )
-        })
+        self.cached(
+            |a| a.numbers.get(waba_number),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE waba_number = ?1"),
+                    params![waba_number],
+                    number_row,
+                )
+            },
+            |a, n| {
+                a.numbers.insert(n.waba_number.clone(), n);
+            },
+        )
     }
 
     async fn get_number(&self, number_id: i64) -> Result<Option<Number>, StoreError> {
-        self.lookup(|c| {
-            one(
-                c,
-                &format!("SELECT {NUMBER_COLS} FROM numbers WHERE id = ?1"),
-                params![number_id],
-                number_row,
-            )
-        })
+        self.cached(
+            |a| a.numbers_by_id.get(&number_id),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE id = ?1"),
+                    params![number_id],
+                    number_row,
+                )
+            },
+            |a, n| {
+                a.numbers_by_id.insert(n.id, n);
+            },
+        )
     }
 
     async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError> {
@@ -537,14 +638,20 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.lookup(|c| {
-            one(
-                c,
-                &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
-                params![key_hash],
-                key_row,
-            )
-        })
+        self.cached(
+            |a| a.keys.get(key_hash),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
+                    params![key_hash],
+                    key_row,
+                )
+            },
+            |a, k| {
+                a.keys.insert(key_hash.to_string(), k);
+            },
+        )
     }
 
     async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError> {
@@ -573,9 +680,33 @@ impl Store for SqliteStore {
                  created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
                 params![g.command_id, g.org_id, g.number_id, row_id, g.command.kind(), payload, now],
             )?;
-            let group = group_where(c, "g.id = ?1", params![row_id])?
-                .ok_or_else(|| StoreError::Database("the new group was not found".into()))?;
-            Ok(CreateGroupOutcome::Created(Box::new(group)))
+            let waba_number: String = c
+                .prepare_cached("SELECT waba_number FROM numbers WHERE id = ?1")
+                .map_err(db)?
+                .query_row(params![g.number_id], |r| r.get(0))
+                .map_err(db)?;
+            // The row as written, without reading it back.
+            Ok(CreateGroupOutcome::Created(Box::new(Group {
+                id: row_id,
+                org_id: g.org_id,
+                number_id: g.number_id,
+                waba_number,
+                group_id: g.group_id,
+                status: GroupStatus::Pending,
+                subject: g.subject,
+                description: g.description,
+                join_approval_mode: g.join_approval_mode,
+                wa_group_id: None,
+                invite_link: None,
+                participant_count: 0,
+                announcement_only: false,
+                locked: false,
+                suspended: false,
+                last_sequence: 0,
+                failure_reason: None,
+                created_at: g.now,
+                updated_at: g.now,
+            })))
         })
         .await
     }
@@ -759,7 +890,7 @@ impl Store for SqliteStore {
                 command_id,
             };
             let decision = rule(&state)?;
-            persist(c, &decision)?;
+            persist(c, &state.group, &decision)?;
             Ok(Mutation::Applied(Box::new(decision)))
         })
         .await
@@ -1022,15 +1153,16 @@ impl Store for SqliteStore {
     ) -> Result<Vec<OpenDelivery>, StoreError> {
         let endpoint_id = endpoint_id.map(str::to_string);
         self.lookup(move |c| {
+            // By position: both statements below select these columns in this order.
             let map = |r: &Row| {
                 Ok(OpenDelivery {
-                    id: get(r, "id")?,
-                    endpoint_id: get(r, "endpoint_id")?,
-                    group_row_id: get(r, "group_row_id")?,
-                    attempts: get(r, "attempts")?,
-                    next_attempt_at: opt_ts(r, "next_attempt_at")?.unwrap_or_default(),
-                    event_id: get(r, "event_id")?,
-                    payload: get(r, "payload")?,
+                    id: at(r, 0)?,
+                    endpoint_id: at(r, 1)?,
+                    group_row_id: at(r, 2)?,
+                    attempts: at(r, 3)?,
+                    next_attempt_at: at::<Option<i64>>(r, 4)?.map(Timestamp).unwrap_or_default(),
+                    event_id: at(r, 5)?,
+                    payload: at(r, 6)?,
                 })
             };
             let upto = upto.unwrap_or(i64::MAX);
@@ -1317,6 +1449,53 @@ mod plans {
             .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
             .unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+    }
+
+    /// The hot row mappings read by position: their statements must list these columns.
+    #[tokio::test]
+    async fn positional_mappings_match_their_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let c = crate::conn::open(&path, true).unwrap();
+        let names = |sql: &str| -> Vec<String> {
+            c.prepare(sql)
+                .unwrap()
+                .column_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            names(GROUP_SELECT),
+            [
+                "id",
+                "org_id",
+                "number_id",
+                "waba_number",
+                "group_id",
+                "status",
+                "subject",
+                "description",
+                "join_approval_mode",
+                "wa_group_id",
+                "invite_link",
+                "participant_count",
+                "last_sequence",
+                "failure_reason",
+                "created_at",
+                "updated_at",
+                "announcement_only",
+                "locked",
+                "suspended"
+            ]
+        );
+        assert_eq!(
+            names(PARTICIPANTS_SQL),
+            ["phone", "role", "state", "is_business", "joined_at", "updated_at"]
+        );
     }
 
     /// Plans are fixed at prepare time (QPSG): the hot lookups must still use their partial

@@ -150,3 +150,60 @@ mod simulated_network_file {
         assert_ne!(prefixes[0], prefixes[1], "report 1 of two networks are two reports");
     }
 }
+
+/// Keys and numbers are held in memory, yet a change made through another store on the same
+/// file (the CLI beside a running server) is seen by the next lookup.
+mod auth_lookups {
+    use wagroups_core::{
+        model::{JoinApprovalMode, Profile, ProviderKind},
+        store::{NewApiKey, NewNumber, Store},
+        time::Timestamp,
+    };
+    use wagroups_store::SqliteStore;
+
+    #[tokio::test]
+    async fn see_changes_made_by_another_process_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("gw.db").display());
+        let server = SqliteStore::open(&url).await.unwrap();
+        let cli = SqliteStore::open(&url).await.unwrap();
+        let t = Timestamp(1_700_000_000_000);
+        let org = cli.create_org("o", t).await.unwrap().unwrap();
+        let number = NewNumber {
+            org_id: org.id.clone(),
+            waba_number: "15550000001".into(),
+            provider: ProviderKind::Simulated,
+            profile: Profile::Cloud,
+            default_join_approval_mode: JoinApprovalMode::AutoApprove,
+        };
+        let n = cli.add_number(number, t).await.unwrap().unwrap();
+        let key = cli
+            .create_api_key(
+                NewApiKey {
+                    org_id: org.id.clone(),
+                    name: None,
+                    key_hash: "h1".into(),
+                    numbers: None,
+                },
+                t,
+            )
+            .await
+            .unwrap();
+        // Found, twice (the second from memory).
+        for _ in 0..2 {
+            assert_eq!(
+                server.find_api_key("h1").await.unwrap().map(|k| k.id),
+                Some(key.id.clone())
+            );
+            assert!(!server.find_number("15550000001").await.unwrap().unwrap().disabled);
+            assert!(!server.get_number(n.id).await.unwrap().unwrap().disabled);
+        }
+        assert!(cli.revoke_api_key(&key.id, t).await.unwrap());
+        assert!(server.find_api_key("h1").await.unwrap().is_none(), "revoked elsewhere");
+        cli.set_number_disabled("15550000001", true).await.unwrap();
+        assert!(server.find_number("15550000001").await.unwrap().unwrap().disabled);
+        assert!(server.get_number(n.id).await.unwrap().unwrap().disabled);
+        // Unknown keys are answered from the database each time.
+        assert!(server.find_api_key("nope").await.unwrap().is_none());
+    }
+}
