@@ -139,6 +139,8 @@ pub struct Stats {
     pub count: u64,
     /// 2xx responses in the measured window.
     pub ok_count: u64,
+    /// 2xx responses, warm-up included.
+    pub ok_all: u64,
     /// Non-2xx responses and I/O errors (whole run).
     pub errors: u64,
     pub first_error: String,
@@ -159,6 +161,7 @@ struct Worker {
     hist: Histogram<u64>,
     count: u64,
     ok: u64,
+    ok_all: u64,
     errors: u64,
     first_error: String,
 }
@@ -169,6 +172,7 @@ impl Worker {
             hist: Histogram::new(3).expect("histogram"),
             count: 0,
             ok: 0,
+            ok_all: 0,
             errors: 0,
             first_error: String::new(),
         }
@@ -176,6 +180,9 @@ impl Worker {
 
     fn record(&mut self, result: &anyhow::Result<(u16, Bytes)>, latency: Duration, measured: bool) {
         let good = matches!(result, Ok((s, _)) if (200..300).contains(s));
+        if good {
+            self.ok_all += 1;
+        }
         if !good {
             self.errors += 1;
             if self.first_error.is_empty() {
@@ -199,6 +206,7 @@ fn merge(workers: Vec<Worker>, window: Duration) -> Stats {
     let mut s = Stats {
         count: 0,
         ok_count: 0,
+        ok_all: 0,
         errors: 0,
         first_error: String::new(),
         hist: Histogram::new(3).expect("histogram"),
@@ -207,6 +215,7 @@ fn merge(workers: Vec<Worker>, window: Duration) -> Stats {
     for w in workers {
         s.count += w.count;
         s.ok_count += w.ok;
+        s.ok_all += w.ok_all;
         s.errors += w.errors;
         if s.first_error.is_empty() {
             s.first_error = w.first_error;

@@ -232,7 +232,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         }
         report.check(&st, "native create");
         let native = st.rate();
-        let writes = usage.note(&srv, &client).await;
+        let writes = usage.note(&srv, &client, st.ok_all, "create").await;
         report.add(
             "POST /v1/groups (native create), full pipeline",
             format!("{native:.0}"),
@@ -363,7 +363,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             p.finish().await;
         }
         report.check(&st, "API-only create");
-        let writes = usage.note(&srv, &client).await;
+        let writes = usage.note(&srv, &client, st.ok_all, "create").await;
         report.add(
             "POST /v1/groups, API only (durable creates)",
             format!("{:.0}", st.rate()),
@@ -405,7 +405,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             p.finish().await;
         }
         let delivered = sink.total() - base;
-        let writes = usage.note(&srv, &client).await;
+        let writes = usage.note(&srv, &client, delivered, "delivery").await;
         report.add(
             format!(
                 "webhook deliveries, {endpoints} endpoint{}",
@@ -460,7 +460,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             p.finish().await;
         }
         let drained = sink.total() - base;
-        let writes = usage.note(&srv, &client).await;
+        let writes = usage.note(&srv, &client, drained, "delivery").await;
         if drained < total {
             report
                 .problems
@@ -560,7 +560,8 @@ impl Usage {
     }
 
     /// "server 1.2 cores, load generator and sink 0.4 cores; 300 commits/s of 5.0 write jobs each"
-    async fn note(&self, srv: &Server, client: &Client) -> String {
+    /// `ops` operations (each a `what`) were done meanwhile.
+    async fn note(&self, srv: &Server, client: &Client, ops: u64, what: &str) -> String {
         let secs = self.at.elapsed().as_secs_f64().max(1e-3);
         let (server, bench) = (
             srv.cpu_seconds() - self.server,
@@ -571,7 +572,8 @@ impl Usage {
         let (commits, jobs) = client.commits().await;
         let (c, j) = (commits - self.commits.0, jobs - self.commits.1);
         format!(
-            "CPU: server {:.2} cores (its SQLite writer thread {:.2}), load generator and sink {:.2} cores; {:.0} commits/s of {:.1} write jobs and {:.0} KB of WAL each",
+            "server CPU {:.0} µs per {what}; CPU: server {:.2} cores (its SQLite writer thread {:.2}), load generator and sink {:.2} cores; {:.0} commits/s of {:.1} write jobs and {:.0} KB of WAL each",
+            server * 1e6 / ops.max(1) as f64,
             server / secs,
             writer / secs,
             bench / secs,

@@ -106,7 +106,9 @@ pub enum GroupTarget {
 }
 
 /// The rule a mutation runs inside the transaction.
-pub type Rule = Box<dyn FnOnce(&GroupState) -> Result<Decision, DomainError> + Send>;
+/// A decision on a group's state. Pure: the store may run it more than once (on the state it
+/// reads each time) before one run is committed.
+pub type Rule = Box<dyn Fn(&GroupState) -> Result<Decision, DomainError> + Send>;
 
 #[derive(Debug)]
 pub enum Mutation {
@@ -374,7 +376,8 @@ pub mod sim {
         pub message: String,
     }
 
-    pub type SimRule = Box<dyn FnOnce(&SimGroupState) -> Result<SimChange, SimRefusal> + Send>;
+    /// A change to a simulated group's state. Pure: it may run more than once.
+    pub type SimRule = Box<dyn Fn(&SimGroupState) -> Result<SimChange, SimRefusal> + Send>;
 
     #[derive(Debug, Clone)]
     pub struct OutboxItem {
@@ -408,7 +411,10 @@ pub mod sim {
         ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError>;
         async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError>;
         async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError>;
+        /// A group's whole state: the group, its members and join requests.
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
+        /// A group, without its members.
+        async fn sim_find_group(&self, target: SimTarget) -> Result<Option<SimGroup>, StoreError>;
         /// Queued reports after report `after`, oldest first.
         async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
         /// Removes delivered reports.

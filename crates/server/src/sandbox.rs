@@ -251,7 +251,7 @@ async fn join(
     let number = state
         .service
         .store()
-        .find_number(&sim_group.group.waba_number)
+        .find_number(&sim_group.waba_number)
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?
         .filter(|n| n.org_id == key.org_id && n.provider == ProviderKind::Simulated)
@@ -269,7 +269,7 @@ async fn join(
     let group = state
         .service
         .store()
-        .find_group_by_wa_id(number.id, &sim_group.group.jid)
+        .find_group_by_wa_id(number.id, &sim_group.jid)
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
     let group_id = group.map(|g| g.group_id);

@@ -470,7 +470,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
                         role: "member".into(),
                         state: "member".into(),
                     }],
-                    reports: vec![j],
+                    reports: vec![j.clone()],
                     ..SimChange::default()
                 })
             }),
@@ -489,6 +489,16 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
         .is_none()
     );
     let state = s.sim_group(SimTarget::Jid(g.jid.clone())).await.unwrap().unwrap();
+    assert_eq!(
+        s.sim_find_group(SimTarget::InviteCode("CODE".into())).await.unwrap(),
+        Some(state.group.clone())
+    );
+    assert!(
+        s.sim_find_group(SimTarget::Jid("nope@g.us".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(state.members.len(), 2);
     let outbox = s.sim_outbox(0, 10).await.unwrap();
     assert_eq!(
@@ -678,17 +688,49 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         3,
         "recovered under their old IDs"
     );
+    // Every attempt stays listed, in order, across retries and recovery.
+    s.record_attempts(&[(
+        mine[2].id,
+        AttemptRecord {
+            attempted_at: T0.plus_millis(5),
+            status_code: Some(204),
+            latency_ms: 4,
+            error: None,
+            next: AttemptNext::Succeeded,
+        },
+    )])
+    .await
+    .unwrap();
+    let retried = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Succeeded), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == mine[2].id)
+        .unwrap();
+    let seen: Vec<(i64, Option<u16>, Option<Timestamp>)> = retried
+        .attempts
+        .iter()
+        .map(|a| (a.attempted_at.millis(), a.status_code, a.next_attempt_at))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (now.millis(), Some(200), Some(T0.plus_millis(1000))),
+            (T0.plus_millis(5).millis(), Some(204), None)
+        ]
+    );
     assert_eq!(
         s.redeliver_event(&a, &dead[0].event_id, T0).await.unwrap(),
         Some(2),
         "to both endpoints"
     );
     assert_eq!(s.redeliver_event(&a, "evt_nope", T0).await.unwrap(), None);
-    // Open: the first endpoint's g1 join, g2 creation and g2 join; the second's two joins.
-    assert_eq!(s.delivery_stats().await.unwrap().open, 5);
+    // Open: the first endpoint's g1 join and g2 join; the second's two joins.
+    assert_eq!(s.delivery_stats().await.unwrap().open, 4);
     // Deleting an endpoint drops what it had not received.
     assert!(s.delete_endpoint(&a, &only_joins.id, T0).await.unwrap());
-    assert_eq!(s.delivery_stats().await.unwrap().open, 3);
+    assert_eq!(s.delivery_stats().await.unwrap().open, 2);
     assert!(
         s.open_deliveries(Some(&only_joins.id), 0, None, 100)
             .await

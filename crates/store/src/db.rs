@@ -63,7 +63,7 @@ impl Db {
     }
 
     /// Runs `f` in a write transaction; answers after the commit.
-    pub(crate) async fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    pub(crate) async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,

@@ -91,7 +91,7 @@ impl SqliteSimStore {
         })
     }
 
-    async fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -141,21 +141,26 @@ fn sim_user_row(c: &Connection, phone: &str) -> Result<Option<SimUser>, StoreErr
     )
 }
 
-fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
-    let group = match target {
+/// The group a target names (its row only).
+fn sim_find(c: &Connection, target: &SimTarget) -> Result<Option<SimGroup>, StoreError> {
+    match target {
         SimTarget::InviteCode(code) => one(
             c,
             &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE invite_code = ?1"),
             params![code],
             sim_group_row,
-        )?,
+        ),
         SimTarget::Jid(jid) => one(
             c,
             &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE jid = ?1"),
             params![jid],
             sim_group_row,
-        )?,
-    };
+        ),
+    }
+}
+
+fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
+    let group = sim_find(c, target)?;
     let Some(group) = group else { return Ok(None) };
     let members = all(
         c,
@@ -257,7 +262,7 @@ impl SimStore for SqliteSimStore {
             for report in &reports {
                 sim_queue(c, &group.waba_number, report)?;
             }
-            Ok((group, true))
+            Ok((group.clone(), true))
         })
         .await
     }
@@ -312,6 +317,10 @@ impl SimStore for SqliteSimStore {
             Ok(Some(Ok(change)))
         })
         .await
+    }
+
+    async fn sim_find_group(&self, target: SimTarget) -> Result<Option<SimGroup>, StoreError> {
+        self.lookup(move |c| sim_find(c, &target))
     }
 
     async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {

@@ -97,7 +97,7 @@ impl SqliteStore {
         })
     }
 
-    async fn write<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -331,6 +331,26 @@ fn insert_delivery(
     Ok(())
 }
 
+/// Moves delivery ?1's latest attempt, if any, from its row to the attempt history (before a
+/// new attempt takes its place). A retry was scheduled only after a failed attempt.
+const ARCHIVE_LATEST_ATTEMPT: &str = "INSERT INTO delivery_attempts \
+     (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
+     SELECT id, last_attempted_at, last_status_code, last_latency_ms, last_error, \
+     CASE WHEN status = 'failed' THEN next_attempt_at END FROM deliveries \
+     WHERE id = ?1 AND last_attempted_at IS NOT NULL AND status IN ('pending', 'failed')";
+
+/// The same for every delivery a condition appended to it selects (before they are queued
+/// again).
+const ARCHIVE_LATEST_ATTEMPTS: &str = "INSERT INTO delivery_attempts \
+     (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
+     SELECT id, last_attempted_at, last_status_code, last_latency_ms, last_error, \
+     CASE WHEN status = 'failed' THEN next_attempt_at END FROM deliveries \
+     WHERE last_attempted_at IS NOT NULL AND";
+
+/// Queues deliveries again at ?1, their latest attempt already in the history.
+const REQUEUE: &str = "status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1, \
+     last_attempted_at = NULL, last_status_code = NULL, last_latency_ms = NULL, last_error = NULL";
+
 /// Writes a decision taken on `before`: the group row, changed participants and join
 /// requests, new events with one delivery per matching endpoint, and the command it closes.
 fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreError> {
@@ -415,25 +435,21 @@ fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreErro
         let endpoints = subscribed_endpoints(c, &g.org_id)?;
         for e in &d.events {
             let payload = e.payload(g).to_string();
-            let event_row: i64 = c
-                .prepare_cached(
-                    "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-                )
-                .map_err(db)?
-                .query_row(
-                    params![
-                        e.event_id,
-                        g.org_id,
-                        g.id,
-                        e.sequence,
-                        e.event_type().as_str(),
-                        e.occurred_at.millis(),
-                        payload
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
+            exec(
+                c,
+                "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    e.event_id,
+                    g.org_id,
+                    g.id,
+                    e.sequence,
+                    e.event_type().as_str(),
+                    e.occurred_at.millis(),
+                    payload
+                ],
+            )?;
+            let event_row = c.last_insert_rowid();
             for ep in endpoints.iter().filter(|ep| {
                 webhook::matches(
                     ep.1.as_deref(),
@@ -688,13 +704,13 @@ impl Store for SqliteStore {
             // The row as written, without reading it back.
             Ok(CreateGroupOutcome::Created(Box::new(Group {
                 id: row_id,
-                org_id: g.org_id,
+                org_id: g.org_id.clone(),
                 number_id: g.number_id,
                 waba_number,
-                group_id: g.group_id,
+                group_id: g.group_id.clone(),
                 status: GroupStatus::Pending,
-                subject: g.subject,
-                description: g.description,
+                subject: g.subject.clone(),
+                description: g.description.clone(),
                 join_approval_mode: g.join_approval_mode,
                 wa_group_id: None,
                 invite_link: None,
@@ -827,18 +843,21 @@ impl Store for SqliteStore {
         now: Timestamp,
         rule: Rule,
     ) -> Result<Mutation, MutateError> {
+        let inbox_number = match &target {
+            GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
+            GroupTarget::ClientId { .. } => 0,
+        };
         self.write(move |c| {
+            // Decide, then write: a report already applied, an unknown group or a refusing
+            // rule leaves before anything is written.
             if let Some(key) = &dedup_key {
-                let number_id = match &target {
-                    GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
-                    GroupTarget::ClientId { .. } => 0,
-                };
-                let inserted = exec(
+                let seen = one(
                     c,
-                    "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    params![number_id, key, now.millis()],
+                    "SELECT 1 AS seen FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2",
+                    params![inbox_number, key],
+                    |_| Ok(()),
                 )?;
-                if inserted == 0 {
+                if seen.is_some() {
                     return Ok(Mutation::Duplicate);
                 }
             }
@@ -848,7 +867,11 @@ impl Store for SqliteStore {
                     None,
                 ),
                 GroupTarget::WaGroupId { number_id, wa_group_id } => (
-                    group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa_group_id])?,
+                    group_where(
+                        c,
+                        "g.number_id = ?1 AND g.wa_group_id = ?2",
+                        params![number_id, wa_group_id],
+                    )?,
                     None,
                 ),
                 GroupTarget::Request { number_id, request_id } => {
@@ -863,7 +886,9 @@ impl Store for SqliteStore {
                     )?;
                     match cmd {
                         None => (None, None),
-                        Some((cmd_id, group_row_id)) => (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id)),
+                        Some((cmd_id, group_row_id)) => {
+                            (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id))
+                        }
                     }
                 }
             };
@@ -890,6 +915,13 @@ impl Store for SqliteStore {
                 command_id,
             };
             let decision = rule(&state)?;
+            if let Some(key) = &dedup_key {
+                exec(
+                    c,
+                    "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3)",
+                    params![inbox_number, key, now.millis()],
+                )?;
+            }
             persist(c, &state.group, &decision)?;
             Ok(Mutation::Applied(Box::new(decision)))
         })
@@ -1033,17 +1065,17 @@ impl Store for SqliteStore {
             else {
                 return Ok(None);
             };
-            if let Some(url) = patch.url {
-                ep.url = url;
+            if let Some(url) = &patch.url {
+                ep.url = url.clone();
             }
-            if let Some(d) = patch.description {
-                ep.description = d;
+            if let Some(d) = &patch.description {
+                ep.description = d.clone();
             }
-            if let Some(t) = patch.event_types {
-                ep.event_types = t;
+            if let Some(t) = &patch.event_types {
+                ep.event_types = t.clone();
             }
-            if let Some(n) = patch.waba_numbers {
-                ep.waba_numbers = n;
+            if let Some(n) = &patch.waba_numbers {
+                ep.waba_numbers = n.clone();
             }
             if let Some(disabled) = patch.disabled {
                 ep.disabled = disabled;
@@ -1191,62 +1223,46 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError> {
-        // One row per attempt: [delivery, attempted_at, status, status_code, latency_ms,
-        // error, next_attempt_at]. Set-based statements over the batch keep a large batch
-        // cheap (a statement per attempt inside one savepoint costs quadratically in SQLite's
-        // sub-journal).
-        let rows: Vec<serde_json::Value> = records
-            .iter()
-            .map(|(id, rec)| {
+        let records = records.to_vec();
+        self.write(move |c| {
+            // Per delivery, two statements on its row by rowid (no statement journal): the
+            // attempt before, if any, moves to the history; this one takes its place. A
+            // delivery closed meanwhile (its endpoint deleted) keeps no late attempt.
+            let mut archive = c.prepare_cached(ARCHIVE_LATEST_ATTEMPT).map_err(db)?;
+            let mut update = c
+                .prepare_cached(
+                    "UPDATE deliveries SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, updated_at = ?4, \
+                     last_attempted_at = ?4, last_status_code = ?5, last_latency_ms = ?6, last_error = ?7 \
+                     WHERE id = ?1 AND status IN ('pending', 'failed')",
+                )
+                .map_err(db)?;
+            for (id, rec) in &records {
                 let (status, next) = match &rec.next {
                     AttemptNext::Succeeded => (DeliveryStatus::Succeeded, None),
                     AttemptNext::RetryAt(t) => (DeliveryStatus::Failed, Some(t.millis())),
                     AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => (DeliveryStatus::Dead, None),
                 };
-                serde_json::json!([
-                    id,
-                    rec.attempted_at.millis(),
-                    status.as_str(),
-                    rec.status_code,
-                    rec.latency_ms,
-                    rec.error,
-                    next
-                ])
-            })
-            .collect();
-        let batch = serde_json::Value::from(rows).to_string();
-        let disable: Vec<(i64, String, i64)> = records
-            .iter()
-            .filter_map(|(id, rec)| match &rec.next {
-                AttemptNext::DeadAndDisable(reason) => Some((*id, reason.clone(), rec.attempted_at.millis())),
-                _ => None,
-            })
-            .collect();
-        self.write(move |c| {
-            // A delivery closed meanwhile (its endpoint deleted) keeps no late attempt.
-            exec(
-                c,
-                "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, latency_ms, error, next_attempt_at) \
-                 SELECT r.value ->> 0, r.value ->> 1, r.value ->> 3, r.value ->> 4, r.value ->> 5, r.value ->> 6 \
-                 FROM json_each(?1) r JOIN deliveries d ON d.id = r.value ->> 0 \
-                 WHERE d.status IN ('pending', 'failed')",
-                params![batch],
-            )?;
-            for (delivery_id, reason, at) in &disable {
-                exec(
-                    c,
-                    "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?1, updated_at = ?2 \
-                     WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = ?3 AND status IN ('pending', 'failed'))",
-                    params![reason, at, delivery_id],
-                )?;
+                if let AttemptNext::DeadAndDisable(reason) = &rec.next {
+                    exec(
+                        c,
+                        "UPDATE webhook_endpoints SET disabled = 1, disabled_reason = ?1, updated_at = ?2 \
+                         WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = ?3 AND status IN ('pending', 'failed'))",
+                        params![reason, rec.attempted_at.millis(), id],
+                    )?;
+                }
+                archive.execute(params![id]).map_err(db)?;
+                update
+                    .execute(params![
+                        id,
+                        status.as_str(),
+                        next,
+                        rec.attempted_at.millis(),
+                        rec.status_code,
+                        rec.latency_ms,
+                        rec.error
+                    ])
+                    .map_err(db)?;
             }
-            exec(
-                c,
-                "UPDATE deliveries SET status = r.value ->> 2, attempts = attempts + 1, next_attempt_at = r.value ->> 6, \
-                 updated_at = r.value ->> 1 FROM json_each(?1) r \
-                 WHERE deliveries.id = r.value ->> 0 AND deliveries.status IN ('pending', 'failed')",
-                params![batch],
-            )?;
             Ok(())
         })
         .await
@@ -1265,28 +1281,44 @@ impl Store for SqliteStore {
             let rows = all(
                 c,
                 "SELECT d.id, d.status, d.sequence, d.next_attempt_at, d.created_at, d.updated_at, ev.event_id, \
-                 ev.event_type, g.group_id FROM deliveries d JOIN events ev ON ev.id = d.event_row_id \
+                 ev.event_type, g.group_id, d.last_attempted_at, d.last_status_code, d.last_latency_ms, d.last_error \
+                 FROM deliveries d JOIN events ev ON ev.id = d.event_row_id \
                  JOIN groups g ON g.id = d.group_row_id \
                  WHERE d.org_id = ?1 AND d.endpoint_id = ?2 AND (?3 IS NULL OR d.status = ?3) AND (?4 IS NULL OR d.id < ?4) \
                  ORDER BY d.id DESC LIMIT ?5",
                 params![org, ep, status.map(|s| s.as_str()), before, limit],
                 |r| {
-                    Ok(DeliveryView {
-                        id: get(r, "id")?,
-                        event_id: get(r, "event_id")?,
-                        event_type: get(r, "event_type")?,
-                        group_id: get(r, "group_id")?,
-                        sequence: get(r, "sequence")?,
-                        status: parse(r, "status", DeliveryStatus::parse)?,
-                        next_attempt_at: opt_ts(r, "next_attempt_at")?,
-                        created_at: ts(r, "created_at")?,
-                        updated_at: ts(r, "updated_at")?,
-                        attempts: Vec::new(),
-                    })
+                    let status = parse(r, "status", DeliveryStatus::parse)?;
+                    let next_attempt_at = opt_ts(r, "next_attempt_at")?;
+                    // The latest attempt, kept on the delivery's row.
+                    let latest = opt_ts(r, "last_attempted_at")?.map(|at| {
+                        Ok::<_, StoreError>(AttemptView {
+                            attempted_at: at,
+                            status_code: get::<Option<i64>>(r, "last_status_code")?.map(|c| c as u16),
+                            latency_ms: get::<Option<i64>>(r, "last_latency_ms")?.unwrap_or(0),
+                            error: get(r, "last_error")?,
+                            next_attempt_at: next_attempt_at.filter(|_| status == DeliveryStatus::Failed),
+                        })
+                    });
+                    Ok((
+                        DeliveryView {
+                            id: get(r, "id")?,
+                            event_id: get(r, "event_id")?,
+                            event_type: get(r, "event_type")?,
+                            group_id: get(r, "group_id")?,
+                            sequence: get(r, "sequence")?,
+                            status,
+                            next_attempt_at,
+                            created_at: ts(r, "created_at")?,
+                            updated_at: ts(r, "updated_at")?,
+                            attempts: Vec::new(),
+                        },
+                        latest.transpose()?,
+                    ))
                 },
             )?;
-            let mut out = rows;
-            for d in &mut out {
+            let mut out = Vec::with_capacity(rows.len());
+            for (mut d, latest) in rows {
                 d.attempts = all(
                     c,
                     "SELECT attempted_at, status_code, latency_ms, error, next_attempt_at FROM delivery_attempts \
@@ -1302,6 +1334,8 @@ impl Store for SqliteStore {
                         })
                     },
                 )?;
+                d.attempts.extend(latest);
+                out.push(d);
             }
             Ok(out)
         })
@@ -1317,10 +1351,15 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let (org, ep) = (org_id.to_string(), endpoint_id.to_string());
         self.write(move |c| {
+            let which = "org_id = ?2 AND endpoint_id = ?3 AND status IN ('failed', 'dead') AND created_at >= ?4";
+            exec(
+                c,
+                &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
+                params![now.millis(), org, ep, since.millis()],
+            )?;
             Ok(exec(
                 c,
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
-                 updated_at = ?1 WHERE org_id = ?2 AND endpoint_id = ?3 AND status IN ('failed', 'dead') AND created_at >= ?4",
+                &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
                 params![now.millis(), org, ep, since.millis()],
             )? as u64)
         })
@@ -1354,11 +1393,16 @@ impl Store for SqliteStore {
                     insert_delivery(c, &ep.0, event_row, &org, group_row, sequence, now)?;
                 }
             }
+            let which = "event_row_id = ?2 AND endpoint_id IN \
+                 (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0)";
+            exec(
+                c,
+                &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
+                params![now.millis(), event_row],
+            )?;
             let n = exec(
                 c,
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1 \
-                 WHERE event_row_id = ?2 AND endpoint_id IN \
-                   (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0)",
+                &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
                 params![now.millis(), event_row],
             )?;
             Ok(Some(n as u64))

@@ -138,15 +138,15 @@ impl SimNetwork {
     }
 
     /// The group behind an invite link, if the link is current.
-    pub async fn group_by_invite(&self, code: &str) -> Result<Option<SimGroupState>, StoreError> {
-        self.store.sim_group(SimTarget::InviteCode(code.to_string())).await
+    pub async fn group_by_invite(&self, code: &str) -> Result<Option<SimGroup>, StoreError> {
+        self.store.sim_find_group(SimTarget::InviteCode(code.to_string())).await
     }
 
     async fn act(
         &self,
         target: SimTarget,
         what: &str,
-        rule: impl FnOnce(&SimGroupState) -> Result<SimChange, SimRefusal> + Send + 'static,
+        rule: impl Fn(&SimGroupState) -> Result<SimChange, SimRefusal> + Send + 'static,
     ) -> Result<SimChange, SandboxError> {
         let change = match self.store.sim_mutate(target, Vec::new(), Box::new(rule)).await? {
             None => return Err(SandboxError::NotFound(what.to_string())),
