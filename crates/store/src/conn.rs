@@ -114,21 +114,45 @@ pub struct Writer {
 }
 
 /// Checkpoints run on their own thread and connection, so that copying the WAL back into the
-/// database (and its fsync) never stalls the writer. A checkpoint follows writes after this
+/// database (and its fsync) does not stall the writer. A checkpoint follows writes after this
 /// pause, which lets several commits share it.
 const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
-/// A WAL this long (in pages) is checkpointed in RESTART mode, which briefly holds the writer
-/// back, so that sustained writes cannot grow the file without bound.
-const WAL_RESTART_PAGES: i64 = 16_384;
+/// Under steady writes the checkpointer never quite catches up, and SQLite only starts the
+/// WAL over from its beginning when the writer begins a transaction with every frame copied
+/// back. Past this length (in pages: 16 MiB) the writer waits, between two transactions, for
+/// the checkpointer to catch up (a checkpoint of the last few frames), so the WAL restarts.
+const WAL_CATCH_UP_PAGES: i32 = 4096;
+/// The longest the writer waits for that.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// What the writer asks of the checkpointer.
+enum Checkpoint {
+    /// Commits were made: checkpoint soon.
+    Written,
+    /// Checkpoint now, and answer when done.
+    CatchUp(mpsc::SyncSender<()>),
+}
+
+thread_local! {
+    /// Pages in the WAL after this thread's connection's last commit (set by its WAL hook).
+    static WAL_PAGES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+fn note_wal_pages(_: &rusqlite::hooks::Wal, pages: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.with(|p| p.set(pages));
+    Ok(())
+}
 
 impl Writer {
     /// Takes the writing connection; `path` opens the checkpointer's own. Threads are named
     /// after `name` (`NAME-writer`, `NAME-ckpt`); metrics carry the label `db="NAME"`.
     pub fn start(conn: Connection, path: &Path, name: &str) -> Result<Writer, StoreError> {
-        // The checkpointer, not the committing writer, copies the WAL back.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(db)?;
+        // The checkpointer, not the committing writer, copies the WAL back (the hook replaces
+        // SQLite's automatic checkpoints).
+        conn.wal_hook(Some(note_wal_pages));
+        conn.execute_batch("PRAGMA journal_size_limit = 67108864").map_err(db)?;
         let checkpointer = open(path, false)?;
-        let (wal_tx, wal_rx) = mpsc::sync_channel::<()>(1);
+        let (wal_tx, wal_rx) = mpsc::sync_channel::<Checkpoint>(1);
         thread::Builder::new()
             .name(format!("{name}-ckpt"))
             .spawn({
@@ -170,21 +194,31 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Checkpoints after writes, until the writer is gone; then once more, in full.
-fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>, name: String) {
+/// Checkpoints after writes, and at once when asked, until the writer is gone; then once
+/// more, in full.
+fn checkpoint_loop(conn: Connection, asked: mpsc::Receiver<Checkpoint>, name: String) {
     let checkpoints = metrics::counter!("wagroups_sqlite_checkpoints_total", "db" => name);
-    while written.recv().is_ok() {
-        thread::sleep(CHECKPOINT_PAUSE);
-        let _ = written.try_recv();
-        let wal_pages = conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1))
-            .map_err(|e| tracing::warn!(error = %e, "WAL checkpoint failed"))
-            .unwrap_or(0);
+    while let Ok(first) = asked.recv() {
+        let mut answer = Vec::new();
+        if let Checkpoint::CatchUp(done) = first {
+            answer.push(done);
+        }
+        // Let a few commits share the checkpoint, unless the writer waits for it.
+        let until = std::time::Instant::now() + CHECKPOINT_PAUSE;
+        while answer.is_empty() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match asked.recv_timeout(left) {
+                Ok(Checkpoint::CatchUp(done)) => answer.push(done),
+                Ok(Checkpoint::Written) => {}
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
         checkpoints.increment(1);
-        if wal_pages >= WAL_RESTART_PAGES
-            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
-        {
-            tracing::warn!(error = %e, wal_pages, "WAL restart checkpoint failed");
+        for done in answer {
+            let _ = done.send(());
         }
     }
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
@@ -192,7 +226,7 @@ fn checkpoint_loop(conn: Connection, written: mpsc::Receiver<()>, name: String) 
     }
 }
 
-fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, written: mpsc::SyncSender<()>, name: String) {
+fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::SyncSender<Checkpoint>, name: String) {
     let commits = metrics::counter!("wagroups_sqlite_commits_total", "db" => name.clone());
     let jobs = metrics::counter!("wagroups_sqlite_write_jobs_total", "db" => name);
     while let Ok(first) = rx.recv() {
@@ -206,10 +240,20 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, written: mpsc::SyncSend
         let (batch, committed) = run_batch(&conn, batch);
         commits.increment(1);
         jobs.increment(batch.len() as u64);
-        // Wakes the checkpointer unless a wake-up is already waiting.
-        let _ = written.try_send(());
         for job in batch {
             job.finish(committed.clone());
+        }
+        if WAL_PAGES.with(std::cell::Cell::get) >= WAL_CATCH_UP_PAGES {
+            // Between two transactions: once the checkpointer has copied every frame, the
+            // next transaction starts the WAL over.
+            let (done, caught_up) = mpsc::sync_channel(1);
+            if checkpointer.send(Checkpoint::CatchUp(done)).is_ok() {
+                let _ = caught_up.recv_timeout(CATCH_UP_WAIT);
+            }
+            WAL_PAGES.with(|p| p.set(0));
+        } else {
+            // Wakes the checkpointer unless a wake-up is already waiting.
+            let _ = checkpointer.try_send(Checkpoint::Written);
         }
     }
 }
@@ -404,6 +448,38 @@ mod tests {
         }
         assert_eq!(ok, 100);
         assert_eq!(runs.load(Ordering::Relaxed), 200, "no batch was run again");
+    }
+
+    /// 40 MB written without a pause: the WAL still starts over every 16 MiB or so.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sustained_writes_keep_the_wal_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = open(&path, false).unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)")
+            .unwrap();
+        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for k in 0..64i64 {
+            let w = w.clone();
+            tasks.spawn(async move {
+                for i in 0..160i64 {
+                    w.run(move |c| {
+                        c.execute("INSERT INTO t (n, b) VALUES (?1, zeroblob(4000))", [k * 1000 + i])
+                            .map_err(db)
+                    })
+                    .await
+                    .unwrap();
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(wal < 24 << 20, "the WAL grew to {wal} bytes");
     }
 
     #[tokio::test]
