@@ -69,6 +69,19 @@ impl Client {
         b.body(Full::new(body)).expect("request")
     }
 
+    /// A POST of `body` with these extra headers (a webhook, signed by the caller).
+    pub fn post_with(&self, path: &str, body: &'static str, headers: &[(&str, String)]) -> Req {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            b = b.header(*name, value.as_str());
+        }
+        b.body(Full::new(Bytes::from_static(body.as_bytes()))).expect("request")
+    }
+
     pub fn get(&self, path: &str) -> Req {
         self.request(Method::GET, path, None)
     }

@@ -36,7 +36,8 @@ struct Args {
     /// Concurrent keep-alive connections at saturation.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Phases to run (comma-separated: create, api, delivery, backlog, scale); all by default.
+    /// Phases to run (comma-separated: create, api, sink, delivery, backlog, scale); all by
+    /// default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Benchmark this server binary instead of building the workspace's (to compare builds).
@@ -372,6 +373,45 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         );
         report.latency("API-only create", &st.hist, &format!("at saturation, {c} connections"));
         report.problems.extend(srv.stop().await?);
+    }
+
+    // 4a: the most webhooks this machine carries without a gateway: a bare client posting
+    // signed webhooks to the sink, which verifies each as it does in the phases below.
+    if want("sink") {
+        let sink = Sink::start(false).await?;
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let n = sink.add_secret(secret)?;
+        let client = Client::new(sink.addr(), "");
+        let body = r#"{"eventId":"evt_bench","eventType":"GROUP_PARTICIPANT_JOINED","groupId":"bench","sequence":2,"customerPhone":"919999999999"}"#;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let signature = standardwebhooks::Webhook::new(secret)?
+            .sign("evt_bench", ts, body.as_bytes())
+            .map_err(|e| anyhow::anyhow!("signing: {e:?}"))?;
+        let headers = [
+            ("webhook-id", "evt_bench".to_string()),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", signature),
+        ];
+        let path = format!("/hook/{n}");
+        let cpu0 = server::cpu_seconds("self");
+        let t0 = Instant::now();
+        let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
+            client.post_with(&path, body, &headers)
+        })
+        .await;
+        report.check(&st, "sink ceiling");
+        report.add(
+            "webhook sink ceiling (no gateway)",
+            format!("{:.0}", st.rate()),
+            "webhooks/s",
+            format!(
+                "a bare keep-alive client posting signed webhooks to the bench's sink, which verifies each; {c} connections, {:.2} cores",
+                (server::cpu_seconds("self") - cpu0) / t0.elapsed().as_secs_f64()
+            ),
+        );
+        report.problems.extend(sink.problems());
     }
 
     // 4: delivery throughput with 1 and 10 endpoints, sandbox joins as the source.

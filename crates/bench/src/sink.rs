@@ -101,6 +101,17 @@ impl Sink {
         Ok(ids)
     }
 
+    /// Accepts webhooks signed with `secret` at `/hook/N`; answers N.
+    pub fn add_secret(&self, secret: &str) -> anyhow::Result<usize> {
+        let mut v = self.inner.verifiers.lock().unwrap();
+        v.push(standardwebhooks::Webhook::new(secret)?);
+        Ok(v.len() - 1)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     pub fn set_failing(&self, failing: bool) {
         self.inner.failing.store(failing, Ordering::Relaxed);
     }
