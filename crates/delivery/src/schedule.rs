@@ -302,7 +302,7 @@ impl Schedule {
     /// Takes up to `max` due heads, a few from each endpoint in turn, within each endpoint's
     /// limit of attempts in flight.
     pub fn take_due(&mut self, now: Timestamp, max: usize) -> Vec<Job> {
-        let mut jobs = Vec::new();
+        let mut jobs = Vec::with_capacity(max.min(self.loaded()));
         let mut progress = true;
         while progress && jobs.len() < max {
             progress = false;

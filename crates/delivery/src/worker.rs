@@ -119,6 +119,7 @@ impl DeliveryWorker {
             recording: None,
             retry_at: None,
             per_endpoint: self.config.per_endpoint,
+            meters: Meters::new(),
         };
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut attempts = JoinSet::new();
@@ -214,6 +215,27 @@ struct Dispatch {
     /// After a failed write, when to record again.
     retry_at: Option<Instant>,
     per_endpoint: usize,
+    meters: Meters,
+}
+
+/// The delivery metrics, registered once.
+struct Meters {
+    succeeded: metrics::Counter,
+    failed: metrics::Counter,
+    dead: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl Meters {
+    fn new() -> Meters {
+        let outcome = |o: &'static str| metrics::counter!("wagroups_webhook_deliveries_total", "outcome" => o);
+        Meters {
+            succeeded: outcome("succeeded"),
+            failed: outcome("failed"),
+            dead: outcome("dead"),
+            latency: metrics::histogram!("wagroups_webhook_attempt_duration_seconds"),
+        }
+    }
 }
 
 impl Dispatch {
@@ -265,13 +287,13 @@ impl Dispatch {
     }
 
     fn attempted(&mut self, done: Done) {
-        let outcome = match &done.record.next {
-            AttemptNext::Succeeded => "succeeded",
-            AttemptNext::RetryAt(_) => "failed",
-            AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => "dead",
-        };
-        metrics::counter!("wagroups_webhook_deliveries_total", "outcome" => outcome).increment(1);
-        metrics::histogram!("wagroups_webhook_attempt_duration_seconds").record(done.record.latency_ms as f64 / 1000.0);
+        match &done.record.next {
+            AttemptNext::Succeeded => &self.meters.succeeded,
+            AttemptNext::RetryAt(_) => &self.meters.failed,
+            AttemptNext::Dead | AttemptNext::DeadAndDisable(_) => &self.meters.dead,
+        }
+        .increment(1);
+        self.meters.latency.record(done.record.latency_ms as f64 / 1000.0);
         if let Some(s) = self.schedule.as_mut() {
             s.attempted(&done.endpoint_id);
         }
