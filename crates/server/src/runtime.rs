@@ -52,6 +52,8 @@ struct Worker {
     /// Accepted commands whose request IDs are still to be recorded.
     accepted: Vec<(i64, String)>,
     recording: Option<Recording>,
+    /// The commands the write under way records.
+    recording_ids: Vec<i64>,
 }
 
 /// Submits due commands to their number's provider, until `shutdown`. Woken when a command
@@ -64,20 +66,20 @@ pub async fn run_command_worker(state: AppState, shutdown: CancellationToken) {
         cursor: 0,
         accepted: Vec::new(),
         recording: None,
+        recording_ids: Vec::new(),
     };
     let mut tasks: JoinSet<(i64, Outcome)> = JoinSet::new();
-    let mut rescan = true;
+    // A fixed beat, which a busy server's other wake-ups do not put off.
+    let mut rescan = tokio::time::interval(POLL);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if rescan {
-            w.cursor = 0;
-            rescan = false;
-        }
         w.read_due(&mut tasks).await;
         w.start_recording();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = w.state.commands_ready.notified() => {}
-            _ = tokio::time::sleep(POLL) => rescan = true,
+            // Read every pending command again, from the first.
+            _ = rescan.tick() => w.cursor = 0,
             Some(done) = tasks.join_next() => {
                 w.submitted(done);
                 while let Some(done) = tasks.try_join_next() {
@@ -169,6 +171,7 @@ impl Worker {
             return;
         }
         let batch = std::mem::take(&mut self.accepted);
+        self.recording_ids = batch.iter().map(|(id, _)| *id).collect();
         let service = self.state.service.clone();
         self.recording = Some(tokio::spawn(async move {
             let result = service.commands_submitted(&batch).await;
@@ -188,7 +191,14 @@ impl Worker {
                 batch.append(&mut self.accepted);
                 self.accepted = batch;
             }
-            Err(e) => tracing::error!(error = %e, "recording accepted commands panicked"),
+            Err(e) => {
+                // Still pending in the database: they are submitted again (providers
+                // recognise a command they carried out).
+                tracing::error!(error = %e, "recording accepted commands panicked");
+                for id in std::mem::take(&mut self.recording_ids) {
+                    self.in_flight.remove(&id);
+                }
+            }
         }
     }
 }

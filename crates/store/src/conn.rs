@@ -229,6 +229,7 @@ fn checkpoint_loop(conn: Connection, asked: mpsc::Receiver<Checkpoint>, name: St
 fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::SyncSender<Checkpoint>, name: String) {
     let commits = metrics::counter!("wagroups_sqlite_commits_total", "db" => name.clone());
     let jobs = metrics::counter!("wagroups_sqlite_write_jobs_total", "db" => name);
+    let mut catch_up_at = WAL_CATCH_UP_PAGES;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
@@ -243,15 +244,21 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::Syn
         for job in batch {
             job.finish(committed.clone());
         }
-        if WAL_PAGES.with(std::cell::Cell::get) >= WAL_CATCH_UP_PAGES {
+        let pages = WAL_PAGES.with(std::cell::Cell::get);
+        if pages >= catch_up_at {
             // Between two transactions: once the checkpointer has copied every frame, the
-            // next transaction starts the WAL over.
+            // next transaction starts the WAL over. (A reader holding an old snapshot may
+            // prevent that: then the next try waits for as many pages again.)
             let (done, caught_up) = mpsc::sync_channel(1);
             if checkpointer.send(Checkpoint::CatchUp(done)).is_ok() {
                 let _ = caught_up.recv_timeout(CATCH_UP_WAIT);
             }
-            WAL_PAGES.with(|p| p.set(0));
+            catch_up_at = pages.saturating_add(WAL_CATCH_UP_PAGES);
         } else {
+            if pages < WAL_CATCH_UP_PAGES {
+                // The WAL started over.
+                catch_up_at = WAL_CATCH_UP_PAGES;
+            }
             // Wakes the checkpointer unless a wake-up is already waiting.
             let _ = checkpointer.try_send(Checkpoint::Written);
         }
@@ -262,6 +269,10 @@ fn write_loop(conn: Connection, rx: mpsc::Receiver<Job>, checkpointer: mpsc::Syn
 /// failed after writing were finished already) and how the commit went.
 fn run_batch(conn: &Connection, mut batch: Vec<Job>) -> (Vec<Job>, Result<(), String>) {
     loop {
+        // A transaction left open by a failed rollback would make every BEGIN fail.
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
             return (batch, Err(e.to_string()));
         }
@@ -275,25 +286,30 @@ fn run_batch(conn: &Connection, mut batch: Vec<Job>) -> (Vec<Job>, Result<(), St
                     false
                 }
             };
-            if !ok && conn.total_changes() != before {
+            // Failed after writing; or failed so badly (disk full, I/O error) that SQLite
+            // rolled the whole transaction back itself, which would leave the jobs after it
+            // writing outside any transaction.
+            if conn.is_autocommit() || (!ok && conn.total_changes() != before) {
                 spoiled = Some(i);
                 break;
             }
         }
         let Some(i) = spoiled else {
             let committed = control(conn, "COMMIT").map_err(|e| e.to_string());
-            if committed.is_err() {
+            if committed.is_err() && !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
             return (batch, committed);
         };
-        // A job failed after writing: undo the transaction, answer it with its own error,
-        // and run the others again without it.
+        // Undo the transaction, answer the job with its own error (or, had it succeeded, with
+        // the failure of the transaction it ran in), and run the others again without it.
         tracing::warn!("a write job failed after writing; its batch is run again without it");
-        if let Err(e) = conn.execute_batch("ROLLBACK") {
+        if !conn.is_autocommit()
+            && let Err(e) = conn.execute_batch("ROLLBACK")
+        {
             return (batch, Err(e.to_string()));
         }
-        batch.remove(i).finish(Ok(()));
+        batch.remove(i).finish(Err("its transaction was rolled back".into()));
     }
 }
 
@@ -448,6 +464,54 @@ mod tests {
         }
         assert_eq!(ok, 100);
         assert_eq!(runs.load(Ordering::Relaxed), 200, "no batch was run again");
+    }
+
+    /// A job whose failure makes SQLite roll the whole transaction back (disk full, I/O
+    /// error: here the job rolls back itself) must not leave the jobs after it writing
+    /// outside any transaction, nor the jobs before it answered as committed.
+    #[tokio::test]
+    async fn a_transaction_rolled_back_under_the_batch_is_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = open(&path, false).unwrap();
+        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
+        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..100i64 {
+            let w = w.clone();
+            tasks.spawn(async move {
+                let r = w
+                    .run(move |c| {
+                        if n == 50 {
+                            c.execute_batch("ROLLBACK").map_err(db)?;
+                            return Err(StoreError::Database("disk full".into()));
+                        }
+                        c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db)
+                    })
+                    .await;
+                (n, r.is_ok())
+            });
+        }
+        let mut answered_ok = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            let (n, ok) = r.unwrap();
+            if ok {
+                answered_ok.push(n);
+            }
+        }
+        answered_ok.sort();
+        let expected: Vec<i64> = (0..100).filter(|n| *n != 50).collect();
+        assert_eq!(answered_ok, expected);
+        let readers = Readers::start(&path, 1, "t").unwrap();
+        let stored: Vec<i64> = readers
+            .run(|c| {
+                let mut st = c.prepare("SELECT n FROM t ORDER BY n").map_err(db)?;
+                let rows = st.query_map([], |r| r.get(0)).map_err(db)?;
+                rows.collect::<Result<Vec<i64>, _>>().map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, expected, "every job answered as committed is, exactly once");
     }
 
     /// 40 MB written without a pause: the WAL still starts over every 16 MiB or so.

@@ -26,6 +26,9 @@ pub struct SqliteSimStore {
     db: Db,
     /// Prefix of the deduplication keys of this network's reports.
     key_prefix: String,
+    /// Reports up to this ID were taken over from the gateway's database and keep the keys
+    /// it knew them by (`sim:ID`).
+    legacy_max: i64,
 }
 
 /// The simulated network's database beside the gateway's at `gateway_url`: `NAME.db` has
@@ -50,45 +53,42 @@ impl SqliteSimStore {
         Self::open_importing(url, None).await
     }
 
-    /// Opens the simulated network's database at `url`; when it is created now, first takes
-    /// over the network's state from the gateway's database at `gateway_url`, where versions
-    /// before 0.2 kept it.
+    /// Opens the simulated network's database at `url`. On the network's first start it draws
+    /// the network's identity and takes over the state that versions before 0.2 kept in the
+    /// gateway's database at `gateway_url` (emptying it there, so that a later new network
+    /// starts afresh).
     pub async fn open_importing(url: &str, gateway_url: Option<&str>) -> Result<SqliteSimStore, StoreError> {
         let path = file_of(url)?;
-        let created = !path.exists();
         let db = Db::open(&path, &SIM_MIGRATOR, 1, "wg-sim").await?;
-        if created {
-            let imported = match gateway_url {
-                Some(g) => import_legacy(&path, &file_of(g)?)?,
-                None => false,
-            };
-            // An imported network keeps the keys the gateway knows its reports by; a new one
-            // gets an identity of its own.
-            let prefix = if imported {
-                "sim:".to_string()
-            } else {
-                format!("sim:{}:", wagroups_core::ids::random_alnum(12))
-            };
-            db.write(move |c| {
-                exec(
-                    c,
-                    "INSERT INTO sim_meta (key, value) VALUES ('key_prefix', ?1) ON CONFLICT DO NOTHING",
-                    params![prefix],
-                )
-                .map(|_| ())
+        let meta = |db: &Db| {
+            db.lookup(|c| {
+                let get_meta = |key: &str| {
+                    one(c, "SELECT value FROM sim_meta WHERE key = ?1", params![key], |r| {
+                        get::<String>(r, "value")
+                    })
+                };
+                Ok((get_meta("key_prefix")?, get_meta("legacy_max")?))
             })
-            .await?;
+        };
+        if meta(&db)?.0.is_none() {
+            let gateway = gateway_url.map(file_of).transpose()?;
+            first_start(&path, gateway.as_deref())?;
         }
-        let key_prefix = db.lookup(|c| {
-            one(c, "SELECT value FROM sim_meta WHERE key = 'key_prefix'", [], |r| {
-                get::<String>(r, "value")
-            })
-        })?;
+        let (prefix, legacy_max) = meta(&db)?;
         Ok(SqliteSimStore {
             db,
-            // A database made by hand without its identity: the legacy keys.
-            key_prefix: key_prefix.unwrap_or_else(|| "sim:".into()),
+            key_prefix: prefix.ok_or_else(|| StoreError::Database("the simulated network has no identity".into()))?,
+            legacy_max: legacy_max.and_then(|m| m.parse().ok()).unwrap_or(0),
         })
+    }
+
+    /// The deduplication key of report `id`.
+    fn dedup_key(&self, id: i64) -> String {
+        if id <= self.legacy_max {
+            format!("sim:{id}")
+        } else {
+            format!("{}{id}", self.key_prefix)
+        }
     }
 
     async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
@@ -352,7 +352,6 @@ impl SimStore for SqliteSimStore {
     }
 
     async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
-        let prefix = self.key_prefix.as_str();
         self.lookup(move |c| {
             all(
                 c,
@@ -363,7 +362,7 @@ impl SimStore for SqliteSimStore {
                     let id: i64 = get(r, "id")?;
                     Ok(OutboxItem {
                         id,
-                        dedup_key: format!("{prefix}{id}"),
+                        dedup_key: self.dedup_key(id),
                         waba_number: get(r, "waba_number")?,
                         report: serde_json::from_str(&report).map_err(|_| corrupt("sim report", &report))?,
                     })
@@ -388,46 +387,74 @@ impl SimStore for SqliteSimStore {
     }
 }
 
-/// Copies the simulated network's state from the gateway's database (where versions before
-/// 0.2 kept it) into its new database at `path`. Answers whether there was any.
-fn import_legacy(path: &std::path::Path, gateway: &std::path::Path) -> Result<bool, StoreError> {
-    if !gateway.exists() {
-        return Ok(false);
-    }
+/// The network's first start, in one transaction: its identity, and the state versions
+/// before 0.2 kept in the gateway's database, if any. The gateway's copy is emptied after.
+fn first_start(path: &std::path::Path, gateway: Option<&std::path::Path>) -> Result<(), StoreError> {
     let c = crate::conn::open(path, false)?;
-    c.execute("ATTACH DATABASE ?1 AS gw", params![gateway.to_string_lossy()])
-        .map_err(crate::conn::db)?;
-    let has_state: bool = c
-        .query_row(
+    let attached = match gateway.filter(|g| g.exists()) {
+        Some(g) => {
+            c.execute("ATTACH DATABASE ?1 AS gw", params![g.to_string_lossy()])
+                .map_err(crate::conn::db)?;
+            true
+        }
+        None => false,
+    };
+    let has_state: bool = attached
+        && c.query_row(
             "SELECT EXISTS (SELECT 1 FROM gw.sqlite_master WHERE name = 'sim_groups') \
-             AND (EXISTS (SELECT 1 FROM gw.sim_groups) OR EXISTS (SELECT 1 FROM gw.sim_users))",
+             AND (EXISTS (SELECT 1 FROM gw.sim_groups) OR EXISTS (SELECT 1 FROM gw.sim_users) \
+                  OR EXISTS (SELECT 1 FROM gw.sim_outbox))",
             [],
             |r| r.get(0),
         )
         .map_err(crate::conn::db)?;
+    let prefix = format!("sim:{}:", wagroups_core::ids::random_alnum(12));
+    c.execute_batch("BEGIN IMMEDIATE").map_err(crate::conn::db)?;
+    let done = (|| {
+        if has_state {
+            c.execute_batch(
+                "INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required,
+                     invite_code, created_at, announcement_only, locked, deleted, suspended)
+                   SELECT jid, waba_number, profile, create_key, subject, description, approval_required, invite_code,
+                     created_at, announcement_only, locked, deleted, suspended FROM gw.sim_groups;
+                 INSERT INTO sim_members (jid, phone, role, state) SELECT jid, phone, role, state FROM gw.sim_members;
+                 INSERT INTO sim_join_requests (jid, id, phone, state, created_at)
+                   SELECT jid, id, phone, state, created_at FROM gw.sim_join_requests;
+                 INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of)
+                   SELECT phone, on_whatsapp, add_privacy, contact_of FROM gw.sim_users;
+                 INSERT INTO sim_outbox (id, waba_number, report) SELECT id, waba_number, report FROM gw.sim_outbox;
+                 -- Report IDs go on from where they were: the gateway knows the old ones by them.
+                 DELETE FROM sqlite_sequence WHERE name = 'sim_outbox';
+                 INSERT INTO sqlite_sequence (name, seq)
+                   SELECT 'sim_outbox', max(coalesce((SELECT seq FROM gw.sqlite_sequence WHERE name = 'sim_outbox'), 0),
+                                            coalesce((SELECT max(id) FROM sim_outbox), 0));
+                 INSERT INTO sim_meta (key, value) SELECT 'legacy_max', seq FROM sqlite_sequence WHERE name = 'sim_outbox';",
+            )?;
+        }
+        c.execute(
+            "INSERT INTO sim_meta (key, value) VALUES ('key_prefix', ?1)",
+            params![prefix],
+        )?;
+        c.execute_batch("COMMIT")
+    })();
+    if let Err(e) = done {
+        let _ = c.execute_batch("ROLLBACK");
+        return Err(crate::conn::db(e));
+    }
     if has_state {
+        // Taken over: a network made later (this file deleted) starts afresh. Should this not
+        // happen (a crash now), the copy stays behind, unused while this network lives.
         c.execute_batch(
             "BEGIN IMMEDIATE;
-             INSERT INTO sim_groups (jid, waba_number, profile, create_key, subject, description, approval_required,
-                 invite_code, created_at, announcement_only, locked, deleted, suspended)
-               SELECT jid, waba_number, profile, create_key, subject, description, approval_required, invite_code,
-                 created_at, announcement_only, locked, deleted, suspended FROM gw.sim_groups;
-             INSERT INTO sim_members (jid, phone, role, state) SELECT jid, phone, role, state FROM gw.sim_members;
-             INSERT INTO sim_join_requests (jid, id, phone, state, created_at)
-               SELECT jid, id, phone, state, created_at FROM gw.sim_join_requests;
-             INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of)
-               SELECT phone, on_whatsapp, add_privacy, contact_of FROM gw.sim_users;
-             INSERT INTO sim_outbox (id, waba_number, report) SELECT id, waba_number, report FROM gw.sim_outbox;
-             -- Report IDs go on from where they were: the gateway knows the old ones.
-             DELETE FROM sqlite_sequence WHERE name = 'sim_outbox';
-             INSERT INTO sqlite_sequence (name, seq)
-               SELECT 'sim_outbox', max(coalesce((SELECT seq FROM gw.sqlite_sequence WHERE name = 'sim_outbox'), 0),
-                                        coalesce((SELECT max(id) FROM sim_outbox), 0));
+             DELETE FROM gw.sim_members; DELETE FROM gw.sim_join_requests; DELETE FROM gw.sim_groups;
+             DELETE FROM gw.sim_users; DELETE FROM gw.sim_outbox;
              COMMIT;",
         )
         .map_err(crate::conn::db)?;
-        tracing::info!(from = %gateway.display(), "simulated network: state taken over from the gateway's database");
+        tracing::info!("simulated network: state taken over from the gateway's database");
     }
-    c.execute_batch("DETACH DATABASE gw").map_err(crate::conn::db)?;
-    Ok(has_state)
+    if attached {
+        c.execute_batch("DETACH DATABASE gw").map_err(crate::conn::db)?;
+    }
+    Ok(())
 }

@@ -105,10 +105,34 @@ mod simulated_network_file {
         .unwrap();
         let next = sim.sim_outbox(41, 10).await.unwrap();
         assert!(next[0].id > 500, "{}", next[0].id);
+        assert!(
+            next[0].dedup_key.starts_with("sim:") && next[0].dedup_key != format!("sim:{}", next[0].id),
+            "new reports are keyed by the network's own identity: {}",
+            next[0].dedup_key
+        );
         // Opened again, it does not import twice.
         drop(sim);
         let again = SqliteSimStore::open_importing(&sim_url, Some(&gw_url)).await.unwrap();
-        assert_eq!(again.sim_outbox(0, 10).await.unwrap().len(), 2);
+        let both = again.sim_outbox(0, 10).await.unwrap();
+        assert_eq!(both.len(), 2);
+        assert_eq!(
+            both[1].dedup_key, next[0].dedup_key,
+            "the same identity after a restart"
+        );
+        // The gateway's copy was emptied: a network made later (the file deleted) is new.
+        drop(again);
+        for f in ["wagroups.sim.db", "wagroups.sim.db-wal", "wagroups.sim.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        let fresh = SqliteSimStore::open_importing(&sim_url, Some(&gw_url)).await.unwrap();
+        assert!(
+            fresh
+                .sim_find_group(SimTarget::InviteCode("OLDCODE".into()))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(fresh.sim_outbox(0, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -106,6 +106,7 @@ struct Pump {
     applied: Vec<i64>,
 }
 
+#[derive(Clone)]
 struct Held {
     item: OutboxItem,
     attempts: u32,
@@ -208,29 +209,33 @@ impl SimNetwork {
     async fn round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
         self.rounds.send_modify(|r| r.started += 1);
         let result = self.apply_round(pump, sink).await;
-        let holding = !pump.held.is_empty();
-        self.rounds.send_modify(|r| {
-            r.finished = r.started;
-            r.holding = holding;
-        });
+        // Only a round that read the outbox to its end lets waiters go: their reports were in
+        // it (a round starts after their write).
+        if matches!(result, Ok(RoundEnd { more: false })) {
+            let holding = !pump.held.is_empty();
+            self.rounds.send_modify(|r| {
+                r.finished = r.started;
+                r.holding = holding;
+            });
+        }
         // Applied reports are removed after the callers waiting for them were let go: a crash
         // before the removal only makes the gateway see them again, as duplicates.
         if !pump.applied.is_empty() {
-            let ids = std::mem::take(&mut pump.applied);
-            if let Err(e) = self.store.sim_outbox_done(ids.clone()).await {
-                pump.applied = ids;
-                return Err(e);
-            }
+            self.store.sim_outbox_done(pump.applied.clone()).await?;
+            pump.applied.clear();
         }
         result
     }
 
+    /// Reads and applies; `pump` changes only once everything was applied, so a round cut
+    /// short (its caller gone) is simply made again (the reports it applied are duplicates).
     async fn apply_round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
         let batch = self.store.sim_outbox(pump.cursor, ROUND_BATCH).await?;
         let more = batch.len() as i64 == ROUND_BATCH;
-        let mut groups = std::mem::take(&mut pump.held);
+        let mut cursor = pump.cursor;
+        let mut groups = pump.held.clone();
         for item in batch {
-            pump.cursor = pump.cursor.max(item.id);
+            cursor = cursor.max(item.id);
             let key = report_group(&item);
             let held = Held { item, attempts: 0 };
             match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -271,6 +276,8 @@ impl SimNetwork {
             (key, queue, applied, failure)
         }))
         .await;
+        pump.cursor = cursor;
+        pump.held.clear();
         let mut failure = None;
         for (key, queue, applied, failed) in outcomes {
             pump.applied.extend(applied);
