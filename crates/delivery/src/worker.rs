@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use tokio::{
     sync::{Notify, mpsc},
     task::JoinSet,
@@ -63,6 +64,9 @@ const ENDPOINT_REFRESH: Duration = Duration::from_secs(2);
 const STORE_RETRY: Duration = Duration::from_millis(200);
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 /// Largest response body kept in an attempt's error text.
 const BODY_EXCERPT: usize = 512;
 
@@ -359,10 +363,10 @@ impl Sender {
                     .client
                     .post(url.clone())
                     .timeout(self.config.timeout)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", &job.event_id)
-                    .header("webhook-timestamp", ts.to_string())
-                    .header("webhook-signature", signature)
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .header(WEBHOOK_ID, &job.event_id)
+                    .header(WEBHOOK_TIMESTAMP, ts)
+                    .header(WEBHOOK_SIGNATURE, signature)
                     .body(job.payload.clone())
                     .send()
                     .await
