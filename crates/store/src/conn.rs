@@ -115,9 +115,8 @@ pub struct Writer {
 
 /// Checkpoints run on their own thread and connection, so that copying the WAL back into the
 /// database (and its fsync) does not stall the writer. A checkpoint follows writes after this
-/// pause, which lets many commits share it (a hot page they all wrote is copied once; 200 ms
-/// measured a little cheaper per delivery than 20 ms).
-const CHECKPOINT_PAUSE: Duration = Duration::from_millis(200);
+/// pause, which lets several commits share it.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(20);
 /// Under steady writes the checkpointer never quite catches up, and SQLite only starts the
 /// WAL over from its beginning when the writer begins a transaction with every frame copied
 /// back. Past this length (in pages: 16 MiB) the writer waits, between two transactions, for
