@@ -551,28 +551,25 @@ mod tests {
     use crate::{event::EventType, model::JoinApprovalMode};
 
     fn pending() -> GroupState {
-        GroupState {
-            group: Group {
-                id: 1,
-                org_id: "org_1".into(),
-                number_id: 1,
-                waba_number: "15550100001".into(),
-                group_id: "g".into(),
-                status: GroupStatus::Pending,
+        let new = crate::store::NewGroup {
+            org_id: "org_1".into(),
+            number_id: 1,
+            group_id: "g".into(),
+            subject: "S".into(),
+            description: String::new(),
+            join_approval_mode: JoinApprovalMode::AutoApprove,
+            command_id: "cmd_7".into(),
+            command: crate::command::CommandPayload::CreateGroup {
                 subject: "S".into(),
                 description: String::new(),
-                join_approval_mode: JoinApprovalMode::AutoApprove,
-                wa_group_id: None,
-                invite_link: None,
-                participant_count: 0,
-                announcement_only: false,
-                locked: false,
-                suspended: false,
-                last_sequence: 0,
-                failure_reason: None,
-                created_at: Timestamp(1),
-                updated_at: Timestamp(1),
+                join_approval_mode: crate::command::JoinApprovalModeWire::AutoApprove,
+                participants: vec![],
+                invite_fallback: true,
             },
+            now: Timestamp(1),
+        };
+        GroupState {
+            group: new.pending(1, "15550100001".into()),
             participants: vec![],
             join_requests: vec![],
             command_id: Some(7),

@@ -60,6 +60,34 @@ pub struct NewGroup {
     pub now: Timestamp,
 }
 
+impl NewGroup {
+    /// The group as it stands once written: pending, as yet unknown to WhatsApp. `id` is its
+    /// row, `waba_number` its number's.
+    pub fn pending(&self, id: i64, waba_number: String) -> Group {
+        Group {
+            id,
+            org_id: self.org_id.clone(),
+            number_id: self.number_id,
+            waba_number,
+            group_id: self.group_id.clone(),
+            status: GroupStatus::Pending,
+            subject: self.subject.clone(),
+            description: self.description.clone(),
+            join_approval_mode: self.join_approval_mode,
+            wa_group_id: None,
+            invite_link: None,
+            participant_count: 0,
+            announcement_only: false,
+            locked: false,
+            suspended: false,
+            last_sequence: 0,
+            failure_reason: None,
+            created_at: self.now,
+            updated_at: self.now,
+        }
+    }
+}
+
 pub struct NewEndpoint {
     pub org_id: String,
     pub url: String,

@@ -394,13 +394,20 @@ impl Readers {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_failing_job_leaves_no_trace_while_its_batch_commits() {
+    /// A writer on a new database holding `schema`, in a directory of its own (`t.db`).
+    fn writer_on(schema: &str) -> (tempfile::TempDir, Arc<Writer>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let c = open(&path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
+        c.execute_batch(schema).unwrap();
         let w = Arc::new(Writer::start(c, &path, "t").unwrap());
+        (dir, w)
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_leaves_no_trace_while_its_batch_commits() {
+        let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
+        let path = dir.path().join("t.db");
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..200i64 {
             let w = w.clone();
@@ -438,11 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_failing_before_it_writes_costs_the_others_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let c = open(&path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
-        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
+        let (_dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
         let runs = Arc::new(AtomicUsize::new(0));
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..200i64 {
@@ -473,11 +476,8 @@ mod tests {
     /// outside any transaction, nor the jobs before it answered as committed.
     #[tokio::test]
     async fn a_transaction_rolled_back_under_the_batch_is_run_again() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
         let path = dir.path().join("t.db");
-        let c = open(&path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").unwrap();
-        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..100i64 {
             let w = w.clone();
@@ -519,12 +519,7 @@ mod tests {
     /// 40 MB written without a pause: the WAL still starts over every 16 MiB or so.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sustained_writes_keep_the_wal_bounded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let c = open(&path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)")
-            .unwrap();
-        let w = Arc::new(Writer::start(c, &path, "t").unwrap());
+        let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)");
         let mut tasks = tokio::task::JoinSet::new();
         for k in 0..64i64 {
             let w = w.clone();
@@ -550,12 +545,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_checkpointer_copies_commits_into_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)");
         let path = dir.path().join("t.db");
-        let c = open(&path, false).unwrap();
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, b BLOB)")
-            .unwrap();
-        let w = Writer::start(c, &path, "t").unwrap();
         for n in 0..200i64 {
             w.run(move |c| {
                 c.execute("INSERT INTO t (n, b) VALUES (?1, zeroblob(4000))", [n])

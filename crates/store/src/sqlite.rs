@@ -702,27 +702,7 @@ impl Store for SqliteStore {
                 .query_row(params![g.number_id], |r| r.get(0))
                 .map_err(db)?;
             // The row as written, without reading it back.
-            Ok(CreateGroupOutcome::Created(Box::new(Group {
-                id: row_id,
-                org_id: g.org_id.clone(),
-                number_id: g.number_id,
-                waba_number,
-                group_id: g.group_id.clone(),
-                status: GroupStatus::Pending,
-                subject: g.subject.clone(),
-                description: g.description.clone(),
-                join_approval_mode: g.join_approval_mode,
-                wa_group_id: None,
-                invite_link: None,
-                participant_count: 0,
-                announcement_only: false,
-                locked: false,
-                suspended: false,
-                last_sequence: 0,
-                failure_reason: None,
-                created_at: g.now,
-                updated_at: g.now,
-            })))
+            Ok(CreateGroupOutcome::Created(Box::new(g.pending(row_id, waba_number))))
         })
         .await
     }
@@ -1485,6 +1465,17 @@ mod plans {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A read connection to a new, migrated database (and its directory).
+    async fn migrated() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let c = crate::conn::open(&path, true).unwrap();
+        (dir, c)
+    }
+
     /// The query plan of `sql` on a migrated database, as SQLite explains it.
     fn plan(c: &Connection, sql: &str, n: usize) -> String {
         let params: Vec<i64> = vec![1; n];
@@ -1498,12 +1489,7 @@ mod plans {
     /// The hot row mappings read by position: their statements must list these columns.
     #[tokio::test]
     async fn positional_mappings_match_their_statements() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        SqliteStore::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        let c = crate::conn::open(&path, true).unwrap();
+        let (_dir, c) = migrated().await;
         let names = |sql: &str| -> Vec<String> {
             c.prepare(sql)
                 .unwrap()
@@ -1546,12 +1532,7 @@ mod plans {
     /// indexes without seeing the bound values.
     #[tokio::test]
     async fn hot_lookups_use_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        SqliteStore::open(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        let c = crate::conn::open(&path, true).unwrap();
+        let (_dir, c) = migrated().await;
         let p = plan(
             &c,
             &format!("{GROUP_SELECT} WHERE g.number_id = ?1 AND g.wa_group_id = ?2"),
