@@ -420,6 +420,20 @@ mod tests {
     }
 
     #[test]
+    fn both_secrets_sign_during_the_rotation_overlap_only() {
+        let mut e = endpoint("a");
+        e.secret = wagroups_core::webhook::new_secret();
+        e.previous_secret = Some(wagroups_core::webhook::new_secret());
+        e.previous_secret_until = Some(Timestamp(1_000));
+        let t = Target::new(e);
+        let during = t.signature("evt_1", 1, Timestamp(999), b"{}");
+        let after = t.signature("evt_1", 1, Timestamp(1_000), b"{}");
+        assert_eq!(during.split(' ').count(), 2, "{during}");
+        assert_eq!(after.split(' ').count(), 1, "{after}");
+        assert!(during.starts_with(&after), "the current secret signs first");
+    }
+
+    #[test]
     fn chains_send_one_at_a_time_in_order_and_wait_for_the_record() {
         let mut s = Schedule::new(16, 100, 0);
         s.set_endpoints(vec![endpoint("a")]);

@@ -21,8 +21,8 @@ use crate::AppState;
 
 /// Commands being submitted at once.
 const MAX_IN_FLIGHT: usize = 256;
-/// How often every pending command is read again (retries come due, commands queued by
-/// another process) when nothing woke the worker.
+/// How often every pending command is read again from the first (retries come due, commands
+/// queued by another process), however busy the worker is.
 const POLL: Duration = Duration::from_millis(500);
 /// How long submissions in flight may finish after shutdown was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -404,70 +404,72 @@ mod tests {
         (dir, w)
     }
 
+    /// Runs `job(n, connection)` for every n below `count`, all at once (so that batches form);
+    /// answers the ns whose job was answered as committed, in order.
+    async fn run_all<F>(w: &Arc<Writer>, count: i64, job: F) -> Vec<i64>
+    where
+        F: Fn(i64, &Connection) -> Result<(), StoreError> + Clone + Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..count {
+            let (w, job) = (w.clone(), job.clone());
+            tasks.spawn(async move { (n, w.run(move |c| job(n, c)).await.is_ok()) });
+        }
+        let mut committed = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            let (n, ok) = r.unwrap();
+            if ok {
+                committed.push(n);
+            }
+        }
+        committed.sort();
+        committed
+    }
+
+    /// The ns in table `t`, in order.
+    fn stored(dir: &tempfile::TempDir) -> Vec<i64> {
+        let c = open(&dir.path().join("t.db"), true).unwrap();
+        let mut st = c.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    fn insert(n: i64, c: &Connection) -> Result<(), StoreError> {
+        c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map(|_| ()).map_err(db)
+    }
+
     #[tokio::test]
     async fn a_failing_job_leaves_no_trace_while_its_batch_commits() {
         let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
-        let path = dir.path().join("t.db");
-        let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..200i64 {
-            let w = w.clone();
-            tasks.spawn(async move {
-                w.run(move |c| {
-                    c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db)?;
-                    if n % 2 == 1 {
-                        // Written, then refused: the batch runs again without it.
-                        return Err(StoreError::Database("odd".into()));
-                    }
-                    Ok(n)
-                })
-                .await
-            });
-        }
-        let mut ok = 0;
-        while let Some(r) = tasks.join_next().await {
-            if r.unwrap().is_ok() {
-                ok += 1;
+        let committed = run_all(&w, 200, |n, c| {
+            insert(n, c)?;
+            if n % 2 == 1 {
+                // Written, then refused: the batch runs again without it.
+                return Err(StoreError::Database("odd".into()));
             }
-        }
-        assert_eq!(ok, 100);
-        let readers = Readers::start(&path, 1, "t").unwrap();
-        let (count, odd): (i64, i64) = readers
-            .run(|c| {
-                c.query_row("SELECT COUNT(*), COUNT(*) FILTER (WHERE n % 2 = 1) FROM t", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(db)
-            })
-            .await
-            .unwrap();
-        assert_eq!((count, odd), (100, 0));
+            Ok(())
+        })
+        .await;
+        let evens: Vec<i64> = (0..200).filter(|n| n % 2 == 0).collect();
+        assert_eq!(committed, evens);
+        assert_eq!(stored(&dir), evens);
     }
 
     #[tokio::test]
     async fn a_job_failing_before_it_writes_costs_the_others_nothing() {
-        let (_dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
+        let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
         let runs = Arc::new(AtomicUsize::new(0));
-        let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..200i64 {
-            let (w, runs) = (w.clone(), runs.clone());
-            tasks.spawn(async move {
-                w.run(move |c| {
-                    runs.fetch_add(1, Ordering::Relaxed);
-                    if n % 2 == 1 {
-                        return Err(StoreError::Database("refused before writing".into()));
-                    }
-                    c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db)
-                })
-                .await
-            });
-        }
-        let mut ok = 0;
-        while let Some(r) = tasks.join_next().await {
-            if r.unwrap().is_ok() {
-                ok += 1;
+        let counted = runs.clone();
+        let committed = run_all(&w, 200, move |n, c| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            if n % 2 == 1 {
+                return Err(StoreError::Database("refused before writing".into()));
             }
-        }
-        assert_eq!(ok, 100);
+            insert(n, c)
+        })
+        .await;
+        let evens: Vec<i64> = (0..200).filter(|n| n % 2 == 0).collect();
+        assert_eq!(committed, evens);
+        assert_eq!(stored(&dir), evens);
         assert_eq!(runs.load(Ordering::Relaxed), 200, "no batch was run again");
     }
 
@@ -477,43 +479,21 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_rolled_back_under_the_batch_is_run_again() {
         let (dir, w) = writer_on("CREATE TABLE t (n INTEGER PRIMARY KEY)");
-        let path = dir.path().join("t.db");
-        let mut tasks = tokio::task::JoinSet::new();
-        for n in 0..100i64 {
-            let w = w.clone();
-            tasks.spawn(async move {
-                let r = w
-                    .run(move |c| {
-                        if n == 50 {
-                            c.execute_batch("ROLLBACK").map_err(db)?;
-                            return Err(StoreError::Database("disk full".into()));
-                        }
-                        c.execute("INSERT INTO t (n) VALUES (?1)", [n]).map_err(db)
-                    })
-                    .await;
-                (n, r.is_ok())
-            });
-        }
-        let mut answered_ok = Vec::new();
-        while let Some(r) = tasks.join_next().await {
-            let (n, ok) = r.unwrap();
-            if ok {
-                answered_ok.push(n);
+        let committed = run_all(&w, 100, |n, c| {
+            if n == 50 {
+                c.execute_batch("ROLLBACK").map_err(db)?;
+                return Err(StoreError::Database("disk full".into()));
             }
-        }
-        answered_ok.sort();
+            insert(n, c)
+        })
+        .await;
         let expected: Vec<i64> = (0..100).filter(|n| *n != 50).collect();
-        assert_eq!(answered_ok, expected);
-        let readers = Readers::start(&path, 1, "t").unwrap();
-        let stored: Vec<i64> = readers
-            .run(|c| {
-                let mut st = c.prepare("SELECT n FROM t ORDER BY n").map_err(db)?;
-                let rows = st.query_map([], |r| r.get(0)).map_err(db)?;
-                rows.collect::<Result<Vec<i64>, _>>().map_err(db)
-            })
-            .await
-            .unwrap();
-        assert_eq!(stored, expected, "every job answered as committed is, exactly once");
+        assert_eq!(committed, expected);
+        assert_eq!(
+            stored(&dir),
+            expected,
+            "every job answered as committed is, exactly once"
+        );
     }
 
     /// 40 MB written without a pause: the WAL still starts over every 16 MiB or so.

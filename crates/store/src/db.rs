@@ -62,7 +62,8 @@ impl Db {
         })
     }
 
-    /// Runs `f` in a write transaction; answers after the commit.
+    /// Runs `f` in a write transaction; answers after the commit. `f` decides before it writes
+    /// and may run more than once ([`Writer::run`]).
     pub(crate) async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,

@@ -54,7 +54,7 @@ impl SqliteSimStore {
     }
 
     /// Opens the simulated network's database at `url`. On the network's first start it draws
-    /// the network's identity and takes over the state that versions before 0.2 kept in the
+    /// the network's identity and takes over the state that earlier versions kept in the
     /// gateway's database at `gateway_url` (emptying it there, so that a later new network
     /// starts afresh).
     pub async fn open_importing(url: &str, gateway_url: Option<&str>) -> Result<SqliteSimStore, StoreError> {
@@ -89,18 +89,6 @@ impl SqliteSimStore {
         } else {
             format!("{}{id}", self.key_prefix)
         }
-    }
-
-    async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        self.db.write(f).await
-    }
-
-    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.db.lookup(f)
     }
 }
 
@@ -143,20 +131,16 @@ fn sim_user_row(c: &Connection, phone: &str) -> Result<Option<SimUser>, StoreErr
 
 /// The group a target names (its row only).
 fn sim_find(c: &Connection, target: &SimTarget) -> Result<Option<SimGroup>, StoreError> {
-    match target {
-        SimTarget::InviteCode(code) => one(
-            c,
-            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE invite_code = ?1"),
-            params![code],
-            sim_group_row,
-        ),
-        SimTarget::Jid(jid) => one(
-            c,
-            &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE jid = ?1"),
-            params![jid],
-            sim_group_row,
-        ),
-    }
+    let (column, value) = match target {
+        SimTarget::InviteCode(code) => ("invite_code", code),
+        SimTarget::Jid(jid) => ("jid", jid),
+    };
+    one(
+        c,
+        &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE {column} = ?1"),
+        params![value],
+        sim_group_row,
+    )
 }
 
 fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
@@ -229,7 +213,7 @@ impl SimStore for SqliteSimStore {
         members: Vec<SimMember>,
         reports: Vec<ProviderEvent>,
     ) -> Result<(SimGroup, bool), StoreError> {
-        self.write(move |c| {
+        self.db.write(move |c| {
             if let Some(existing) = one(
                 c,
                 &format!("SELECT {SIM_GROUP_COLS} FROM sim_groups WHERE create_key = ?1"),
@@ -273,7 +257,7 @@ impl SimStore for SqliteSimStore {
         users: Vec<String>,
         rule: SimRule,
     ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError> {
-        self.write(move |c| {
+        self.db.write(move |c| {
             let Some(state) = sim_load(c, &target, &users)? else {
                 return Ok(None);
             };
@@ -320,15 +304,15 @@ impl SimStore for SqliteSimStore {
     }
 
     async fn sim_find_group(&self, target: SimTarget) -> Result<Option<SimGroup>, StoreError> {
-        self.lookup(move |c| sim_find(c, &target))
+        self.db.lookup(move |c| sim_find(c, &target))
     }
 
     async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
-        self.lookup(move |c| sim_load(c, &target, &[]))
+        self.db.lookup(move |c| sim_load(c, &target, &[]))
     }
 
     async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
-        self.write(move |c| {
+        self.db.write(move |c| {
             exec(
                 c,
                 "INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of) VALUES (?1, ?2, ?3, ?4) \
@@ -348,11 +332,12 @@ impl SimStore for SqliteSimStore {
 
     async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
         let phone = phone.to_string();
-        self.lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
+        self.db
+            .lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
     }
 
     async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             all(
                 c,
                 "SELECT id, waba_number, report FROM sim_outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -375,20 +360,21 @@ impl SimStore for SqliteSimStore {
         if ids.is_empty() {
             return Ok(());
         }
-        self.write(move |c| {
-            exec(
-                c,
-                "DELETE FROM sim_outbox WHERE id IN (SELECT value FROM json_each(?1))",
-                params![ids_json(&ids)],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "DELETE FROM sim_outbox WHERE id IN (SELECT value FROM json_each(?1))",
+                    params![ids_json(&ids)],
+                )
+                .map(|_| ())
+            })
+            .await
     }
 }
 
-/// The network's first start, in one transaction: its identity, and the state versions
-/// before 0.2 kept in the gateway's database, if any. The gateway's copy is emptied after.
+/// The network's first start, in one transaction: its identity, and the state earlier versions
+/// kept in the gateway's database, if any. The gateway's copy is emptied after.
 fn first_start(path: &std::path::Path, gateway: Option<&std::path::Path>) -> Result<(), StoreError> {
     let c = crate::conn::open(path, false)?;
     let attached = match gateway.filter(|g| g.exists()) {

@@ -97,26 +97,6 @@ impl SqliteStore {
         })
     }
 
-    async fn write<T, E>(&self, f: impl FnMut(&Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-    {
-        self.db.write(f).await
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.db.read(f).await
-    }
-
-    /// An indexed point lookup, run on the calling thread.
-    fn lookup<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        self.db.lookup(f)
-    }
-
     /// A key or number through the [`AuthCache`]: `get` finds it there, `load` in the
     /// database, `put` remembers what was loaded.
     fn cached<T: Clone>(
@@ -125,7 +105,7 @@ impl SqliteStore {
         load: impl FnOnce(&Connection) -> Result<Option<T>, StoreError>,
         put: impl FnOnce(&mut AuthCache, T),
     ) -> Result<Option<T>, StoreError> {
-        self.lookup(|c| {
+        self.db.lookup(|c| {
             let epoch = auth_epoch(c)?;
             {
                 let mut cache = self.auth.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,7 +118,10 @@ impl SqliteStore {
                 let mut cache = self.auth.lock().unwrap_or_else(|e| e.into_inner());
                 // Loaded as of `epoch` or later: kept only if nothing changed since.
                 if cache.epoch == epoch {
-                    if cache.keys.len() >= AUTH_CACHE_MAX || cache.numbers.len() >= AUTH_CACHE_MAX {
+                    if [cache.keys.len(), cache.numbers.len(), cache.numbers_by_id.len()]
+                        .iter()
+                        .any(|n| *n >= AUTH_CACHE_MAX)
+                    {
                         *cache = AuthCache {
                             epoch,
                             ..AuthCache::default()
@@ -487,13 +470,13 @@ fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreErro
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await?;
-        self.write(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await
+        self.db.read(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await?;
+        self.db.write(|c| one(c, "SELECT 1", [], |_| Ok(())).map(|_| ())).await
     }
 
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError> {
         let name = name.to_string();
-        self.write(move |c| {
+        self.db.write(move |c| {
             one(
                 c,
                 &format!(
@@ -508,7 +491,7 @@ impl Store for SqliteStore {
 
     async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError> {
         let key = name_or_id.to_string();
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             one(
                 c,
                 &format!("SELECT {ORG_COLS} FROM orgs WHERE name = ?1 OR id = ?1"),
@@ -519,19 +502,20 @@ impl Store for SqliteStore {
     }
 
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
-        self.read(|c| {
-            all(
-                c,
-                &format!("SELECT {ORG_COLS} FROM orgs ORDER BY created_at, id"),
-                [],
-                org_row,
-            )
-        })
-        .await
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    &format!("SELECT {ORG_COLS} FROM orgs ORDER BY created_at, id"),
+                    [],
+                    org_row,
+                )
+            })
+            .await
     }
 
     async fn add_number(&self, n: NewNumber, now: Timestamp) -> Result<Option<Number>, StoreError> {
-        self.write(move |c| {
+        self.db.write(move |c| {
             one(
                 c,
                 &format!(
@@ -554,28 +538,30 @@ impl Store for SqliteStore {
 
     async fn set_number_disabled(&self, waba_number: &str, disabled: bool) -> Result<Option<Number>, StoreError> {
         let w = waba_number.to_string();
-        self.write(move |c| {
-            one(
-                c,
-                &format!("UPDATE numbers SET disabled = ?1 WHERE waba_number = ?2 RETURNING {NUMBER_COLS}"),
-                params![disabled, w],
-                number_row,
-            )
-        })
-        .await
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    &format!("UPDATE numbers SET disabled = ?1 WHERE waba_number = ?2 RETURNING {NUMBER_COLS}"),
+                    params![disabled, w],
+                    number_row,
+                )
+            })
+            .await
     }
 
     async fn list_numbers(&self, org_id: Option<&str>) -> Result<Vec<Number>, StoreError> {
         let org = org_id.map(str::to_string);
-        self.read(move |c| {
-            all(
-                c,
-                &format!("SELECT {NUMBER_COLS} FROM numbers WHERE ?1 IS NULL OR org_id = ?1 ORDER BY id"),
-                params![org],
-                number_row,
-            )
-        })
-        .await
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE ?1 IS NULL OR org_id = ?1 ORDER BY id"),
+                    params![org],
+                    number_row,
+                )
+            })
+            .await
     }
 
     async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError> {
@@ -613,7 +599,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError> {
-        self.write(move |c| {
+        self.db.write(move |c| {
             one(
                 c,
                 &format!(
@@ -630,27 +616,29 @@ impl Store for SqliteStore {
 
     async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, StoreError> {
         let org = org_id.to_string();
-        self.read(move |c| {
-            all(
-                c,
-                &format!("SELECT {KEY_COLS} FROM api_keys WHERE org_id = ?1 ORDER BY created_at, id"),
-                params![org],
-                key_row,
-            )
-        })
-        .await
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    &format!("SELECT {KEY_COLS} FROM api_keys WHERE org_id = ?1 ORDER BY created_at, id"),
+                    params![org],
+                    key_row,
+                )
+            })
+            .await
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let id = key_id.to_string();
-        self.write(move |c| {
-            Ok(exec(
-                c,
-                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                params![now.millis(), id],
-            )? == 1)
-        })
-        .await
+        self.db
+            .write(move |c| {
+                Ok(exec(
+                    c,
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                    params![now.millis(), id],
+                )? == 1)
+            })
+            .await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
@@ -672,7 +660,7 @@ impl Store for SqliteStore {
 
     async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError> {
         let payload = serde_json::to_string(&g.command).map_err(|e| StoreError::Database(e.to_string()))?;
-        self.write(move |c| {
+        self.db.write(move |c| {
             let now = g.now.millis();
             let row_id: Option<i64> = c
                 .prepare_cached(
@@ -709,7 +697,7 @@ impl Store for SqliteStore {
 
     async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
         let (org, gid) = (org_id.to_string(), group_id.to_string());
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             let Some(g) = group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org, gid])? else {
                 return Ok(None);
             };
@@ -747,35 +735,36 @@ impl Store for SqliteStore {
             sql.push_str(" AND g.id < ?5");
         }
         sql.push_str(" ORDER BY g.id DESC LIMIT ?6");
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(&sql).map_err(db)?;
-            let mut bind = |i: usize, v: &dyn rusqlite::ToSql| stmt.raw_bind_parameter(i, v).map_err(db);
-            bind(1, &org)?;
-            if let Some(n) = number {
-                bind(2, &n)?;
-            }
-            if let Some(n) = &numbers {
-                bind(3, n)?;
-            }
-            if let Some(s) = status {
-                bind(4, &s)?;
-            }
-            if let Some(b) = before {
-                bind(5, &b)?;
-            }
-            bind(6, &limit)?;
-            let mut rows = stmt.raw_query();
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(db)? {
-                out.push(group_row(r)?);
-            }
-            Ok(out)
-        })
-        .await
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+                let mut bind = |i: usize, v: &dyn rusqlite::ToSql| stmt.raw_bind_parameter(i, v).map_err(db);
+                bind(1, &org)?;
+                if let Some(n) = number {
+                    bind(2, &n)?;
+                }
+                if let Some(n) = &numbers {
+                    bind(3, n)?;
+                }
+                if let Some(s) = status {
+                    bind(4, &s)?;
+                }
+                if let Some(b) = before {
+                    bind(5, &b)?;
+                }
+                bind(6, &limit)?;
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(db)? {
+                    out.push(group_row(r)?);
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<JoinRequest>, StoreError> {
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             all(
                 c,
                 "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
@@ -788,7 +777,7 @@ impl Store for SqliteStore {
 
     async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         let id = command_id.to_string();
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             one(
                 c,
                 "SELECT status, result FROM commands WHERE command_id = ?1",
@@ -800,20 +789,22 @@ impl Store for SqliteStore {
 
     async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError> {
         let wa = wa_group_id.to_string();
-        self.lookup(move |c| group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa]))
+        self.db
+            .lookup(move |c| group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa]))
     }
 
     async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(move |c| {
-            all(
-                c,
-                "SELECT event_id, event_type, sequence, occurred_at, payload FROM events \
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT event_id, event_type, sequence, occurred_at, payload FROM events \
                  WHERE group_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
-                params![group_row_id, after, limit],
-                stored_event_row,
-            )
-        })
-        .await
+                    params![group_row_id, after, limit],
+                    stored_event_row,
+                )
+            })
+            .await
     }
 
     async fn mutate_group(
@@ -827,89 +818,90 @@ impl Store for SqliteStore {
             GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
             GroupTarget::ClientId { .. } => 0,
         };
-        self.write(move |c| {
-            // Decide, then write: a report already applied, an unknown group or a refusing
-            // rule leaves before anything is written.
-            if let Some(key) = &dedup_key {
-                let seen = one(
-                    c,
-                    "SELECT 1 AS seen FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2",
-                    params![inbox_number, key],
-                    |_| Ok(()),
-                )?;
-                if seen.is_some() {
-                    return Ok(Mutation::Duplicate);
-                }
-            }
-            let (group, command_id) = match &target {
-                GroupTarget::ClientId { org_id, group_id } => (
-                    group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id, group_id])?,
-                    None,
-                ),
-                GroupTarget::WaGroupId { number_id, wa_group_id } => (
-                    group_where(
+        self.db
+            .write(move |c| {
+                // Decide, then write: a report already applied, an unknown group or a refusing
+                // rule leaves before anything is written.
+                if let Some(key) = &dedup_key {
+                    let seen = one(
                         c,
-                        "g.number_id = ?1 AND g.wa_group_id = ?2",
-                        params![number_id, wa_group_id],
-                    )?,
-                    None,
-                ),
-                GroupTarget::Request { number_id, request_id } => {
-                    // The provider's request ID, or for providers that answer before we recorded
-                    // it (the simulated network echoes the command ID), the command ID.
-                    let cmd = one(
-                        c,
-                        "SELECT id, group_id FROM commands WHERE number_id = ?1 AND request_id = ?2 \
-                         UNION ALL SELECT id, group_id FROM commands WHERE number_id = ?1 AND command_id = ?2 LIMIT 1",
-                        params![number_id, request_id],
-                        |r| Ok((get::<i64>(r, "id")?, get::<i64>(r, "group_id")?)),
+                        "SELECT 1 AS seen FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2",
+                        params![inbox_number, key],
+                        |_| Ok(()),
                     )?;
-                    match cmd {
-                        None => (None, None),
-                        Some((cmd_id, group_row_id)) => {
-                            (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id))
-                        }
+                    if seen.is_some() {
+                        return Ok(Mutation::Duplicate);
                     }
                 }
-            };
-            let Some(group) = group else {
-                return Err(DomainError::not_found(match &target {
-                    GroupTarget::ClientId { group_id, .. } => format!("group {group_id:?}"),
-                    GroupTarget::WaGroupId { wa_group_id, .. } => format!("group {wa_group_id}"),
-                    GroupTarget::Request { request_id, .. } => format!("request {request_id}"),
-                })
-                .into());
-            };
-            let participants = load_participants(c, group.id)?;
-            let join_requests = all(
-                c,
-                "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
-                 WHERE group_id = ?1 AND state = 'pending' ORDER BY created_at",
-                params![group.id],
-                join_request_row,
-            )?;
-            let state = GroupState {
-                group,
-                participants,
-                join_requests,
-                command_id,
-            };
-            let decision = rule(&state)?;
-            if let Some(key) = &dedup_key {
-                exec(
+                let (group, command_id) = match &target {
+                    GroupTarget::ClientId { org_id, group_id } => (
+                        group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id, group_id])?,
+                        None,
+                    ),
+                    GroupTarget::WaGroupId { number_id, wa_group_id } => (
+                        group_where(
+                            c,
+                            "g.number_id = ?1 AND g.wa_group_id = ?2",
+                            params![number_id, wa_group_id],
+                        )?,
+                        None,
+                    ),
+                    GroupTarget::Request { number_id, request_id } => {
+                        // The provider's request ID, or for providers that answer before we recorded
+                        // it (the simulated network echoes the command ID), the command ID.
+                        let cmd = one(
+                            c,
+                            "SELECT id, group_id FROM commands WHERE number_id = ?1 AND request_id = ?2 \
+                         UNION ALL SELECT id, group_id FROM commands WHERE number_id = ?1 AND command_id = ?2 LIMIT 1",
+                            params![number_id, request_id],
+                            |r| Ok((get::<i64>(r, "id")?, get::<i64>(r, "group_id")?)),
+                        )?;
+                        match cmd {
+                            None => (None, None),
+                            Some((cmd_id, group_row_id)) => {
+                                (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id))
+                            }
+                        }
+                    }
+                };
+                let Some(group) = group else {
+                    return Err(DomainError::not_found(match &target {
+                        GroupTarget::ClientId { group_id, .. } => format!("group {group_id:?}"),
+                        GroupTarget::WaGroupId { wa_group_id, .. } => format!("group {wa_group_id}"),
+                        GroupTarget::Request { request_id, .. } => format!("request {request_id}"),
+                    })
+                    .into());
+                };
+                let participants = load_participants(c, group.id)?;
+                let join_requests = all(
                     c,
-                    "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3)",
-                    params![inbox_number, key, now.millis()],
+                    "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
+                 WHERE group_id = ?1 AND state = 'pending' ORDER BY created_at",
+                    params![group.id],
+                    join_request_row,
                 )?;
-            }
-            persist(c, &state.group, &decision)?;
-            Ok(Mutation::Applied(Box::new(decision)))
-        })
-        .await
+                let state = GroupState {
+                    group,
+                    participants,
+                    join_requests,
+                    command_id,
+                };
+                let decision = rule(&state)?;
+                if let Some(key) = &dedup_key {
+                    exec(
+                        c,
+                        "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3)",
+                        params![inbox_number, key, now.millis()],
+                    )?;
+                }
+                persist(c, &state.group, &decision)?;
+                Ok(Mutation::Applied(Box::new(decision)))
+            })
+            .await
     }
 
     async fn due_commands(&self, now: Timestamp, after: i64, limit: i64) -> Result<Vec<Command>, StoreError> {
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             all(
                 c,
                 "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
@@ -944,7 +936,7 @@ impl Store for SqliteStore {
                 .collect::<Vec<_>>(),
         )
         .to_string();
-        self.write(move |c| {
+        self.db.write(move |c| {
             // A command its confirmation already closed stays closed.
             exec(
                 c,
@@ -959,21 +951,23 @@ impl Store for SqliteStore {
 
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError> {
         let err = error.to_string();
-        self.write(move |c| {
-            exec(
-                c,
-                "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2 \
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2 \
                  WHERE id = ?3 AND status = 'pending'",
-                params![not_before.millis(), err, id],
-            )
-            .map(|_| ())
-        })
-        .await
+                    params![not_before.millis(), err, id],
+                )
+                .map(|_| ())
+            })
+            .await
     }
 
     async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError> {
-        self.write(move |c| {
-            one(
+        self.db
+            .write(move |c| {
+                one(
                 c,
                 &format!(
                     "INSERT INTO webhook_endpoints (id, org_id, url, description, event_types, waba_numbers, secret, \
@@ -992,13 +986,13 @@ impl Store for SqliteStore {
                 endpoint_row,
             )?
             .ok_or_else(|| StoreError::Database("the new endpoint was not returned".into()))
-        })
-        .await
+            })
+            .await
     }
 
     async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
         let org = org_id.to_string();
-        self.read(move |c| {
+        self.db.read(move |c| {
             all(
                 c,
                 &format!(
@@ -1013,7 +1007,7 @@ impl Store for SqliteStore {
 
     async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             one(
                 c,
                 &format!(
@@ -1033,7 +1027,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
-        self.write(move |c| {
+        self.db.write(move |c| {
             let Some(mut ep) = one(
                 c,
                 &format!(
@@ -1089,25 +1083,26 @@ impl Store for SqliteStore {
 
     async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
-        self.write(move |c| {
-            let n = exec(
-                c,
-                "UPDATE webhook_endpoints SET deleted_at = ?1, disabled = 1, updated_at = ?1 \
+        self.db
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "UPDATE webhook_endpoints SET deleted_at = ?1, disabled = 1, updated_at = ?1 \
                  WHERE org_id = ?2 AND id = ?3 AND deleted_at IS NULL",
-                params![now.millis(), org, id],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            exec(
-                c,
-                "UPDATE deliveries SET status = 'dead', updated_at = ?1 \
+                    params![now.millis(), org, id],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                exec(
+                    c,
+                    "UPDATE deliveries SET status = 'dead', updated_at = ?1 \
                  WHERE endpoint_id = ?2 AND status IN ('pending', 'failed')",
-                params![now.millis(), id],
-            )?;
-            Ok(true)
-        })
-        .await
+                    params![now.millis(), id],
+                )?;
+                Ok(true)
+            })
+            .await
     }
 
     async fn rotate_endpoint_secret(
@@ -1119,7 +1114,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
         let (org, id, secret) = (org_id.to_string(), id.to_string(), secret.to_string());
-        self.write(move |c| {
+        self.db.write(move |c| {
             one(
                 c,
                 &format!(
@@ -1134,7 +1129,7 @@ impl Store for SqliteStore {
     }
 
     async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
-        self.read(move |c| {
+        self.db.read(move |c| {
             all(
                 c,
                 &format!(
@@ -1148,7 +1143,7 @@ impl Store for SqliteStore {
     }
 
     async fn last_delivery_id(&self) -> Result<i64, StoreError> {
-        self.lookup(|c| {
+        self.db.lookup(|c| {
             one(c, "SELECT COALESCE(MAX(id), 0) AS id FROM deliveries", [], |r| {
                 get(r, "id")
             })
@@ -1164,7 +1159,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<OpenDelivery>, StoreError> {
         let endpoint_id = endpoint_id.map(str::to_string);
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             // By position: both statements below select these columns in this order.
             let map = |r: &Row| {
                 Ok(OpenDelivery {
@@ -1204,7 +1199,7 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError> {
         let records = records.to_vec();
-        self.write(move |c| {
+        self.db.write(move |c| {
             // Per delivery, two statements on its row by rowid (no statement journal): the
             // attempt before, if any, moves to the history; this one takes its place. A
             // delivery closed meanwhile (its endpoint deleted) keeps no late attempt.
@@ -1257,7 +1252,7 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<DeliveryView>, StoreError> {
         let (org, ep) = (org_id.to_string(), endpoint_id.to_string());
-        self.read(move |c| {
+        self.db.read(move |c| {
             let rows = all(
                 c,
                 "SELECT d.id, d.status, d.sequence, d.next_attempt_at, d.created_at, d.updated_at, ev.event_id, \
@@ -1330,69 +1325,72 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let (org, ep) = (org_id.to_string(), endpoint_id.to_string());
-        self.write(move |c| {
-            let which = "org_id = ?2 AND endpoint_id = ?3 AND status IN ('failed', 'dead') AND created_at >= ?4";
-            exec(
-                c,
-                &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
-                params![now.millis(), org, ep, since.millis()],
-            )?;
-            Ok(exec(
-                c,
-                &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
-                params![now.millis(), org, ep, since.millis()],
-            )? as u64)
-        })
-        .await
+        self.db
+            .write(move |c| {
+                let which = "org_id = ?2 AND endpoint_id = ?3 AND status IN ('failed', 'dead') AND created_at >= ?4";
+                exec(
+                    c,
+                    &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
+                    params![now.millis(), org, ep, since.millis()],
+                )?;
+                Ok(exec(
+                    c,
+                    &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
+                    params![now.millis(), org, ep, since.millis()],
+                )? as u64)
+            })
+            .await
     }
 
     async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError> {
         let (org, event_id) = (org_id.to_string(), event_id.to_string());
-        self.write(move |c| {
-            let Some((event_row, group_row, sequence, event_type, waba)) = one(
-                c,
-                "SELECT ev.id, ev.group_id, ev.sequence, ev.event_type, n.waba_number FROM events ev \
+        self.db
+            .write(move |c| {
+                let Some((event_row, group_row, sequence, event_type, waba)) = one(
+                    c,
+                    "SELECT ev.id, ev.group_id, ev.sequence, ev.event_type, n.waba_number FROM events ev \
                  JOIN groups g ON g.id = ev.group_id JOIN numbers n ON n.id = g.number_id \
                  WHERE ev.org_id = ?1 AND ev.event_id = ?2",
-                params![org, event_id],
-                |r| {
-                    Ok((
-                        get::<i64>(r, "id")?,
-                        get::<i64>(r, "group_id")?,
-                        get::<i64>(r, "sequence")?,
-                        get::<String>(r, "event_type")?,
-                        get::<String>(r, "waba_number")?,
-                    ))
-                },
-            )?
-            else {
-                return Ok(None);
-            };
-            for ep in subscribed_endpoints(c, &org)? {
-                if webhook::matches(ep.1.as_deref(), ep.2.as_deref(), &event_type, &waba) {
-                    insert_delivery(c, &ep.0, event_row, &org, group_row, sequence, now)?;
+                    params![org, event_id],
+                    |r| {
+                        Ok((
+                            get::<i64>(r, "id")?,
+                            get::<i64>(r, "group_id")?,
+                            get::<i64>(r, "sequence")?,
+                            get::<String>(r, "event_type")?,
+                            get::<String>(r, "waba_number")?,
+                        ))
+                    },
+                )?
+                else {
+                    return Ok(None);
+                };
+                for ep in subscribed_endpoints(c, &org)? {
+                    if webhook::matches(ep.1.as_deref(), ep.2.as_deref(), &event_type, &waba) {
+                        insert_delivery(c, &ep.0, event_row, &org, group_row, sequence, now)?;
+                    }
                 }
-            }
-            let which = "event_row_id = ?2 AND endpoint_id IN \
+                let which = "event_row_id = ?2 AND endpoint_id IN \
                  (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0)";
-            exec(
-                c,
-                &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
-                params![now.millis(), event_row],
-            )?;
-            let n = exec(
-                c,
-                &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
-                params![now.millis(), event_row],
-            )?;
-            Ok(Some(n as u64))
-        })
-        .await
+                exec(
+                    c,
+                    &format!("{ARCHIVE_LATEST_ATTEMPTS} {which}"),
+                    params![now.millis(), event_row],
+                )?;
+                let n = exec(
+                    c,
+                    &format!("UPDATE deliveries SET {REQUEUE} WHERE {which}"),
+                    params![now.millis(), event_row],
+                )?;
+                Ok(Some(n as u64))
+            })
+            .await
     }
 
     async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError> {
-        self.read(|c| {
-            one(
+        self.db
+            .read(|c| {
+                one(
                 c,
                 "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'failed')",
                 [],
@@ -1404,13 +1402,13 @@ impl Store for SqliteStore {
                 },
             )
             .map(Option::unwrap_or_default)
-        })
-        .await
+            })
+            .await
     }
 
     async fn event_position(&self, org_id: &str, event_id: &str) -> Result<Option<i64>, StoreError> {
         let (org, ev) = (org_id.to_string(), event_id.to_string());
-        self.lookup(move |c| {
+        self.db.lookup(move |c| {
             one(
                 c,
                 "SELECT id FROM events WHERE org_id = ?1 AND event_id = ?2",
@@ -1431,7 +1429,7 @@ impl Store for SqliteStore {
         let numbers = filter.number_ids.as_deref().map(ids_json);
         let group = filter.group_row_id;
         let event_type = filter.event_type.clone();
-        self.read(move |c| {
+        self.db.read(move |c| {
             all(
                 c,
                 "SELECT ev.id, ev.event_id, ev.event_type, ev.sequence, ev.occurred_at, ev.payload FROM events ev \
@@ -1447,16 +1445,17 @@ impl Store for SqliteStore {
     }
 
     async fn open_commands(&self) -> Result<i64, StoreError> {
-        self.read(|c| {
-            one(
-                c,
-                "SELECT COUNT(*) AS n FROM commands WHERE status IN ('pending', 'submitted')",
-                [],
-                |r| get(r, "n"),
-            )
-            .map(Option::unwrap_or_default)
-        })
-        .await
+        self.db
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT COUNT(*) AS n FROM commands WHERE status IN ('pending', 'submitted')",
+                    [],
+                    |r| get(r, "n"),
+                )
+                .map(Option::unwrap_or_default)
+            })
+            .await
     }
 }
 

@@ -108,6 +108,17 @@ async fn deliveries_are_signed_and_match_the_event_log() {
     assert!(m.contains("wagroups_webhook_deliveries_total"), "{m}");
     assert!(m.contains("wagroups_webhook_queue_depth"), "{m}");
     assert!(m.contains("wagroups_webhook_attempt_duration_seconds"), "{m}");
+    // Both databases' writers count their commits (the gateway's and the simulated network's).
+    for db in ["wg-db", "wg-sim"] {
+        assert!(
+            m.contains(&format!("wagroups_sqlite_commits_total{{db=\"{db}\"}}")),
+            "{m}"
+        );
+        assert!(
+            m.contains(&format!("wagroups_sqlite_write_jobs_total{{db=\"{db}\"}}")),
+            "{m}"
+        );
+    }
 }
 
 #[tokio::test]

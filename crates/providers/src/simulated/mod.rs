@@ -292,6 +292,12 @@ impl SimNetwork {
         }
     }
 
+    /// Rounds until the outbox is read to its end; answers whether a report waits.
+    async fn rounds_to_end(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<bool, StoreError> {
+        while self.round(pump, sink).await?.more {}
+        Ok(!pump.held.is_empty())
+    }
+
     /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback
     /// (and soon again while a report waits).
     pub async fn run_pump(self: Arc<Self>, sink: Arc<dyn ProviderEventSink>, shutdown: CancellationToken) {
@@ -304,15 +310,12 @@ impl SimNetwork {
                 _ = tokio::time::sleep(delay) => {}
             }
             let mut pump = self.pump.lock().await;
-            delay = loop {
-                match self.round(&mut pump, sink.as_ref()).await {
-                    Ok(RoundEnd { more: true }) => continue,
-                    Ok(_) if !pump.held.is_empty() => break WAIT_RETRY,
-                    Ok(_) => break Duration::from_millis(500),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
-                        break Duration::from_millis(200);
-                    }
+            delay = match self.rounds_to_end(&mut pump, sink.as_ref()).await {
+                Ok(true) => WAIT_RETRY,
+                Ok(false) => Duration::from_millis(500),
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
+                    Duration::from_millis(200)
                 }
             };
         }
@@ -326,11 +329,8 @@ impl SimNetwork {
         if !self.pumping.load(Ordering::SeqCst) {
             let mut pump = self.pump.lock().await;
             loop {
-                match self.round(&mut pump, sink).await {
-                    Ok(RoundEnd { more: true }) => continue,
-                    Ok(_) if !pump.held.is_empty() && tokio::time::Instant::now() < deadline => {
-                        tokio::time::sleep(WAIT_RETRY).await;
-                    }
+                match self.rounds_to_end(&mut pump, sink).await {
+                    Ok(true) if tokio::time::Instant::now() < deadline => tokio::time::sleep(WAIT_RETRY).await,
                     Ok(_) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "delivering simulated reports failed");
