@@ -16,7 +16,7 @@ use wagroups_core::{
     model::{Profile, ProviderKind},
     store::Store,
 };
-use wagroups_server::{Config, DeliveryConfig, Server};
+use wagroups_server::{Config, DeliveryConfig, HttpLimits, Server};
 use wagroups_store::SqliteStore;
 
 #[derive(Parser)]
@@ -30,6 +30,15 @@ struct Cli {
         default_value = "sqlite://wagroups.db"
     )]
     database: String,
+    /// Log lines as `text` (coloured only on a terminal) or `json` (one object a line).
+    #[arg(
+        long,
+        global = true,
+        env = "WAGROUPS_LOG_FORMAT",
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,6 +127,25 @@ struct ServeArgs {
     /// gateway's (`wagroups.db` has `wagroups.sim.db`).
     #[arg(long, env = "WAGROUPS_SIM_DATABASE_URL")]
     sim_database: Option<String>,
+    /// A request head (request line and headers) must arrive whole within this, counted from
+    /// its first byte (from the connection's opening for its first request); then `408` and
+    /// the connection is closed.
+    #[arg(long, env = "WAGROUPS_HTTP_HEADER_TIMEOUT", default_value = "10s")]
+    http_header_timeout: String,
+    /// A request body must arrive whole within this of its head; then `408`.
+    #[arg(long, env = "WAGROUPS_HTTP_BODY_TIMEOUT", default_value = "30s")]
+    http_body_timeout: String,
+    /// A keep-alive connection with no request under way is closed after this.
+    #[arg(long, env = "WAGROUPS_HTTP_IDLE_TIMEOUT", default_value = "75s")]
+    http_idle_timeout: String,
+    /// Open connections at most. Over it, a new connection takes the place of the one idle
+    /// the longest; when none is idle it waits in the listen backlog. Default: 4096, or
+    /// fewer when the open-file limit is low (it leaves a quarter, at least 256, for the rest).
+    #[arg(long, env = "WAGROUPS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// The largest request head, in bytes (`431` over it).
+    #[arg(long, env = "WAGROUPS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    max_header_bytes: usize,
 }
 
 #[derive(Subcommand)]
@@ -178,13 +206,18 @@ enum KeysCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WAGROUPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WAGROUPS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn")),
-        )
-        .init();
+        .with_env_filter(filter);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never into a file or a pipe.
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -227,12 +260,45 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
         per_endpoint: args.webhook_endpoint_concurrency.max(1),
         ..DeliveryConfig::default()
     };
+    // Every connection is a file: take all the process may have.
+    let nofile = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    };
+    let duration = |flag: &str, v: &str| parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"));
+    let mut http = HttpLimits::for_open_files(nofile);
+    http.header_timeout = duration("http-header-timeout", &args.http_header_timeout)?;
+    http.body_timeout = duration("http-body-timeout", &args.http_body_timeout)?;
+    http.idle_timeout = duration("http-idle-timeout", &args.http_idle_timeout)?;
+    if let Some(n) = args.max_connections {
+        anyhow::ensure!(n > 0, "--max-connections: must be at least 1");
+        http.max_connections = n;
+    }
+    anyhow::ensure!(
+        (1024..=1024 * 1024).contains(&args.max_header_bytes),
+        "--max-header-bytes: must be 1024 to 1048576"
+    );
+    http.max_header_bytes = args.max_header_bytes;
+    tracing::info!(
+        open_files = nofile,
+        max_connections = http.max_connections,
+        header_timeout = ?http.header_timeout,
+        body_timeout = ?http.body_timeout,
+        idle_timeout = ?http.idle_timeout,
+        "HTTP limits"
+    );
     let server = Server::start(&Config {
         bind: args.bind,
         database_url: database.to_string(),
         sim_database_url: args.sim_database,
         api_only: args.api_only,
         delivery,
+        http,
     })
     .await?;
     let base = format!("http://{}", server.local_addr);

@@ -38,7 +38,6 @@ event_types! {
     JoinRequestCreated = "GROUP_JOIN_REQUEST_CREATED",
     JoinRequestRevoked = "GROUP_JOIN_REQUEST_REVOKED",
     JoinRequestRejected = "GROUP_JOIN_REQUEST_REJECTED",
-    OperationFailed = "GROUP_OPERATION_FAILED",
 }
 
 /// What happened, with the fields particular to each event type.

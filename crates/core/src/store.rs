@@ -368,6 +368,14 @@ pub mod sim {
         pub users: Vec<SimUser>,
     }
 
+    /// The users an action names, as the organisation that acts has configured them: each
+    /// organisation has simulated users of its own (its `scope`).
+    #[derive(Debug, Clone, Default)]
+    pub struct SimUsers {
+        pub scope: String,
+        pub phones: Vec<String>,
+    }
+
     impl SimGroupState {
         pub fn user(&self, phone: &str) -> SimUser {
             self.users
@@ -434,11 +442,14 @@ pub mod sim {
         async fn sim_mutate(
             &self,
             target: SimTarget,
-            users: Vec<String>,
+            users: SimUsers,
             rule: SimRule,
         ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError>;
-        async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError>;
-        async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError>;
+        /// Configures a user in `scope`.
+        async fn sim_put_user(&self, scope: &str, user: SimUser) -> Result<(), StoreError>;
+        /// A user as `scope` configured it (else as configured before users had scopes, else
+        /// the default).
+        async fn sim_user(&self, scope: &str, phone: &str) -> Result<SimUser, StoreError>;
         /// A group's whole state: the group, its members and join requests.
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;
         /// A group, without its members.

@@ -7,9 +7,11 @@ pub const SUBJECT_MAX: usize = 128;
 pub const DESCRIPTION_MAX: usize = 2048;
 pub const GROUP_ID_MAX: usize = 50;
 
-/// Trims the subject; it must then hold 1 to 128 characters.
+/// Trims the subject; it must then hold 1 to 128 characters, none of them a control
+/// character (WhatsApp shows a subject on one line).
 pub fn subject(field: &str, raw: &str) -> Result<String, ValidationError> {
     let s = raw.trim();
+    printable(field, s, false)?;
     let n = s.chars().count();
     if n == 0 {
         return Err(ValidationError::new(
@@ -26,9 +28,36 @@ pub fn subject(field: &str, raw: &str) -> Result<String, ValidationError> {
     Ok(s.to_string())
 }
 
-/// The description may be empty and holds at most 2048 characters.
+/// The description may be empty and holds at most 2048 characters; line breaks and tabs are
+/// kept, other control characters refused.
 pub fn description(field: &str, raw: &str) -> Result<String, ValidationError> {
+    printable(field, raw, true)?;
     at_most(field, raw, DESCRIPTION_MAX)
+}
+
+/// Refuses the control characters (C0, DEL, C1) nobody can see or type in WhatsApp, which
+/// would be stored and shown as garbage (or cut a client's string at a NUL). `multiline`
+/// keeps line feeds, carriage returns and tabs.
+pub fn printable(field: &str, raw: &str, multiline: bool) -> Result<(), ValidationError> {
+    let bad = raw
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    match bad {
+        None => Ok(()),
+        Some((i, c)) => Err(ValidationError::new(
+            field,
+            format!(
+                "must not contain control characters{}; found U+{:04X} at character {}",
+                if multiline {
+                    " other than line breaks and tabs"
+                } else {
+                    ""
+                },
+                c as u32,
+                raw[..i].chars().count() + 1
+            ),
+        )),
+    }
 }
 
 /// A text of at most `max` characters (not bytes), kept as given.
@@ -116,6 +145,24 @@ mod tests {
         assert!(group_id("g", "new_support-2026.v1").is_ok());
         assert!(group_id("g", "has space").is_err());
         assert!(group_id("g", "ünïcode").is_err());
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_descriptions_keep_line_breaks() {
+        let e = subject("subject", "a\u{0}b").unwrap_err();
+        assert!(
+            e.message.contains("U+0000") && e.message.contains("character 2"),
+            "{}",
+            e.message
+        );
+        assert!(subject("subject", "line\nbreak").is_err());
+        assert!(subject("subject", "tab\there").is_err());
+        assert!(subject("subject", "bell\u{7}").is_err());
+        assert!(subject("subject", "c1\u{85}x").is_err());
+        assert!(subject("subject", "Ünïcødé ✓ 👍").is_ok());
+        assert!(description("description", "one\ntwo\r\n\tthree").is_ok());
+        assert!(description("description", "del\u{7f}").is_err());
+        assert!(description("description", "esc\u{1b}[31m").is_err());
     }
 
     #[test]

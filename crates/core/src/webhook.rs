@@ -17,7 +17,7 @@ pub const DESCRIPTION_MAX: usize = 512;
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A customer's webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub id: String,
     pub org_id: String,
@@ -34,6 +34,27 @@ pub struct Endpoint {
     pub previous_secret_until: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// The secrets are never printed, not even in logs of a `Debug` dump.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("url", &self.url)
+            .field("description", &self.description)
+            .field("event_types", &self.event_types)
+            .field("waba_numbers", &self.waba_numbers)
+            .field("disabled", &self.disabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("secret", &"[redacted]")
+            .field("previous_secret", &self.previous_secret.as_ref().map(|_| "[redacted]"))
+            .field("previous_secret_until", &self.previous_secret_until)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 /// Whether an endpoint with these filters receives an event.
@@ -74,7 +95,15 @@ pub fn validate_url(field: &str, raw: &str, allow_private: bool) -> Result<url::
         None => return Err(ValidationError::new(field, "must have a host")),
         Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
         Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-        Some(url::Host::Domain(_)) => None,
+        Some(url::Host::Domain(d)) => {
+            if !allow_private && is_forbidden_name(d) {
+                return Err(ValidationError::new(
+                    field,
+                    format!("targets {d}, a {}", forbidden_reason()),
+                ));
+            }
+            None
+        }
     };
     if let Some(ip) = ip
         && !allow_private
@@ -88,30 +117,65 @@ pub fn validate_url(field: &str, raw: &str, allow_private: bool) -> Result<url::
     Ok(url)
 }
 
+/// Host names that always mean this machine, however they are spelled: `localhost` and
+/// every name under it (RFC 6761), with or without the trailing dot of a fully qualified
+/// name (`localhost.`), in any case.
+pub fn is_forbidden_name(host: &str) -> bool {
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost") || name == "localhost.localdomain"
+}
+
 /// The words used when a target is refused.
 pub fn forbidden_reason() -> &'static str {
     "loopback, private, link-local or metadata address (allowed only with --allow-private-webhook-targets)"
 }
 
 /// Loopback, private, link-local (cloud metadata lives there), shared, reserved, multicast
-/// and unspecified addresses: never webhook targets unless explicitly allowed.
+/// and unspecified addresses: never webhook targets unless explicitly allowed. An IPv6
+/// address that carries an IPv4 one (IPv4-mapped and -translated, NAT64, 6to4, Teredo) is
+/// judged by the IPv4 address it reaches; the deprecated IPv4-compatible and the local-use
+/// NAT64 ranges are refused whole.
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return forbidden_v4(v4);
             }
-            let seg0 = v6.segments()[0];
+            let s = v6.segments();
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7 (includes fd00:ec2::254)
-                || (seg0 & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (seg0 & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
-                || seg0 == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || s[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (deprecated; ::1 and :: too)
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7 (includes fd00:ec2::254)
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 0x0001) // local-use NAT64 64:ff9b:1::/48
+                || (s[0] == 0x0100 && s[1..4] == [0; 3]) // discard-only 100::/64
+                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation 2001:db8::/32
+                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID 2001:10::/28
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0020) // ORCHIDv2 2001:20::/28
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, where it embeds one that traffic reaches.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    match s {
+        // IPv4-mapped ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(v4(hi, lo)),
+        // IPv4-translated ::ffff:0:a.b.c.d (SIIT)
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        // NAT64 well-known prefix 64:ff9b::/96
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        // 6to4 2002:a.b.c.d::/48
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        // Teredo 2001:0::/32: the client's address, inverted, in the last 32 bits
+        [0x2001, 0, _, _, _, _, hi, lo] => Some(v4(!hi, !lo)),
+        _ => None,
     }
 }
 
@@ -158,6 +222,7 @@ pub fn validate_event_types(field: &str, types: &[String]) -> Result<Vec<String>
 }
 
 pub fn validate_description(field: &str, raw: &str) -> Result<String, ValidationError> {
+    crate::validate::printable(field, raw, true)?;
     crate::validate::at_most(field, raw, DESCRIPTION_MAX)
 }
 
@@ -345,10 +410,35 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "224.0.0.1",
+            // The IPv6 spellings of loopback, private and metadata addresses.
+            "::127.0.0.1",
+            "::7f00:1",
+            "::8.8.8.8",
+            "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b:1::8.8.8.8",
+            "64:ff9b:1:ffff::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
+            "100::1",
+            "2001:db8::1",
+            "3fff::1",
         ] {
             assert!(is_forbidden_ip(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",  // NAT64 of 8.8.8.8: a public address
+            "2002:808:808::1",   // 6to4 of 8.8.8.8
+            "2a00:1450:4001::1", // a public IPv6 address
+        ] {
             assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -362,6 +452,25 @@ mod tests {
         assert!(validate_url("url", "ftp://example.com/", true).is_err());
         assert!(validate_url("url", "not a url", true).is_err());
         assert!(validate_url("url", "https://user:pw@example.com/", true).is_err());
+        for url in [
+            "http://localhost.:9000/",
+            "http://LOCALHOST/",
+            "http://a.b.localhost./x",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::]/",
+            "http://0x7f.1/",
+            "http://2130706433/",
+            "http://127.1/",
+        ] {
+            assert!(validate_url("url", url, false).is_err(), "{url} accepted");
+            assert!(
+                validate_url("url", url, true).is_ok(),
+                "{url} refused with private targets allowed"
+            );
+        }
+        assert!(validate_url("url", "https://localhost.example.com/", false).is_ok());
     }
 
     #[test]

@@ -8,7 +8,11 @@ use std::{
 };
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use wagroups_core::webhook::{forbidden_reason, is_forbidden_ip};
+use wagroups_core::webhook::{forbidden_reason, is_forbidden_ip, is_forbidden_name};
+
+/// How long a registration waits for a host name to resolve before accepting it (it is
+/// checked again at every delivery).
+const REGISTRATION_LOOKUP: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A DNS resolver that drops forbidden addresses (and fails when none is left).
 #[derive(Clone)]
@@ -32,6 +36,9 @@ pub async fn resolve_allowed(
     host: &str,
     allow_private: bool,
 ) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    if !allow_private && is_forbidden_name(host) {
+        return Err(format!("refused: {host} names this machine ({})", forbidden_reason()).into());
+    }
     let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
     let allowed: Vec<SocketAddr> = all
         .iter()
@@ -77,10 +84,12 @@ pub async fn check_target(url: &reqwest::Url, allow_private: bool) -> Result<(),
         return Ok(());
     }
     match url.host() {
-        Some(url::Host::Domain(d)) => match resolve_allowed(d, false).await {
-            Err(e) if e.to_string().starts_with("refused") => Err(e.to_string()),
-            _ => Ok(()),
-        },
+        Some(url::Host::Domain(d)) => {
+            match tokio::time::timeout(REGISTRATION_LOOKUP, resolve_allowed(d, false)).await {
+                Ok(Err(e)) if e.to_string().starts_with("refused") => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -105,11 +114,33 @@ mod tests {
     async fn localhost_is_refused_unless_allowed() {
         let url: reqwest::Url = "http://localhost:9/hook".parse().unwrap();
         let err = check_target(&url, false).await.unwrap_err();
-        assert!(err.contains("localhost") && err.contains("127.0.0.1"), "{err}");
+        assert!(err.starts_with("refused") && err.contains("localhost"), "{err}");
         assert!(check_target(&url, true).await.is_ok());
         let lit: reqwest::Url = "http://169.254.169.254/latest".parse().unwrap();
         assert!(check_target(&lit, false).await.is_err());
         assert!(resolve_allowed("localhost", false).await.is_err());
         assert!(resolve_allowed("localhost", true).await.is_ok());
+    }
+
+    /// At delivery, every spelling of a forbidden target is refused before a connection is
+    /// made: IP literals by `check_literal`, names by the resolver.
+    #[tokio::test]
+    async fn every_spelling_of_a_forbidden_target_is_refused_at_delivery() {
+        for lit in [
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::ffff:0:7f00:1]/",
+        ] {
+            let url: reqwest::Url = lit.parse().unwrap();
+            assert!(check_literal(&url, false).is_err(), "{lit} passed at delivery");
+            assert!(check_literal(&url, true).is_ok());
+        }
+        for name in ["localhost.", "LocalHost", "x.localhost."] {
+            let err = resolve_allowed(name, false).await.unwrap_err().to_string();
+            assert!(err.starts_with("refused"), "{name}: {err}");
+        }
     }
 }

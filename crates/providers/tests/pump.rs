@@ -74,7 +74,7 @@ async fn flush_waits_for_reports_behind_a_long_backlog() {
     store
         .sim_mutate(
             SimTarget::Jid("120363000000000001@g.us".into()),
-            vec![],
+            Default::default(),
             Box::new(move |_| {
                 Ok(SimChange {
                     reports: reports.clone(),

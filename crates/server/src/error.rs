@@ -5,7 +5,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use wagroups_core::{DomainError, service::ServiceError};
 
 /// A client-facing error: status, a stable code, a message naming the field and the rule.
@@ -92,19 +92,25 @@ impl From<DomainError> for ApiError {
 
 /// How a dialect renders errors.
 pub trait Dialect: Send + Sync + 'static {
-    fn render(e: ApiError) -> Response;
+    /// The JSON body of an error.
+    fn body(e: &ApiError) -> Value;
+
+    fn render(e: ApiError) -> Response {
+        let body = Self::body(&e);
+        (e.status, Json(body)).into_response()
+    }
 }
 
 /// The native `/v1` API: `{"error": {"code", "message", "field"}}`.
 pub struct Native;
 
 impl Dialect for Native {
-    fn render(e: ApiError) -> Response {
+    fn body(e: &ApiError) -> Value {
         let mut body = json!({ "code": e.code, "message": e.message });
-        if let Some(f) = e.field {
+        if let Some(f) = &e.field {
             body["field"] = json!(f);
         }
-        (e.status, Json(json!({ "error": body }))).into_response()
+        json!({ "error": body })
     }
 }
 
@@ -112,8 +118,40 @@ impl Dialect for Native {
 pub struct DoubleTick;
 
 impl Dialect for DoubleTick {
-    fn render(e: ApiError) -> Response {
-        (e.status, Json(json!({ "success": false, "message": e.message }))).into_response()
+    fn body(e: &ApiError) -> Value {
+        json!({ "success": false, "message": e.message })
+    }
+}
+
+/// The dialect that answers for a path, for the errors raised before a handler runs (no
+/// route, wrong method, a panic, a malformed request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialectKind {
+    Native,
+    DoubleTick,
+}
+
+impl DialectKind {
+    pub fn for_path(path: &str) -> DialectKind {
+        if path.starts_with("/whatsapp/") {
+            DialectKind::DoubleTick
+        } else {
+            DialectKind::Native
+        }
+    }
+
+    pub fn body(self, e: &ApiError) -> Value {
+        match self {
+            DialectKind::Native => Native::body(e),
+            DialectKind::DoubleTick => DoubleTick::body(e),
+        }
+    }
+
+    pub fn render(self, e: ApiError) -> Response {
+        match self {
+            DialectKind::Native => Native::render(e),
+            DialectKind::DoubleTick => DoubleTick::render(e),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use wagroups_core::model::ApiKey;
 use crate::{
     AppState,
     error::{ApiError, Dialect, DialectError},
+    json,
 };
 
 /// Largest request body accepted.
@@ -45,13 +46,14 @@ where
     }
 }
 
-/// A JSON object body: `Content-Type: application/json`, at most [`BODY_LIMIT`] bytes.
+/// A JSON object body: `Content-Type: application/json`, at most [`BODY_LIMIT`] bytes, read
+/// within the connection's body timeout, and no key given twice in any object.
 pub struct JsonObject<D: Dialect>(pub Fields, pub PhantomData<D>);
 
 impl<D: Dialect, S: Send + Sync> FromRequest<S> for JsonObject<D> {
     type Rejection = DialectError<D>;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let ct = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -69,29 +71,140 @@ impl<D: Dialect, S: Send + Sync> FromRequest<S> for JsonObject<D> {
                 ),
             )));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                DialectError::new(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("request body must be at most {BODY_LIMIT} bytes"),
-                ))
-            } else {
-                DialectError::new(ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", rej.body_text()))
-            }
-        })?;
-        match serde_json::from_slice::<Value>(&bytes) {
+        let bytes = read_body(req).await.map_err(DialectError::new)?;
+        match json::parse_strict(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(Fields(map), PhantomData)),
             Ok(_) => Err(DialectError::new(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 "request body must be a JSON object",
             ))),
-            Err(e) => Err(DialectError::new(ApiError::new(
+            Err(json::StrictError::Duplicate(path)) => Err(DialectError::new(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_json".into(),
+                message: format!("{path}: the key appears more than once (each key may be given once)"),
+                field: Some(path),
+            })),
+            Err(json::StrictError::Syntax(e)) => Err(DialectError::new(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("request body is not valid JSON: {e}"),
             ))),
+        }
+    }
+}
+
+/// The whole body, at most [`BODY_LIMIT`] bytes: `413` over it, `408` when the client did
+/// not send it within the body timeout.
+pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(req.into_body(), BODY_LIMIT).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let cause = |pred: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| {
+                let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(err) = next {
+                    if pred(err) {
+                        return true;
+                    }
+                    next = err.source();
+                }
+                false
+            };
+            if cause(&|err| err.is::<http_body_util::LengthLimitError>()) {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body must be at most {BODY_LIMIT} bytes"),
+                ))
+            } else if cause(&|err| err.is::<crate::conn::BodyTimeout>()) {
+                Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive within the body timeout",
+                ))
+            } else {
+                Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("the request body could not be read: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+/// The query string's parameters. A parameter given twice, or one that is not valid UTF-8
+/// once percent-decoded, is refused (`400` naming it): ambiguous input is never guessed at.
+pub struct Query<D: Dialect>(pub Params, pub PhantomData<D>);
+
+/// Query parameters, each name once.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn parse(query: &str) -> Result<Params, ApiError> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = form_decode(raw_name)
+                .map_err(|_| ApiError::invalid("query", "a parameter name is not valid UTF-8 once percent-decoded"))?;
+            let value = form_decode(raw_value)
+                .map_err(|_| ApiError::invalid(&name, "is not valid UTF-8 once percent-decoded"))?;
+            if out.iter().any(|(k, _)| *k == name) {
+                return Err(ApiError::invalid(&name, "is given more than once in the query string"));
+            }
+            out.push((name, value));
+        }
+        Ok(Params(out))
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space), refusing invalid UTF-8.
+fn form_decode(raw: &str) -> Result<String, std::str::Utf8Error> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+}
+
+impl<D: Dialect, S: Send + Sync> FromRequestParts<S> for Query<D> {
+    type Rejection = DialectError<D>;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let params = Params::parse(parts.uri.query().unwrap_or("")).map_err(DialectError::new)?;
+        Ok(Query(params, PhantomData))
+    }
+}
+
+/// The route's one path parameter, refused in the dialect's shape (naming it) when it is
+/// not valid UTF-8.
+pub struct Path<D: Dialect>(pub String, pub PhantomData<D>);
+
+impl<D: Dialect, S: Send + Sync> FromRequestParts<S> for Path<D> {
+    type Rejection = DialectError<D>;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::{path::ErrorKind, rejection::PathRejection};
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v, PhantomData)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => Err(DialectError::new(ApiError::invalid(
+                    key,
+                    "is not valid UTF-8 once percent-decoded",
+                ))),
+                other => {
+                    tracing::error!(error = %other, "a route's path parameters do not match its handler");
+                    Err(DialectError::new(ApiError::internal()))
+                }
+            },
+            Err(other) => {
+                tracing::error!(error = %other, "a route's path parameters do not match its handler");
+                Err(DialectError::new(ApiError::internal()))
+            }
         }
     }
 }

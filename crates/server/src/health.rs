@@ -57,6 +57,103 @@ async fn openapi_json() -> (StatusCode, Json<Value>) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_norway::from_str(super::OPENAPI_YAML).unwrap()
+    }
+
+    /// A `null` anywhere is a YAML slip (`{ description: a, b }` makes a key `b: null`).
+    #[test]
+    fn the_openapi_document_has_no_stray_null_keys() {
+        fn walk(v: &Value, path: &str, found: &mut Vec<String>) {
+            match v {
+                Value::Null => found.push(path.to_string()),
+                Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, &format!("{path}/{k}"), found)),
+                Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| walk(v, &format!("{path}/{i}"), found)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        walk(&doc(), "", &mut found);
+        assert!(found.is_empty(), "null values at {found:?}");
+    }
+
+    /// Every event type has a schema, reachable through the `Event` discriminator's mapping,
+    /// and a `webhooks` entry.
+    #[test]
+    fn every_event_type_has_a_schema_and_a_discriminator_mapping() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let documented: Vec<&str> = schemas["EventType"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let all: Vec<&str> = wagroups_core::event::EventType::ALL
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        assert_eq!(documented, all, "EventType enum vs the event vocabulary");
+        let mapping = &schemas["Event"]["discriminator"]["mapping"];
+        for t in all {
+            let target = mapping[t]
+                .as_str()
+                .unwrap_or_else(|| panic!("{t} has no discriminator mapping"));
+            let name = target.trim_start_matches("#/components/schemas/");
+            let schema = &schemas[name];
+            assert!(schema.is_object(), "{t} maps to {target}, which does not exist");
+            let consts: Vec<&Value> = schema["allOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|part| part["properties"]["eventType"].get("const"))
+                .collect();
+            assert_eq!(consts, [&Value::from(t)], "{name}'s eventType");
+            assert!(doc["webhooks"][t]["post"].is_object(), "webhook {t} is not documented");
+        }
+    }
+
+    /// The error answers every operation can give are documented: 401 where a key is
+    /// needed; 400 and 404 where the path names something; 400, 408 and 413 where a JSON
+    /// body is read.
+    #[test]
+    fn every_operation_documents_the_errors_it_can_answer() {
+        let doc = doc();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = op["responses"].as_object().unwrap();
+                let mut need = Vec::new();
+                if op.get("security") != Some(&Value::Array(vec![])) {
+                    need.push("401");
+                }
+                // Every phone is a simulated user: that path names nothing that can be missing.
+                if path.contains('{') && !path.starts_with("/v1/sandbox/users/") {
+                    need.extend(["400", "404"]);
+                } else if path.contains('{') {
+                    need.push("400");
+                }
+                if op.get("requestBody").is_some() {
+                    need.extend(["400", "408", "413"]);
+                }
+                for code in need {
+                    if !responses.contains_key(code) {
+                        missing.push(format!("{method} {path} {code}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
     #[test]
     fn the_openapi_document_parses_and_documents_every_event_type() {
         let doc: serde_json::Value = serde_norway::from_str(super::OPENAPI_YAML).unwrap();

@@ -1,10 +1,12 @@
 //! The wagroups HTTP server: dialect adapters (native `/v1`, DoubleTick), the sandbox,
 //! health checks, and the background workers that talk to WhatsApp.
 
+pub mod conn;
 mod doubletick;
 pub mod error;
 mod extract;
 mod health;
+mod json;
 mod native;
 mod render;
 mod runtime;
@@ -19,6 +21,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+pub use conn::HttpLimits;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -32,7 +35,7 @@ use wagroups_delivery::DeliveryWorker;
 use wagroups_providers::{Providers, simulated::SimNetwork};
 use wagroups_store::{SqliteSimStore, SqliteStore, sim_database_url};
 
-use crate::error::{ApiError, Dialect, Native};
+use crate::error::{ApiError, DialectKind};
 
 /// Shared by every handler and worker.
 #[derive(Clone)]
@@ -56,6 +59,8 @@ pub struct Config {
     /// work waits, durably, for a server that runs them).
     pub api_only: bool,
     pub delivery: DeliveryConfig,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http: HttpLimits,
 }
 
 /// A server that has opened its database and bound its socket, ready to run.
@@ -68,6 +73,7 @@ pub struct Server {
     store: Arc<SqliteStore>,
     api_only: bool,
     delivery: Arc<DeliveryWorker>,
+    http: HttpLimits,
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -97,25 +103,101 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(health::metrics_routes())
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(|_| Native::render(ApiError::internal())))
+        // A panic answers 500 without its text; `errors_as_json` gives it the dialect's shape.
+        .layer(CatchPanicLayer::custom(|_| {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }))
+        .layer(axum::middleware::from_fn(errors_as_json))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn fallback(req: Request) -> Response {
-    let path = req.uri().path().to_string();
+    let path = req.uri().path();
     let e = ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route {} {path}", req.method()),
     );
-    if path.starts_with("/whatsapp/") {
-        error::DoubleTick::render(e)
-    } else {
-        Native::render(e)
+    DialectKind::for_path(path).render(e)
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let path = req.uri().path();
+    let e = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{path} does not take {}", req.method()),
+    );
+    DialectKind::for_path(path).render(e)
+}
+
+/// The last line of defence for the error shapes: an error answer that is not JSON (from a
+/// layer or an extractor of axum's own) is rendered in the shape of the path's dialect.
+async fn errors_as_json(req: Request, next: axum::middleware::Next) -> Response {
+    let dialect = DialectKind::for_path(req.uri().path());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
     }
-    .into_response()
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let e = if status.is_server_error() {
+        ApiError {
+            status,
+            ..ApiError::internal()
+        }
+    } else {
+        let code = status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace(' ', "_");
+        let message = if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text
+        };
+        ApiError::new(status, &code, message)
+    };
+    let rendered = dialect.render(e);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let (new_parts, body) = rendered.into_parts();
+    parts.headers.extend(new_parts.headers);
+    Response::from_parts(parts, body)
+}
+
+/// Binds `addr` with a listen backlog deep enough for a burst of connections while the
+/// accept loop makes room (the default of 128 drops SYNs, which clients retry only after 1 s).
+async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(4096)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow::anyhow!("cannot listen on {addr}: {e}"),
+        None => anyhow::anyhow!("{addr} resolves to no address"),
+    })
 }
 
 impl Server {
@@ -160,7 +242,7 @@ impl Server {
             allow_private_webhook_targets: config.delivery.allow_private_targets,
             metrics,
         };
-        let listener = TcpListener::bind(&config.bind).await?;
+        let listener = bind(&config.bind).await?;
         let local_addr = listener.local_addr()?;
         Ok(Server {
             local_addr,
@@ -170,6 +252,7 @@ impl Server {
             store,
             api_only: config.api_only,
             delivery,
+            http: config.http.clone(),
         })
     }
 
@@ -188,9 +271,7 @@ impl Server {
             tasks.push(tokio::spawn(self.delivery.clone().run(workers.clone())));
         }
         let app = router(self.state.clone());
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+        let served = conn::serve(self.listener, app, self.http, shutdown).await;
         workers.cancel();
         for t in tasks {
             let _ = t.await;

@@ -4,19 +4,18 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use wagroups_core::{ops::GroupPatch, service::CreateGroupRequest};
 
 use crate::{
     AppState,
     error::{ApiError, DialectError, Native},
-    extract::{Auth, Fields, JsonObject},
+    extract::{Auth, Fields, JsonObject, Path, Query},
     render,
 };
 
@@ -29,22 +28,22 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/groups", get(list_groups).post(create_group))
         .route(
-            "/v1/groups/{group_id}",
+            "/v1/groups/{groupId}",
             get(get_group).patch(update_group).delete(delete_group),
         )
-        .route("/v1/groups/{group_id}/events", get(group_events))
+        .route("/v1/groups/{groupId}/events", get(group_events))
         .route(
-            "/v1/groups/{group_id}/participants",
+            "/v1/groups/{groupId}/participants",
             get(list_participants)
                 .post(add_participants)
                 .delete(remove_participants),
         )
-        .route("/v1/groups/{group_id}/admins", post(promote).delete(demote))
-        .route("/v1/groups/{group_id}/invite-link", get(invite_link))
-        .route("/v1/groups/{group_id}/invite-link/reset", post(reset_invite_link))
-        .route("/v1/groups/{group_id}/join-requests", get(join_requests))
-        .route("/v1/groups/{group_id}/join-requests/approve", post(approve))
-        .route("/v1/groups/{group_id}/join-requests/reject", post(reject))
+        .route("/v1/groups/{groupId}/admins", post(promote).delete(demote))
+        .route("/v1/groups/{groupId}/invite-link", get(invite_link))
+        .route("/v1/groups/{groupId}/invite-link/reset", post(reset_invite_link))
+        .route("/v1/groups/{groupId}/join-requests", get(join_requests))
+        .route("/v1/groups/{groupId}/join-requests/approve", post(approve))
+        .route("/v1/groups/{groupId}/join-requests/reject", post(reject))
 }
 
 /// The create-group fields shared by the native API and DoubleTick (both camelCase).
@@ -96,7 +95,7 @@ async fn create_group(
 async fn get_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Response> {
     let (group, participants) = state.service.get_group(&key, &group_id).await?;
     Ok(Json(render::group(&group, Some(&participants))).into_response())
@@ -105,7 +104,7 @@ async fn get_group(
 async fn update_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let settings = f.object("settings")?;
@@ -134,55 +133,40 @@ async fn update_group(
 async fn delete_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Response> {
     let group = state.service.delete_group(&key, &group_id).await?;
     Ok(Json(render::group(&group, None)).into_response())
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(rename = "wabaNumber")]
-    waba_number: Option<String>,
-    status: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
 async fn list_groups(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Query(q): Query<ListQuery>,
+    Query(q, ..): Query<Native>,
 ) -> Result<Response> {
     let page = state
         .service
         .list_groups(
             &key,
-            q.waba_number.as_deref(),
-            q.status.as_deref(),
-            q.limit.as_deref(),
-            q.cursor.as_deref(),
+            q.get("wabaNumber"),
+            q.get("status"),
+            q.get("limit"),
+            q.get("cursor"),
         )
         .await?;
     let data: Vec<_> = page.groups.iter().map(|g| render::group(g, None)).collect();
     Ok(Json(json!({ "data": data, "nextCursor": page.next_cursor })).into_response())
 }
 
-#[derive(Deserialize)]
-struct EventsQuery {
-    after: Option<String>,
-    limit: Option<String>,
-}
-
 async fn group_events(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    Path(group_id, ..): Path<Native>,
+    Query(q, ..): Query<Native>,
 ) -> Result<Response> {
     let events = state
         .service
-        .group_events(&key, &group_id, q.after.as_deref(), q.limit.as_deref())
+        .group_events(&key, &group_id, q.get("after"), q.get("limit"))
         .await?;
     Ok(Json(json!({ "data": crate::webhooks::raw_events(events)? })).into_response())
 }
@@ -190,7 +174,7 @@ async fn group_events(
 async fn list_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let (_, participants) = state.service.get_group(&key, &group_id).await?;
     Ok(Json(
@@ -211,7 +195,7 @@ fn participants_field(f: &Fields) -> std::result::Result<Vec<String>, ApiError> 
 async fn add_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let list = participants_field(&f)?;
@@ -223,7 +207,7 @@ async fn add_participants(
 async fn remove_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let list = participants_field(&f)?;
@@ -246,7 +230,7 @@ async fn set_admins(
 async fn promote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     set_admins(state, key, group_id, f, true).await
@@ -255,7 +239,7 @@ async fn promote(
 async fn demote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     set_admins(state, key, group_id, f, false).await
@@ -264,7 +248,7 @@ async fn demote(
 async fn invite_link(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let (group, _) = state.service.get_group(&key, &group_id).await?;
     Ok(Json(
@@ -275,7 +259,7 @@ async fn invite_link(
 async fn reset_invite_link(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let group = state.service.reset_invite_link(&key, &group_id).await?;
     Ok(Json(
@@ -286,7 +270,7 @@ async fn reset_invite_link(
 async fn join_requests(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let requests = state.service.join_requests(&key, &group_id).await?;
     Ok(Json(
@@ -314,7 +298,7 @@ async fn resolve(
 async fn approve(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     resolve(state, key, group_id, f, true).await
@@ -323,7 +307,7 @@ async fn approve(
 async fn reject(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     resolve(state, key, group_id, f, false).await

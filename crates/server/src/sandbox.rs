@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     routing::{post, put},
 };
@@ -19,7 +19,7 @@ use wagroups_providers::simulated::{SandboxError, invite_code};
 use crate::{
     AppState,
     error::{ApiError, DialectError, Native},
-    extract::{Auth, JsonObject},
+    extract::{Auth, JsonObject, Path},
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
@@ -30,8 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sandbox/leave", post(leave))
         .route("/v1/sandbox/cancel-request", post(cancel_request))
         .route("/v1/sandbox/users/{phone}", put(put_user).get(get_user))
-        .route("/v1/sandbox/groups/{group_id}/suspend", post(suspend))
-        .route("/v1/sandbox/groups/{group_id}/unsuspend", post(unsuspend))
+        .route("/v1/sandbox/groups/{groupId}/suspend", post(suspend))
+        .route("/v1/sandbox/groups/{groupId}/unsuspend", post(unsuspend))
 }
 
 fn sandbox_error(e: SandboxError) -> ApiError {
@@ -124,7 +124,7 @@ async fn set_suspension(
 async fn suspend(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     set_suspension(state, key, group_id, true).await
 }
@@ -133,7 +133,7 @@ async fn suspend(
 async fn unsuspend(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(group_id): Path<String>,
+    Path(group_id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     set_suspension(state, key, group_id, false).await
 }
@@ -162,14 +162,14 @@ fn render_user(u: &SimUser, own: &[String]) -> Value {
 async fn put_user(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(phone): Path<String>,
+    Path(phone, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Json<Value>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
     let own = own_numbers(&state, &key).await?;
     let mut user = state
         .sim
-        .user(phone.as_str())
+        .user(&key.org_id, phone.as_str())
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
     if let Some(b) = f.boolean("onWhatsApp")? {
@@ -184,9 +184,11 @@ async fn put_user(
         })?;
         user.add_privacy = p.as_str().to_string();
     }
+    // The caller's users hold the caller's numbers only (one configured before users were
+    // kept per organisation may name others).
+    user.contact_of.retain(|n| own.contains(n));
     if let Some(list) = f.items("contactOf")? {
-        // Other organisations' entries are kept; the caller's are replaced.
-        let mut out: Vec<String> = user.contact_of.iter().filter(|n| !own.contains(n)).cloned().collect();
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
         for (i, n) in list.iter().enumerate() {
             let field = format!("contactOf[{i}]");
             let digits =
@@ -204,7 +206,7 @@ async fn put_user(
     }
     state
         .sim
-        .put_user(user.clone())
+        .put_user(&key.org_id, user.clone())
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
     Ok(Json(render_user(&user, &own)))
@@ -213,12 +215,12 @@ async fn put_user(
 async fn get_user(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(phone): Path<String>,
+    Path(phone, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
     let user = state
         .sim
-        .user(phone.as_str())
+        .user(&key.org_id, phone.as_str())
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
     let own = own_numbers(&state, &key).await?;

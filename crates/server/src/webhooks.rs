@@ -2,12 +2,11 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde::Deserialize;
 use serde_json::{Value, json, value::RawValue};
 use wagroups_core::{
     event::StoredEvent,
@@ -18,7 +17,7 @@ use wagroups_core::{
 use crate::{
     AppState,
     error::{ApiError, DialectError, Native},
-    extract::{Auth, Fields, JsonObject},
+    extract::{Auth, Fields, JsonObject, Path, Query},
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
@@ -27,12 +26,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/webhook-endpoints", get(list).post(create))
         .route("/v1/webhook-endpoints/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/webhook-endpoints/{id}/secret", get(secret))
         .route("/v1/webhook-endpoints/{id}/rotate-secret", post(rotate))
         .route("/v1/webhook-endpoints/{id}/deliveries", get(deliveries))
         .route("/v1/webhook-endpoints/{id}/recover", post(recover))
         .route("/v1/events", get(events))
-        .route("/v1/events/{event_id}/redeliver", post(redeliver))
+        .route("/v1/events/{eventId}/redeliver", post(redeliver))
 }
 
 fn render(e: &Endpoint) -> Value {
@@ -129,7 +127,7 @@ async fn list(State(state): State<AppState>, Auth(key, ..): Auth<Native>) -> Res
 async fn read(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
+    Path(id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     Ok(Json(render(&state.service.endpoint(&key, &id).await?)))
 }
@@ -137,7 +135,7 @@ async fn read(
 async fn update(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
+    Path(id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Json<Value>> {
     let input = endpoint_input(&f)?;
@@ -152,37 +150,22 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
+    Path(id, ..): Path<Native>,
 ) -> Result<StatusCode> {
     state.service.delete_endpoint(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn secret(
-    State(state): State<AppState>,
-    Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>> {
-    let ep = state.service.endpoint(&key, &id).await?;
-    Ok(Json(json!({ "secret": ep.secret })))
-}
-
+/// A new secret, shown in this answer only; the previous one keeps signing for 24 hours.
 async fn rotate(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
+    Path(id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
     let ep = state.service.rotate_endpoint_secret(&key, &id).await?;
     Ok(Json(
         json!({ "secret": ep.secret, "previousSecretExpiresAt": ep.previous_secret_until }),
     ))
-}
-
-#[derive(Deserialize)]
-struct DeliveriesQuery {
-    status: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
 }
 
 fn render_attempt(a: &AttemptView) -> Value {
@@ -213,12 +196,12 @@ fn render_delivery(d: &DeliveryView) -> Value {
 async fn deliveries(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
-    Query(q): Query<DeliveriesQuery>,
+    Path(id, ..): Path<Native>,
+    Query(q, ..): Query<Native>,
 ) -> Result<Json<Value>> {
     let (rows, next) = state
         .service
-        .deliveries(&key, &id, q.status.as_deref(), q.limit.as_deref(), q.cursor.as_deref())
+        .deliveries(&key, &id, q.get("status"), q.get("limit"), q.get("cursor"))
         .await?;
     Ok(Json(
         json!({ "data": rows.iter().map(render_delivery).collect::<Vec<_>>(), "nextCursor": next }),
@@ -228,7 +211,7 @@ async fn deliveries(
 async fn recover(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(id): Path<String>,
+    Path(id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let since = f.string("since")?;
@@ -239,20 +222,10 @@ async fn recover(
 async fn redeliver(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Path(event_id): Path<String>,
+    Path(event_id, ..): Path<Native>,
 ) -> Result<Response> {
     let n = state.service.redeliver(&key, &event_id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n }))).into_response())
-}
-
-#[derive(Deserialize)]
-struct EventsQuery {
-    #[serde(rename = "groupId")]
-    group_id: Option<String>,
-    #[serde(rename = "eventType")]
-    event_type: Option<String>,
-    after: Option<String>,
-    limit: Option<String>,
 }
 
 /// Stored payloads as JSON values, without re-serialising them.
@@ -270,16 +243,16 @@ pub fn raw_events(events: Vec<StoredEvent>) -> std::result::Result<Vec<Box<RawVa
 async fn events(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
-    Query(q): Query<EventsQuery>,
+    Query(q, ..): Query<Native>,
 ) -> Result<Json<Value>> {
     let events = state
         .service
         .org_events(
             &key,
-            q.group_id.as_deref(),
-            q.event_type.as_deref(),
-            q.after.as_deref(),
-            q.limit.as_deref(),
+            q.get("groupId"),
+            q.get("eventType"),
+            q.get("after"),
+            q.get("limit"),
         )
         .await?;
     let last = events.last().map(|e| e.event_id.clone());

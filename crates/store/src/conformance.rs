@@ -44,7 +44,7 @@ macro_rules! conformance_tests {
 #[macro_export]
 macro_rules! sim_conformance_tests {
     ($make:expr) => {
-        $crate::conformance_tests!(@each $make; simulated_network_state);
+        $crate::conformance_tests!(@each $make; simulated_network_state, simulated_users_per_organisation);
     };
 }
 
@@ -441,7 +441,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     let refused = s
         .sim_mutate(
             SimTarget::InviteCode("CODE".into()),
-            vec![],
+            Default::default(),
             Box::new(|_| {
                 Err(SimRefusal {
                     code: "no".into(),
@@ -462,7 +462,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     let changed = s
         .sim_mutate(
             SimTarget::InviteCode("CODE".into()),
-            vec![],
+            Default::default(),
             Box::new(move |_| {
                 Ok(SimChange {
                     members: vec![SimMember {
@@ -481,7 +481,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     assert!(
         s.sim_mutate(
             SimTarget::Jid("nope@g.us".into()),
-            vec![],
+            Default::default(),
             Box::new(|_| Ok(SimChange::default()))
         )
         .await
@@ -510,7 +510,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     // Report IDs are never reused, even once the outbox is empty.
     s.sim_mutate(
         SimTarget::Jid(g.jid.clone()),
-        vec![],
+        Default::default(),
         Box::new(|st| {
             Ok(SimChange {
                 reports: vec![ProviderEvent::ParticipantLeft {
@@ -529,6 +529,64 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     // Reading after a report skips it and those before it.
     assert!(s.sim_outbox(next[0].id, 10).await.unwrap().is_empty());
     assert_eq!(s.sim_outbox(next[0].id - 1, 10).await.unwrap().len(), 1);
+}
+
+/// Each organisation configures its own simulated users; another's settings are invisible
+/// to it, in lookups and in the state a mutation sees.
+pub async fn simulated_users_per_organisation<S: SimStore>(s: &S) {
+    use wagroups_core::store::sim::{SimUser, SimUsers};
+    let phone = "919999999999";
+    assert_eq!(s.sim_user("org_a", phone).await.unwrap(), SimUser::default_for(phone));
+    let hidden = SimUser {
+        phone: phone.into(),
+        on_whatsapp: false,
+        add_privacy: "nobody".into(),
+        contact_of: vec!["15550000001".into()],
+    };
+    s.sim_put_user("org_a", hidden.clone()).await.unwrap();
+    assert_eq!(s.sim_user("org_a", phone).await.unwrap(), hidden);
+    assert_eq!(s.sim_user("org_b", phone).await.unwrap(), SimUser::default_for(phone));
+    let b = SimUser {
+        add_privacy: "contacts".into(),
+        contact_of: vec![],
+        ..SimUser::default_for(phone)
+    };
+    s.sim_put_user("org_b", b.clone()).await.unwrap();
+    assert_eq!(s.sim_user("org_a", phone).await.unwrap(), hidden);
+    assert_eq!(s.sim_user("org_b", phone).await.unwrap(), b);
+    // A mutation loads the users of the scope it names.
+    let group = SimGroup {
+        jid: "120363000000000077@g.us".into(),
+        waba_number: "15550000002".into(),
+        profile: "linked-device".into(),
+        create_key: "cmd_users".into(),
+        subject: "s".into(),
+        description: String::new(),
+        approval_required: false,
+        invite_code: "USERS".into(),
+        created_at: T0,
+        announcement_only: false,
+        locked: false,
+        deleted: false,
+        suspended: false,
+    };
+    s.sim_create_group(group.clone(), vec![], vec![]).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    s.sim_mutate(
+        SimTarget::Jid(group.jid.clone()),
+        SimUsers {
+            scope: "org_b".into(),
+            phones: vec![phone.into()],
+        },
+        Box::new(move |st| {
+            record.lock().unwrap().push(st.user(phone));
+            Ok(SimChange::default())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen.lock().unwrap().last(), Some(&b));
 }
 
 /// Deliveries are written with their events, read back in queue order per endpoint, and

@@ -11,7 +11,7 @@ use wagroups_core::{
         StoreError,
         sim::{
             OutboxItem, SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimRule, SimStore,
-            SimTarget, SimUser,
+            SimTarget, SimUser, SimUsers,
         },
     },
 };
@@ -113,11 +113,13 @@ fn sim_group_row(r: &Row) -> Result<SimGroup, StoreError> {
     })
 }
 
-fn sim_user_row(c: &Connection, phone: &str) -> Result<Option<SimUser>, StoreError> {
+fn sim_user_row(c: &Connection, scope: &str, phone: &str) -> Result<Option<SimUser>, StoreError> {
+    // The scope's own row, else the unscoped one of earlier versions ('' sorts first).
     one(
         c,
-        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE phone = ?1",
-        params![phone],
+        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE scope IN (?1, '') AND phone = ?2 \
+         ORDER BY scope DESC LIMIT 1",
+        params![scope, phone],
         |r| {
             Ok(SimUser {
                 phone: get(r, "phone")?,
@@ -143,7 +145,7 @@ fn sim_find(c: &Connection, target: &SimTarget) -> Result<Option<SimGroup>, Stor
     )
 }
 
-fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Option<SimGroupState>, StoreError> {
+fn sim_load(c: &Connection, target: &SimTarget, users: &SimUsers) -> Result<Option<SimGroupState>, StoreError> {
     let group = sim_find(c, target)?;
     let Some(group) = group else { return Ok(None) };
     let members = all(
@@ -172,8 +174,8 @@ fn sim_load(c: &Connection, target: &SimTarget, users: &[String]) -> Result<Opti
         },
     )?;
     let mut loaded = Vec::new();
-    for phone in users {
-        if let Some(u) = sim_user_row(c, phone)? {
+    for phone in &users.phones {
+        if let Some(u) = sim_user_row(c, &users.scope, phone)? {
             loaded.push(u);
         }
     }
@@ -254,7 +256,7 @@ impl SimStore for SqliteSimStore {
     async fn sim_mutate(
         &self,
         target: SimTarget,
-        users: Vec<String>,
+        users: SimUsers,
         rule: SimRule,
     ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError> {
         self.db.write(move |c| {
@@ -308,17 +310,19 @@ impl SimStore for SqliteSimStore {
     }
 
     async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError> {
-        self.db.lookup(move |c| sim_load(c, &target, &[]))
+        self.db.lookup(move |c| sim_load(c, &target, &SimUsers::default()))
     }
 
-    async fn sim_put_user(&self, user: SimUser) -> Result<(), StoreError> {
+    async fn sim_put_user(&self, scope: &str, user: SimUser) -> Result<(), StoreError> {
+        let scope = scope.to_string();
         self.db.write(move |c| {
             exec(
                 c,
-                "INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (phone) DO UPDATE SET on_whatsapp = excluded.on_whatsapp, add_privacy = excluded.add_privacy, \
-                 contact_of = excluded.contact_of",
+                "INSERT INTO sim_users (scope, phone, on_whatsapp, add_privacy, contact_of) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (scope, phone) DO UPDATE SET on_whatsapp = excluded.on_whatsapp, \
+                 add_privacy = excluded.add_privacy, contact_of = excluded.contact_of",
                 params![
+                    scope,
                     user.phone,
                     user.on_whatsapp,
                     user.add_privacy,
@@ -330,10 +334,10 @@ impl SimStore for SqliteSimStore {
         .await
     }
 
-    async fn sim_user(&self, phone: &str) -> Result<SimUser, StoreError> {
-        let phone = phone.to_string();
+    async fn sim_user(&self, scope: &str, phone: &str) -> Result<SimUser, StoreError> {
+        let (scope, phone) = (scope.to_string(), phone.to_string());
         self.db
-            .lookup(move |c| Ok(sim_user_row(c, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
+            .lookup(move |c| Ok(sim_user_row(c, &scope, &phone)?.unwrap_or_else(|| SimUser::default_for(&phone))))
     }
 
     async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {

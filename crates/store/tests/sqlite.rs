@@ -93,7 +93,7 @@ mod simulated_network_file {
         // A new report continues the old sequence.
         sim.sim_mutate(
             SimTarget::Jid("120363000000000001@g.us".into()),
-            vec![],
+            Default::default(),
             Box::new(move |_| {
                 Ok(wagroups_core::store::sim::SimChange {
                     reports: vec![report.clone()],

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{BIN, NUMBER, TestServer};
+use crate::harness::{NUMBER, TestServer, bin};
 
 #[tokio::test]
 async fn cli_manages_orgs_numbers_and_keys_beside_a_running_server() {
@@ -74,7 +74,7 @@ async fn database_option_goes_before_or_after_the_subcommand_or_in_the_environme
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("x.db").display());
     let run = |args: Vec<&str>, env: Option<&str>| {
-        let mut c = std::process::Command::new(BIN);
+        let mut c = std::process::Command::new(bin());
         c.args(args).env_remove("WAGROUPS_DATABASE_URL");
         if let Some(e) = env {
             c.env("WAGROUPS_DATABASE_URL", e);

@@ -213,7 +213,6 @@ async fn the_openapi_document_covers_every_route_and_emitted_event() {
         ("get", "/v1/webhook-endpoints/{id}"),
         ("patch", "/v1/webhook-endpoints/{id}"),
         ("delete", "/v1/webhook-endpoints/{id}"),
-        ("get", "/v1/webhook-endpoints/{id}/secret"),
         ("post", "/v1/webhook-endpoints/{id}/rotate-secret"),
         ("get", "/v1/webhook-endpoints/{id}/deliveries"),
         ("post", "/v1/webhook-endpoints/{id}/recover"),

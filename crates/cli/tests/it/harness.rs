@@ -15,6 +15,12 @@ use tokio::{
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wagroups");
+
+/// The binary under test: this build's, or `WAGROUPS_TEST_BIN` (to show a new test failing
+/// on an earlier build).
+pub fn bin() -> String {
+    std::env::var("WAGROUPS_TEST_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 pub const NUMBER: &str = "15550100001";
 
 pub struct TestServer {
@@ -33,13 +39,23 @@ struct Started {
     key: Option<String>,
 }
 
-async fn spawn(db_url: &str, log: PathBuf, extra: &[&str]) -> Started {
+async fn spawn(db_url: &str, log: PathBuf, extra: &[&str], nofile: Option<&str>) -> Started {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .unwrap_or_else(|e| panic!("open server log: {e}"));
-    let mut child = Command::new(BIN)
+    let bin = bin();
+    let mut command = match nofile {
+        // `ulimit -n N` sets the soft and hard limits, `-S -n N` the soft one only.
+        Some(limit) => {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("ulimit {limit} && exec \"$0\" \"$@\""), &bin]);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = command
         .args(["serve", "--bind", "127.0.0.1:0", "--database", db_url])
         .args(extra)
         .env("WAGROUPS_LOG", "info,sqlx=warn")
@@ -47,7 +63,7 @@ async fn spawn(db_url: &str, log: PathBuf, extra: &[&str]) -> Started {
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let mut lines = BufReader::new(stdout).lines();
     let mut key = None;
@@ -76,9 +92,14 @@ impl TestServer {
     }
 
     pub async fn start_with(extra: &[&str]) -> TestServer {
+        Self::start_limited(None, extra).await
+    }
+
+    /// A server started under `ulimit {nofile}` (for example `-n 1024`, or `-S -n 256`).
+    pub async fn start_limited(nofile: Option<&str>, extra: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let s = TestServer::db_url_in(&dir);
-        let started = spawn(&s, dir.path().join("server.log"), extra).await;
+        let started = spawn(&s, dir.path().join("server.log"), extra, nofile).await;
         let key = started.key.unwrap_or_else(|| panic!("first start printed no API key"));
         TestServer {
             base: started.base,
@@ -116,10 +137,18 @@ impl TestServer {
     /// Starts the server again on the same database (killing it first if it runs).
     pub async fn restart(&mut self, extra: &[&str]) {
         let _ = self.child.kill().await;
-        let started = spawn(&self.db_url(), self.dir.path().join("server.log"), extra).await;
+        let started = spawn(&self.db_url(), self.dir.path().join("server.log"), extra, None).await;
         assert!(started.key.is_none(), "a second start must not bootstrap again");
         self.base = started.base;
         self.child = started.child;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
     }
 
     pub fn log(&self) -> String {
@@ -134,7 +163,7 @@ impl TestServer {
     }
 
     pub async fn cli_status(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(args)
             .env("WAGROUPS_DATABASE_URL", self.db_url())
             .output()

@@ -8,6 +8,7 @@ mod admin_cli;
 mod doubletick;
 mod durability;
 mod groups;
+mod hardening;
 mod management;
 mod sandbox;
 mod tenancy;

@@ -28,7 +28,10 @@ use wagroups_core::{
     service::ServiceError,
     store::{
         StoreError,
-        sim::{OutboxItem, SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget, SimUser},
+        sim::{
+            OutboxItem, SimChange, SimGroup, SimGroupState, SimMember, SimRefusal, SimStore, SimTarget, SimUser,
+            SimUsers,
+        },
     },
     time::Timestamp,
 };
@@ -149,7 +152,11 @@ impl SimNetwork {
         what: &str,
         rule: impl Fn(&SimGroupState) -> Result<SimChange, SimRefusal> + Send + 'static,
     ) -> Result<SimChange, SandboxError> {
-        let change = match self.store.sim_mutate(target, Vec::new(), Box::new(rule)).await? {
+        let change = match self
+            .store
+            .sim_mutate(target, SimUsers::default(), Box::new(rule))
+            .await?
+        {
             None => return Err(SandboxError::NotFound(what.to_string())),
             Some(Err(refusal)) => return Err(SandboxError::Refused(refusal)),
             Some(Ok(change)) => change,
@@ -193,13 +200,14 @@ impl SimNetwork {
         .await
     }
 
-    /// Configures a simulated user.
-    pub async fn put_user(&self, user: SimUser) -> Result<(), StoreError> {
-        self.store.sim_put_user(user).await
+    /// Configures a simulated user, as organisation `org_id` sees it.
+    pub async fn put_user(&self, org_id: &str, user: SimUser) -> Result<(), StoreError> {
+        self.store.sim_put_user(org_id, user).await
     }
 
-    pub async fn user(&self, phone: &str) -> Result<SimUser, StoreError> {
-        self.store.sim_user(phone).await
+    /// A simulated user as organisation `org_id` configured it.
+    pub async fn user(&self, org_id: &str, phone: &str) -> Result<SimUser, StoreError> {
+        self.store.sim_user(org_id, phone).await
     }
 
     /// One round of the report pump: reads the reports queued since the last round and hands
@@ -386,7 +394,7 @@ impl Provider for SimNetwork {
                 let retry = |e: StoreError| ProviderError::Retryable(e.to_string());
                 let mut users = Vec::with_capacity(participants.len());
                 for p in participants {
-                    users.push(self.store.sim_user(p).await.map_err(retry)?);
+                    users.push(self.store.sim_user(&number.org_id, p).await.map_err(retry)?);
                 }
                 let state = SimGroupState {
                     group: group.clone(),
@@ -417,13 +425,16 @@ impl Provider for SimNetwork {
 
     async fn operate(
         &self,
-        _number: &Number,
+        number: &Number,
         wa_group_id: &str,
         op: &ProviderOp,
     ) -> Result<Vec<ItemResult>, ProviderError> {
-        let users = match op {
-            ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => phones.clone(),
-            _ => Vec::new(),
+        let users = SimUsers {
+            scope: number.org_id.clone(),
+            phones: match op {
+                ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => phones.clone(),
+                _ => Vec::new(),
+            },
         };
         let op = op.clone();
         let outcome = self
