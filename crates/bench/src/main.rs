@@ -36,8 +36,8 @@ struct Args {
     /// Concurrent keep-alive connections at saturation.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Phases to run (comma-separated: create, api, sink, delivery, backlog, scale); all by
-    /// default.
+    /// Phases to run (comma-separated: create, api, conns, sink, delivery, backlog, scale); all
+    /// by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Benchmark this server binary instead of building the workspace's (to compare builds).
@@ -159,6 +159,8 @@ impl Plan {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    // The connection phase holds thousands of sockets.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     match run(&args).await {
         Ok(problems) if problems.is_empty() => {}
         Ok(problems) => {
@@ -388,6 +390,39 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
 
     // 4a: the most webhooks this machine carries without a gateway: a bare client posting
     // signed webhooks to the sink, which verifies each as it does in the phases below.
+    // Memory per idle keep-alive connection: 2,000 connections, each after one request.
+    if want("conns") {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut srv = Server::start(&bin, &[]).await?;
+        let n = 2000;
+        let before = srv.status_kb("VmRSS:");
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = tokio::net::TcpStream::connect(srv.addr).await?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n").await?;
+            let mut buf = [0u8; 512];
+            let got = s.read(&mut buf).await?;
+            if !buf[..got].starts_with(b"HTTP/1.1 200") {
+                bail!(
+                    "healthz on connection {} answered {:?}",
+                    conns.len(),
+                    String::from_utf8_lossy(&buf[..got])
+                );
+            }
+            conns.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = srv.status_kb("VmRSS:");
+        report.add(
+            "server memory per idle keep-alive connection",
+            format!("{:.1}", after.saturating_sub(before) as f64 / n as f64),
+            "KB",
+            format!("RSS growth with {n} connections open, each idle after one GET /healthz"),
+        );
+        drop(conns);
+        report.problems.extend(srv.stop().await?);
+    }
+
     if want("sink") {
         let sink = Sink::start(false).await?;
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

@@ -162,7 +162,7 @@ impl Server {
             .fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 
-    fn status_kb(&self, field: &str) -> u64 {
+    pub fn status_kb(&self, field: &str) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()

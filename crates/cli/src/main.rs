@@ -270,7 +270,14 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or(1024)
         }
     };
-    let duration = |flag: &str, v: &str| parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"));
+    let duration = |flag: &str, v: &str| {
+        let d = parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+        anyhow::ensure!(
+            d >= std::time::Duration::from_millis(100),
+            "--{flag}: must be at least 100ms, got {v}"
+        );
+        Ok(d)
+    };
     let mut http = HttpLimits::for_open_files(nofile);
     http.header_timeout = duration("http-header-timeout", &args.http_header_timeout)?;
     http.body_timeout = duration("http-body-timeout", &args.http_body_timeout)?;

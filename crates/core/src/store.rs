@@ -447,8 +447,7 @@ pub mod sim {
         ) -> Result<Option<Result<SimChange, SimRefusal>>, StoreError>;
         /// Configures a user in `scope`.
         async fn sim_put_user(&self, scope: &str, user: SimUser) -> Result<(), StoreError>;
-        /// A user as `scope` configured it (else as configured before users had scopes, else
-        /// the default).
+        /// A user as `scope` configured it, else the default.
         async fn sim_user(&self, scope: &str, phone: &str) -> Result<SimUser, StoreError>;
         /// A group's whole state: the group, its members and join requests.
         async fn sim_group(&self, target: SimTarget) -> Result<Option<SimGroupState>, StoreError>;

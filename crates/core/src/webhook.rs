@@ -191,6 +191,7 @@ fn forbidden_v4(v4: Ipv4Addr) -> bool {
         || o[0] == 0
         || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64.0.0/10
         || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99) // 6to4 relay anycast (deprecated)
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
         || o[0] >= 240 // reserved
 }
@@ -424,6 +425,7 @@ mod tests {
             "2002:7f00:1::",
             "2002:a9fe:a9fe::1",
             "2002:c0a8:101::",
+            "192.88.99.1",
             "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
             "100::1",
             "2001:db8::1",

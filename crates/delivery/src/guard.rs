@@ -100,6 +100,8 @@ pub async fn check_target(url: &reqwest::Url, allow_private: bool) -> Result<(),
 pub fn client(allow_private: bool, max_in_flight: usize) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy from the environment would resolve the target itself, past the guard.
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .user_agent(concat!("wagroups-webhooks/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(max_in_flight.max(1))

@@ -1,11 +1,15 @@
 //! HTTP/1.1 connections, with the limits a server facing untrusted clients needs.
 //!
-//! - **Header timeout**: a request head must arrive whole within it, counted from the first
-//!   byte (from the accept for a new connection); a partly sent head is answered `408` and
-//!   the connection closed, a silent new connection is closed.
+//! - **Header timeout**: a new connection's first request head must arrive whole within it
+//!   of the opening, a keep-alive connection's next head within it of its first byte; a
+//!   partly sent head is answered `408` and the connection closed, a silent new connection is
+//!   just closed.
 //! - **Body timeout**: the whole request body must arrive within it of the head; reading it
 //!   then fails, and the handler answers `408`.
 //! - **Idle timeout**: a keep-alive connection with no request under way is closed after it.
+//!   A connection stays busy from a request's arrival until hyper has flushed its response,
+//!   and a close is decided only while it is not busy (and taken back if a request came in
+//!   before the socket saw it), so no request is ever cut short by these limits.
 //! - **Connection cap**: at most `max_connections` open. A new connection over the cap takes
 //!   the place of the connection idle the longest (never-used ones first), which is closed
 //!   cleanly (an idle HTTP/1.1 connection may be closed at any time). When every connection
@@ -116,16 +120,21 @@ const CLOSE_WITH_408: u8 = 2;
 
 /// What a connection is doing, shared by its socket, its service and its watchdog.
 struct ConnState {
-    /// `IDLE` (waiting for a request), `HEAD` (part of a request head received), `BUSY` (a
-    /// request is being handled or its response sent).
+    /// `IDLE` (waiting for a request: a new connection, or keep-alive between requests),
+    /// `HEAD` (a keep-alive connection got the start of a next request head), `BUSY` (a
+    /// request is being handled or its response sent, until the response is flushed).
     phase: AtomicU8,
-    /// When the phase began, in ms of [`clock`].
+    /// When the phase began, in ms of [`clock`] (for a new connection: its opening).
     since: AtomicU64,
     /// Requests handed to the service so far.
     served: AtomicU64,
-    /// Bytes arrived since the last request was handed over (a next request has begun).
-    bytes_since_call: AtomicBool,
-    /// `KEEP`, or how the socket is to end: its next read is an end of stream.
+    /// A new connection sent bytes (of its first head).
+    first_bytes: AtomicBool,
+    /// When the response of the request under way was handed to hyper whole (ms of
+    /// [`clock`], 0 while not): the connection stays busy until hyper has flushed it.
+    response_done_at: AtomicU64,
+    /// `KEEP`, or how the socket is to end: its next read (while not busy) is an end of
+    /// stream.
     close: AtomicU8,
     /// The dialect of the path the current request head names (as far as it was seen).
     dialect: AtomicU8,
@@ -134,13 +143,21 @@ struct ConnState {
     evict: Notify,
 }
 
+/// Whether `bytes` begin like a request line (`METHOD SP …`): tells the first bytes of a next
+/// request from body bytes hyper reads (and drops) after answering without reading a body.
+fn looks_like_request_start(bytes: &[u8]) -> bool {
+    let method = bytes.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    (1..=16).contains(&method) && bytes.get(method) == Some(&b' ')
+}
+
 impl ConnState {
     fn new() -> ConnState {
         ConnState {
             phase: AtomicU8::new(IDLE),
             since: AtomicU64::new(now_ms()),
             served: AtomicU64::new(0),
-            bytes_since_call: AtomicBool::new(false),
+            first_bytes: AtomicBool::new(false),
+            response_done_at: AtomicU64::new(0),
             close: AtomicU8::new(KEEP),
             dialect: AtomicU8::new(0),
             evicting: AtomicBool::new(false),
@@ -149,8 +166,15 @@ impl ConnState {
     }
 
     fn on_bytes(&self, bytes: &[u8]) {
-        self.bytes_since_call.store(true, Ordering::Relaxed);
-        if self.phase.load(Ordering::Relaxed) == IDLE {
+        if self.phase.load(Ordering::Relaxed) != IDLE {
+            // Busy: the request's body (or a pipelined request, which hyper takes next).
+            return;
+        }
+        if self.served.load(Ordering::Relaxed) == 0 {
+            if !self.first_bytes.swap(true, Ordering::Relaxed) {
+                self.dialect.store(dialect_code(head_dialect(bytes)), Ordering::Relaxed);
+            }
+        } else if looks_like_request_start(bytes) {
             self.since.store(now_ms(), Ordering::Relaxed);
             self.phase.store(HEAD, Ordering::Relaxed);
             self.dialect.store(dialect_code(head_dialect(bytes)), Ordering::Relaxed);
@@ -159,18 +183,29 @@ impl ConnState {
 
     fn begin_request(&self) {
         self.served.fetch_add(1, Ordering::Relaxed);
-        self.bytes_since_call.store(false, Ordering::Relaxed);
+        self.response_done_at.store(0, Ordering::Relaxed);
         self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The response's last byte was handed to hyper.
+    fn response_done(&self) {
+        self.response_done_at.store(now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// hyper flushed what it wrote: a response handed over whole is now on its way.
+    fn flushed(&self) {
+        if self.response_done_at.swap(0, Ordering::Relaxed) != 0 {
+            self.end_request();
+        }
     }
 
     fn end_request(&self) {
         self.since.store(now_ms(), Ordering::Relaxed);
-        let next = if self.bytes_since_call.load(Ordering::Relaxed) {
-            HEAD
-        } else {
-            IDLE
-        };
-        self.phase.store(next, Ordering::Relaxed);
+        self.phase.store(IDLE, Ordering::Relaxed);
+    }
+
+    fn busy(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) == BUSY
     }
 
     fn dialect(&self) -> DialectKind {
@@ -184,12 +219,39 @@ impl ConnState {
     /// deadline (`None`).
     fn deadline(&self, limits: &HttpLimits) -> (Instant, Option<Expiry>) {
         let since = clock() + Duration::from_millis(self.since.load(Ordering::Relaxed));
+        let recheck = Instant::now() + limits.header_timeout.min(limits.idle_timeout);
         match self.phase.load(Ordering::Relaxed) {
-            IDLE if self.served.load(Ordering::Relaxed) == 0 => (since + limits.header_timeout, Some(Expiry::Silent)),
-            IDLE => (since + limits.idle_timeout, Some(Expiry::Idle)),
+            BUSY => {
+                // A response hyper was given but never flushed (it ended otherwise).
+                let done = self.response_done_at.load(Ordering::Relaxed);
+                if done != 0 && now_ms().saturating_sub(done) > 1000 {
+                    self.flushed();
+                }
+                (recheck, None)
+            }
+            // A first request head must arrive whole within the header timeout of the opening.
+            _ if self.served.load(Ordering::Relaxed) == 0 => (
+                since + limits.header_timeout,
+                Some(if self.first_bytes.load(Ordering::Relaxed) {
+                    Expiry::Head
+                } else {
+                    Expiry::Silent
+                }),
+            ),
             HEAD => (since + limits.header_timeout, Some(Expiry::Head)),
-            _ => (Instant::now() + limits.header_timeout.min(limits.idle_timeout), None),
+            _ => (since + limits.idle_timeout, Some(Expiry::Idle)),
         }
+    }
+
+    /// How likely the connection is the one to give up its place: a new one that sent
+    /// nothing first, then idle keep-alive ones, then ones part-way through a head.
+    fn eviction_rank(&self) -> (u8, u64) {
+        let class = match (self.served.load(Ordering::Relaxed), self.phase.load(Ordering::Relaxed)) {
+            (0, _) if !self.first_bytes.load(Ordering::Relaxed) => 0,
+            (n, IDLE) if n > 0 => 1,
+            _ => 2,
+        };
+        (class, self.since.load(Ordering::Relaxed))
     }
 }
 
@@ -244,7 +306,7 @@ fn parse_error_status(buf: &[u8]) -> Option<StatusCode> {
         return None;
     }
     let lower = buf.to_ascii_lowercase();
-    if !lower.windows(19).any(|w| w == b"\r\ncontent-length: 0") {
+    if !lower.windows(21).any(|w| w == b"\r\ncontent-length: 0\r\n") {
         return None;
     }
     let code = std::str::from_utf8(rest.get(..2)?).ok()?;
@@ -308,7 +370,14 @@ impl TrackedIo {
 impl AsyncRead for TrackedIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match this.state.close.load(Ordering::Relaxed) {
+        // A request that came in after the close was decided is served (the watchdog then
+        // takes the close back).
+        let close = if this.state.busy() {
+            KEEP
+        } else {
+            this.state.close.load(Ordering::Relaxed)
+        };
+        match close {
             CLOSE_QUIETLY => return Poll::Ready(Ok(())),
             CLOSE_WITH_408 => {
                 if !this.sent_408 {
@@ -370,7 +439,9 @@ impl AsyncWrite for TrackedIo {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.state.flushed();
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -416,12 +487,13 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-/// Marks the connection busy from the request's arrival until its response body is done.
+/// Keeps the connection busy from the request's arrival until its response body is done
+/// (and then until hyper has flushed it).
 struct BusyGuard(Arc<ConnState>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.end_request();
+        self.0.response_done();
     }
 }
 
@@ -523,14 +595,14 @@ impl Registry {
         n.saturating_sub(self.evicting.load(Ordering::Relaxed))
     }
 
-    /// Asks the connection idle the longest to close (one that never sent a request before
-    /// one that did); false when every connection is in a request.
+    /// Asks the connection that has waited the longest to close (by [`ConnState::eviction_rank`]);
+    /// false when every connection is in a request.
     fn evict_one(&self) -> bool {
         let Ok(m) = self.conns.lock() else { return false };
         let victim = m
             .values()
-            .filter(|s| s.phase.load(Ordering::Relaxed) != BUSY && !s.evicting.load(Ordering::Relaxed))
-            .min_by_key(|s| (s.served.load(Ordering::Relaxed) > 0, s.since.load(Ordering::Relaxed)));
+            .filter(|s| !s.busy() && !s.evicting.load(Ordering::Relaxed))
+            .min_by_key(|s| s.eviction_rank());
         match victim {
             Some(s) => {
                 s.evicting.store(true, Ordering::Relaxed);
@@ -568,26 +640,33 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .keep_alive(true)
+        // An end of stream from our side (a close decided) must not cut short a request
+        // hyper had already read; a client's real half-close still gets its answer.
+        .half_close(true)
         // Our own header timeout (it tells an idle connection from a slow head).
         .header_read_timeout(None)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size((limits.max_header_bytes + 8192).max(16 * 1024));
     let builder = Arc::new(builder);
     let mut warned_at: Option<Instant> = None;
-    loop {
-        // Room for one more: over the cap, an idle connection makes room, or we wait.
+    'accept: loop {
+        // Room for one more: over the cap, an idle connection makes room, or we wait (a
+        // busy connection that turns idle frees no slot by itself: look again soon).
         while registry.open() >= limits.max_connections {
             if registry.evict_one() {
                 break;
             }
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break 'accept,
                 _ = registry.freed.notified() => {}
-                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
         }
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            biased;
             _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
@@ -595,14 +674,18 @@ pub async fn serve(
                 if is_connection_error(&e) {
                     continue;
                 }
-                // Out of file descriptors (or another passing failure): make room and retry
-                // at once rather than leaving every client waiting.
                 if warned_at.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!(error = %e, open = registry.open(), "accepting a connection failed; closing an idle one");
+                    tracing::warn!(error = %e, open = registry.open(), "accepting a connection failed");
                     warned_at = Some(Instant::now());
                 }
-                registry.evict_one();
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Out of file descriptors: make room and retry at once rather than leaving
+                // every client waiting. Anything else: retry shortly.
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    registry.evict_one();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };
@@ -634,7 +717,8 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 /// One connection, watched: closed when its phase runs out of time, when it is evicted, or
-/// (after its request) at shutdown.
+/// (after its request) at shutdown. A close is decided only while no request is under way,
+/// and taken back if one comes in before the socket saw it.
 async fn connection(
     stream: TcpStream,
     state: Arc<ConnState>,
@@ -659,14 +743,18 @@ async fn connection(
     };
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut shutting_down = false;
-    // Once closing, the socket is dropped at this time if the connection has not ended.
-    let mut give_up: Option<tokio::time::Instant> = None;
+    // A close decided: why, and when the socket is dropped if the connection has not ended.
+    let mut closing: Option<(&'static str, tokio::time::Instant)> = None;
+    let close = |how: u8, reason: &'static str| {
+        state.close.store(how, Ordering::Relaxed);
+        Some((reason, tokio::time::Instant::now() + CLOSE_GRACE))
+    };
     loop {
         // The phase may change between two looks (a request arrives, ends), so the next
         // look is never more than the shortest timeout away: then a deadline the phase
         // change brought closer is still seen before it passes.
-        let wake = match give_up {
-            Some(g) => g,
+        let wake = match closing {
+            Some((_, give_up)) => give_up,
             None => tokio::time::Instant::from_std(
                 state
                     .deadline(limits)
@@ -682,30 +770,41 @@ async fn connection(
                 break;
             }
             _ = tokio::time::sleep_until(wake) => {
-                if give_up.is_some() {
-                    closed("forced");
+                if closing.is_some() {
+                    if state.busy() && !shutting_down {
+                        // A request came in before the socket saw the close: it is served.
+                        state.close.store(KEEP, Ordering::Relaxed);
+                        if state.evicting.swap(false, Ordering::Relaxed) {
+                            registry.evicting.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        closing = None;
+                        continue;
+                    }
+                    closing = Some(("forced", wake));
                     break;
                 }
                 if let (deadline, Some(expiry)) = state.deadline(limits)
                     && Instant::now() >= deadline
                 {
-                    let (how, reason) = match expiry {
-                        Expiry::Silent => (CLOSE_QUIETLY, "header_timeout"),
-                        Expiry::Idle => (CLOSE_QUIETLY, "idle_timeout"),
-                        Expiry::Head => (CLOSE_WITH_408, "header_timeout"),
+                    closing = match expiry {
+                        Expiry::Silent => close(CLOSE_QUIETLY, "header_timeout"),
+                        Expiry::Idle => close(CLOSE_QUIETLY, "idle_timeout"),
+                        Expiry::Head => close(CLOSE_WITH_408, "header_timeout"),
                     };
-                    state.close.store(how, Ordering::Relaxed);
-                    closed(reason);
-                    give_up = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                 }
             }
             _ = state.evict.notified() => {
-                if give_up.is_none() && state.phase.load(Ordering::Relaxed) != BUSY {
-                    state.close.store(CLOSE_QUIETLY, Ordering::Relaxed);
-                    closed("evicted");
-                    give_up = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                if closing.is_none() && !state.busy() {
+                    let how = if state.phase.load(Ordering::Relaxed) == HEAD
+                        || (state.served.load(Ordering::Relaxed) == 0 && state.first_bytes.load(Ordering::Relaxed))
+                    {
+                        CLOSE_WITH_408
+                    } else {
+                        CLOSE_QUIETLY
+                    };
+                    closing = close(how, "evicted");
                 } else if state.evicting.swap(false, Ordering::Relaxed) {
-                    // A request came in meanwhile: it stays.
+                    // Busy meanwhile: it stays.
                     registry.evicting.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -713,8 +812,14 @@ async fn connection(
                 shutting_down = true;
                 conn.as_mut().graceful_shutdown();
                 let limit = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-                give_up = Some(give_up.map_or(limit, |g| g.min(limit)));
+                closing = Some(match closing {
+                    Some((reason, g)) => (reason, g.min(limit)),
+                    None => ("shutdown", limit),
+                });
             }
         }
+    }
+    if let Some((reason, _)) = closing {
+        closed(reason);
     }
 }

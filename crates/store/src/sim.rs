@@ -114,11 +114,9 @@ fn sim_group_row(r: &Row) -> Result<SimGroup, StoreError> {
 }
 
 fn sim_user_row(c: &Connection, scope: &str, phone: &str) -> Result<Option<SimUser>, StoreError> {
-    // The scope's own row, else the unscoped one of earlier versions ('' sorts first).
     one(
         c,
-        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE scope IN (?1, '') AND phone = ?2 \
-         ORDER BY scope DESC LIMIT 1",
+        "SELECT phone, on_whatsapp, add_privacy, contact_of FROM sim_users WHERE scope = ?1 AND phone = ?2",
         params![scope, phone],
         |r| {
             Ok(SimUser {
@@ -410,8 +408,8 @@ fn first_start(path: &std::path::Path, gateway: Option<&std::path::Path>) -> Res
                  INSERT INTO sim_members (jid, phone, role, state) SELECT jid, phone, role, state FROM gw.sim_members;
                  INSERT INTO sim_join_requests (jid, id, phone, state, created_at)
                    SELECT jid, id, phone, state, created_at FROM gw.sim_join_requests;
-                 INSERT INTO sim_users (phone, on_whatsapp, add_privacy, contact_of)
-                   SELECT phone, on_whatsapp, add_privacy, contact_of FROM gw.sim_users;
+                 -- Users are configured per organisation now; the old unscoped ones are not
+                 -- taken over (they would show one organisation's settings to all).
                  INSERT INTO sim_outbox (id, waba_number, report) SELECT id, waba_number, report FROM gw.sim_outbox;
                  -- Report IDs go on from where they were: the gateway knows the old ones by them.
                  DELETE FROM sqlite_sequence WHERE name = 'sim_outbox';

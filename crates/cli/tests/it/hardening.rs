@@ -170,6 +170,45 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     );
 }
 
+/// A body that arrives in several reads (over hyper's first 8 KiB) is no next request: the
+/// connection is then idle, closed quietly after the idle timeout, not answered `408` after
+/// the header timeout.
+#[tokio::test]
+async fn a_keep_alive_connection_after_a_large_body_is_idle_not_in_a_head() {
+    let s = TestServer::start_with(&["--http-header-timeout", "1s", "--http-idle-timeout", "3s"]).await;
+    let body = json!({ "wabaNumber": NUMBER, "subject": "big", "pad": "x".repeat(30_000) }).to_string();
+    let mut c = TcpStream::connect(s.addr()).await.unwrap();
+    let head = format!(
+        "POST /v1/groups HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        s.key,
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.as_bytes().chunks(4096) {
+        c.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut buf = vec![0u8; 8192];
+    let n = c.read(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 202"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let idle = Instant::now();
+    assert_eq!(
+        read_until_closed(&mut c, Duration::from_secs(8)).await,
+        Ok(String::new()),
+        "no answer but the close"
+    );
+    assert!(
+        idle.elapsed() >= Duration::from_millis(2500),
+        "closed after {:?}",
+        idle.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_partial_request_head_is_answered_408_in_the_dialect_shape() {
     let s = TestServer::start_with(&["--http-header-timeout", "1s"]).await;
