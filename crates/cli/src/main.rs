@@ -14,7 +14,7 @@ use wagroups_core::webhook::{RetrySchedule, parse_duration};
 use wagroups_core::{
     admin,
     model::{Profile, ProviderKind},
-    store::Store,
+    store::prelude::*,
 };
 use wagroups_server::{Config, DeliveryConfig, HttpLimits, Server};
 use wagroups_store::SqliteStore;

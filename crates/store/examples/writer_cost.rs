@@ -10,7 +10,7 @@ use wagroups_core::{
     command::{CommandPayload, JoinApprovalModeWire},
     group::{self, GroupInput},
     model::{JoinApprovalMode, Profile, ProviderKind},
-    store::{GroupTarget, NewEndpoint, NewGroup, NewNumber, Store},
+    store::{GroupTarget, NewEndpoint, NewGroup, NewNumber, prelude::*},
     time::Timestamp,
     webhook::{AttemptNext, AttemptRecord},
 };

@@ -1,7 +1,6 @@
-//! Storage for wagroups: the SQLite implementation of the core's store ports, its
-//! migrations, and the conformance suite every implementation must pass.
+//! Storage for wagroups: the SQLite implementation of the core's store ports and its
+//! migrations. The conformance suite it passes lives in `wagroups-conformance`.
 
-pub mod conformance;
 mod conn;
 mod db;
 mod sim;

@@ -10,7 +10,7 @@ mod gateway {
         (SqliteStore::open(&url).await.unwrap(), dir)
     }
 
-    wagroups_store::conformance_tests!(sqlite_store());
+    wagroups_conformance::conformance_tests!(sqlite_store());
 }
 
 mod simulated_network {
@@ -22,7 +22,7 @@ mod simulated_network {
         (SqliteSimStore::open(&url).await.unwrap(), dir)
     }
 
-    wagroups_store::sim_conformance_tests!(sim_store());
+    wagroups_conformance::sim_conformance_tests!(sim_store());
 }
 
 /// The simulated network lives in a file of its own; it takes over the state earlier versions
@@ -180,7 +180,7 @@ mod simulated_network_file {
 mod auth_lookups {
     use wagroups_core::{
         model::{JoinApprovalMode, Profile, ProviderKind},
-        store::{NewApiKey, NewNumber, Store},
+        store::{NewApiKey, NewNumber, prelude::*},
         time::Timestamp,
     };
     use wagroups_store::SqliteStore;

@@ -1,6 +1,8 @@
 //! The behaviour every store implementation must have, written against the core's store
-//! ports only, so the same suite runs on each backend. Instantiate it with
-//! [`conformance_tests!`](crate::conformance_tests).
+//! ports only, so the same suite runs on each backend: a backend's tests depend on this crate
+//! (which depends on no backend) and instantiate it with
+//! [`conformance_tests!`](crate::conformance_tests) and
+//! [`sim_conformance_tests!`](crate::sim_conformance_tests).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use wagroups_core::{
@@ -33,7 +35,7 @@ macro_rules! conformance_tests {
             #[tokio::test]
             async fn $name() {
                 let (store, _guard) = $make.await;
-                $crate::conformance::$name(&store).await;
+                $crate::$name(&store).await;
             }
         )+
     };

@@ -1,0 +1,25 @@
+//! Work queued for WhatsApp (commands): written with the change that causes it, submitted
+//! by the command worker, closed by the provider's confirmation.
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::command::Command;
+use crate::time::Timestamp;
+
+#[async_trait]
+pub trait CommandStore: Send + Sync {
+    /// Up to `limit` commands waiting to be submitted whose time has come, after command row
+    /// `after`, oldest first. Nothing is claimed: the one worker that submits commands keeps
+    /// track of those it is submitting.
+    async fn due_commands(&self, now: Timestamp, after: i64, limit: i64) -> Result<Vec<Command>, StoreError>;
+    /// The provider accepted these commands (row, its request ID); their confirmations will
+    /// arrive as provider events.
+    async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError>;
+    /// Submission failed; try again at `not_before` (the attempt is counted).
+    async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
+    /// A command's status and its provider's answer (JSON), if the command exists.
+    async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError>;
+    /// Commands not yet carried out (pending or awaiting confirmation).
+    async fn open_commands(&self) -> Result<i64, StoreError>;
+}

@@ -1,0 +1,39 @@
+//! Groups, their participants and join requests, and the events their changes append.
+//!
+//! `mutate_group` is the one way a group changes after its creation: the group is loaded,
+//! the rule decides, and the decision with its events (the next sequences) and their
+//! deliveries commits at once. Two concurrent mutations of one group are serialised: the
+//! second sees the first's result.
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::event::StoredEvent;
+use crate::model::{Group, Participant};
+
+#[async_trait]
+pub trait GroupStore: Send + Sync {
+    async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError>;
+    async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
+    /// Newest first; `before` is the row ID the previous page ended with.
+    async fn list_groups(
+        &self,
+        org_id: &str,
+        filter: &GroupFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Group>, StoreError>;
+    /// The group's pending join requests, oldest first.
+    async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<crate::model::JoinRequest>, StoreError>;
+    async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError>;
+    async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Loads the group, runs `rule` on it and persists the decision, all in one transaction.
+    /// With `dedup_key`, a report already applied under that key is skipped.
+    async fn mutate_group(
+        &self,
+        target: GroupTarget,
+        dedup_key: Option<String>,
+        now: Timestamp,
+        rule: Rule,
+    ) -> Result<Mutation, MutateError>;
+}

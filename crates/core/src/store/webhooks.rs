@@ -1,0 +1,72 @@
+//! Webhook endpoints and the delivery queue. Deliveries are written with their events (in
+//! `mutate_group`); one dispatcher per database schedules them: it reads open deliveries in
+//! queue order (ID order) after a cursor and records outcomes in batches.
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::time::Timestamp;
+use crate::webhook::{AttemptRecord, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery};
+
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError>;
+    async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError>;
+    async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError>;
+    async fn update_endpoint(
+        &self,
+        org_id: &str,
+        id: &str,
+        patch: EndpointPatch,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError>;
+    /// Deletes the endpoint; its undelivered deliveries are dropped with it.
+    async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Makes `secret` current; the old one keeps signing until `previous_until`.
+    async fn rotate_endpoint_secret(
+        &self,
+        org_id: &str,
+        id: &str,
+        secret: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Endpoint>, StoreError>;
+
+    /// Enabled endpoints of every organisation (what the dispatcher sends to).
+    async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// The newest delivery ID (0 when there is none).
+    async fn last_delivery_id(&self) -> Result<i64, StoreError>;
+    /// Open (pending or failed) deliveries with an ID in `(after, upto]`, in ID order, of
+    /// one endpoint or of all.
+    async fn open_deliveries(
+        &self,
+        endpoint_id: Option<&str>,
+        after: i64,
+        upto: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<OpenDelivery>, StoreError>;
+    /// Records attempts in one transaction (a delivery no longer open is left as it is);
+    /// a `DeadAndDisable` outcome disables the endpoint.
+    async fn record_attempts(&self, records: &[(i64, AttemptRecord)]) -> Result<(), StoreError>;
+    /// Newest first; `before` is the delivery ID the previous page ended with.
+    async fn list_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        status: Option<DeliveryStatus>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError>;
+    /// Re-queues the endpoint's failed and dead deliveries created since `since`.
+    async fn recover_deliveries(
+        &self,
+        org_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+    /// Queues the event again for its endpoints and for the endpoints that match it now.
+    /// `None` when the organisation has no such event.
+    async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError>;
+    async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError>;
+}

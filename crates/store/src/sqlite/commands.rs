@@ -1,0 +1,96 @@
+//! The command queue.
+
+use super::*;
+
+#[async_trait]
+impl CommandStore for SqliteStore {
+    async fn due_commands(&self, now: Timestamp, after: i64, limit: i64) -> Result<Vec<Command>, StoreError> {
+        self.db.lookup(move |c| {
+            all(
+                c,
+                "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
+                 WHERE status = 'pending' AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
+                params![after, now.millis(), limit],
+                |r| {
+                    let payload: String = get(r, "payload")?;
+                    Ok(Command {
+                        id: get(r, "id")?,
+                        command_id: get(r, "command_id")?,
+                        org_id: get(r, "org_id")?,
+                        number_id: get(r, "number_id")?,
+                        group_row_id: get(r, "group_id")?,
+                        payload: serde_json::from_str::<CommandPayload>(&payload)
+                            .map_err(|_| corrupt("command payload", &payload))?,
+                        // This submission is one more.
+                        attempts: get::<i64>(r, "attempts")? + 1,
+                    })
+                },
+            )
+        })
+    }
+
+    async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError> {
+        if submitted.is_empty() {
+            return Ok(());
+        }
+        let rows = serde_json::Value::from(
+            submitted
+                .iter()
+                .map(|(id, req)| serde_json::json!([id, req]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        self.db.write(move |c| {
+            // A command its confirmation already closed stays closed.
+            exec(
+                c,
+                "UPDATE commands SET status = 'submitted', request_id = r.value ->> 1, attempts = attempts + 1, \
+                 updated_at = ?2 FROM json_each(?1) r WHERE commands.id = r.value ->> 0 AND commands.status = 'pending'",
+                params![rows, now.millis()],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError> {
+        let err = error.to_string();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2 \
+                 WHERE id = ?3 AND status = 'pending'",
+                    params![not_before.millis(), err, id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let id = command_id.to_string();
+        self.db.lookup(move |c| {
+            one(
+                c,
+                "SELECT status, result FROM commands WHERE command_id = ?1",
+                params![id],
+                |r| Ok((get(r, "status")?, get(r, "result")?)),
+            )
+        })
+    }
+
+    async fn open_commands(&self) -> Result<i64, StoreError> {
+        self.db
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT COUNT(*) AS n FROM commands WHERE status IN ('pending', 'submitted')",
+                    [],
+                    |r| get(r, "n"),
+                )
+                .map(Option::unwrap_or_default)
+            })
+            .await
+    }
+}

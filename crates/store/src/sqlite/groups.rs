@@ -1,0 +1,236 @@
+//! Groups and their changes: creation with its command, reads, and `mutate_group`.
+
+use super::*;
+
+#[async_trait]
+impl GroupStore for SqliteStore {
+    async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError> {
+        let payload = serde_json::to_string(&g.command).map_err(|e| StoreError::Database(e.to_string()))?;
+        self.db.write(move |c| {
+            let now = g.now.millis();
+            let row_id: Option<i64> = c
+                .prepare_cached(
+                    "INSERT INTO groups (org_id, number_id, group_id, status, subject, description, join_approval_mode, \
+                     created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7) \
+                     ON CONFLICT (org_id, group_id) DO NOTHING RETURNING id",
+                )
+                .map_err(db)?
+                .query_row(
+                    params![g.org_id, g.number_id, g.group_id, g.subject, g.description, g.join_approval_mode.as_str(), now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let Some(row_id) = row_id else {
+                return Ok(CreateGroupOutcome::DuplicateGroupId);
+            };
+            exec(
+                c,
+                "INSERT INTO commands (command_id, org_id, number_id, group_id, kind, payload, status, not_before, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
+                params![g.command_id, g.org_id, g.number_id, row_id, g.command.kind(), payload, now],
+            )?;
+            let waba_number: String = c
+                .prepare_cached("SELECT waba_number FROM numbers WHERE id = ?1")
+                .map_err(db)?
+                .query_row(params![g.number_id], |r| r.get(0))
+                .map_err(db)?;
+            // The row as written, without reading it back.
+            Ok(CreateGroupOutcome::Created(Box::new(g.pending(row_id, waba_number))))
+        })
+        .await
+    }
+
+    async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
+        let (org, gid) = (org_id.to_string(), group_id.to_string());
+        self.db.lookup(move |c| {
+            let Some(g) = group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org, gid])? else {
+                return Ok(None);
+            };
+            let ps = load_participants(c, g.id)?;
+            Ok(Some((g, ps)))
+        })
+    }
+
+    async fn list_groups(
+        &self,
+        org_id: &str,
+        filter: &GroupFilter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Group>, StoreError> {
+        if filter.number_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let org = org_id.to_string();
+        let number = filter.number_id;
+        let numbers = filter.number_ids.as_deref().map(ids_json);
+        let status = filter.status.map(|s| s.as_str());
+        // One statement per filter shape, so each keeps its own plan in the statement cache.
+        let mut sql = format!("{GROUP_SELECT} WHERE g.org_id = ?1");
+        if number.is_some() {
+            sql.push_str(" AND g.number_id = ?2");
+        }
+        if numbers.is_some() {
+            sql.push_str(" AND g.number_id IN (SELECT value FROM json_each(?3))");
+        }
+        if status.is_some() {
+            sql.push_str(" AND g.status = ?4");
+        }
+        if before.is_some() {
+            sql.push_str(" AND g.id < ?5");
+        }
+        sql.push_str(" ORDER BY g.id DESC LIMIT ?6");
+        self.db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(db)?;
+                let mut bind = |i: usize, v: &dyn rusqlite::ToSql| stmt.raw_bind_parameter(i, v).map_err(db);
+                bind(1, &org)?;
+                if let Some(n) = number {
+                    bind(2, &n)?;
+                }
+                if let Some(n) = &numbers {
+                    bind(3, n)?;
+                }
+                if let Some(s) = status {
+                    bind(4, &s)?;
+                }
+                if let Some(b) = before {
+                    bind(5, &b)?;
+                }
+                bind(6, &limit)?;
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(db)? {
+                    out.push(group_row(r)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn pending_join_requests(&self, group_row_id: i64) -> Result<Vec<JoinRequest>, StoreError> {
+        self.db.lookup(move |c| {
+            all(
+                c,
+                "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
+                 WHERE group_id = ?1 AND state = 'pending' ORDER BY created_at, join_request_id",
+                params![group_row_id],
+                join_request_row,
+            )
+        })
+    }
+
+    async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError> {
+        let wa = wa_group_id.to_string();
+        self.db
+            .lookup(move |c| group_where(c, "g.number_id = ?1 AND g.wa_group_id = ?2", params![number_id, wa]))
+    }
+
+    async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT event_id, event_type, sequence, occurred_at, payload FROM events \
+                 WHERE group_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+                    params![group_row_id, after, limit],
+                    stored_event_row,
+                )
+            })
+            .await
+    }
+
+    async fn mutate_group(
+        &self,
+        target: GroupTarget,
+        dedup_key: Option<String>,
+        now: Timestamp,
+        rule: Rule,
+    ) -> Result<Mutation, MutateError> {
+        let inbox_number = match &target {
+            GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
+            GroupTarget::ClientId { .. } => 0,
+        };
+        self.db
+            .write(move |c| {
+                // Decide, then write: a report already applied, an unknown group or a refusing
+                // rule leaves before anything is written.
+                if let Some(key) = &dedup_key {
+                    let seen = one(
+                        c,
+                        "SELECT 1 AS seen FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2",
+                        params![inbox_number, key],
+                        |_| Ok(()),
+                    )?;
+                    if seen.is_some() {
+                        return Ok(Mutation::Duplicate);
+                    }
+                }
+                let (group, command_id) = match &target {
+                    GroupTarget::ClientId { org_id, group_id } => (
+                        group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id, group_id])?,
+                        None,
+                    ),
+                    GroupTarget::WaGroupId { number_id, wa_group_id } => (
+                        group_where(
+                            c,
+                            "g.number_id = ?1 AND g.wa_group_id = ?2",
+                            params![number_id, wa_group_id],
+                        )?,
+                        None,
+                    ),
+                    GroupTarget::Request { number_id, request_id } => {
+                        // The provider's request ID, or for providers that answer before we recorded
+                        // it (the simulated network echoes the command ID), the command ID.
+                        let cmd = one(
+                            c,
+                            "SELECT id, group_id FROM commands WHERE number_id = ?1 AND request_id = ?2 \
+                         UNION ALL SELECT id, group_id FROM commands WHERE number_id = ?1 AND command_id = ?2 LIMIT 1",
+                            params![number_id, request_id],
+                            |r| Ok((get::<i64>(r, "id")?, get::<i64>(r, "group_id")?)),
+                        )?;
+                        match cmd {
+                            None => (None, None),
+                            Some((cmd_id, group_row_id)) => {
+                                (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id))
+                            }
+                        }
+                    }
+                };
+                let Some(group) = group else {
+                    return Err(DomainError::not_found(match &target {
+                        GroupTarget::ClientId { group_id, .. } => format!("group {group_id:?}"),
+                        GroupTarget::WaGroupId { wa_group_id, .. } => format!("group {wa_group_id}"),
+                        GroupTarget::Request { request_id, .. } => format!("request {request_id}"),
+                    })
+                    .into());
+                };
+                let participants = load_participants(c, group.id)?;
+                let join_requests = all(
+                    c,
+                    "SELECT join_request_id, phone, state, created_at, updated_at FROM join_requests \
+                 WHERE group_id = ?1 AND state = 'pending' ORDER BY created_at",
+                    params![group.id],
+                    join_request_row,
+                )?;
+                let state = GroupState {
+                    group,
+                    participants,
+                    join_requests,
+                    command_id,
+                };
+                let decision = rule(&state)?;
+                if let Some(key) = &dedup_key {
+                    exec(
+                        c,
+                        "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3)",
+                        params![inbox_number, key, now.millis()],
+                    )?;
+                }
+                persist(c, &state.group, &decision)?;
+                Ok(Mutation::Applied(Box::new(decision)))
+            })
+            .await
+    }
+}

@@ -1,0 +1,190 @@
+//! Organisations, numbers and API keys (keys and numbers served from the in-memory cache).
+
+use super::*;
+
+#[async_trait]
+impl TenancyStore for SqliteStore {
+    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError> {
+        let name = name.to_string();
+        self.db.write(move |c| {
+            one(
+                c,
+                &format!(
+                    "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING RETURNING {ORG_COLS}"
+                ),
+                params![new_id("org"), name, now.millis()],
+                org_row,
+            )
+        })
+        .await
+    }
+
+    async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError> {
+        let key = name_or_id.to_string();
+        self.db.lookup(move |c| {
+            one(
+                c,
+                &format!("SELECT {ORG_COLS} FROM orgs WHERE name = ?1 OR id = ?1"),
+                params![key],
+                org_row,
+            )
+        })
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.db
+            .read(|c| {
+                all(
+                    c,
+                    &format!("SELECT {ORG_COLS} FROM orgs ORDER BY created_at, id"),
+                    [],
+                    org_row,
+                )
+            })
+            .await
+    }
+
+    async fn add_number(&self, n: NewNumber, now: Timestamp) -> Result<Option<Number>, StoreError> {
+        self.db.write(move |c| {
+            one(
+                c,
+                &format!(
+                    "INSERT INTO numbers (org_id, waba_number, provider, profile, default_join_approval_mode, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (waba_number) DO NOTHING RETURNING {NUMBER_COLS}"
+                ),
+                params![
+                    n.org_id,
+                    n.waba_number,
+                    n.provider.as_str(),
+                    n.profile.as_str(),
+                    n.default_join_approval_mode.as_str(),
+                    now.millis()
+                ],
+                number_row,
+            )
+        })
+        .await
+    }
+
+    async fn set_number_disabled(&self, waba_number: &str, disabled: bool) -> Result<Option<Number>, StoreError> {
+        let w = waba_number.to_string();
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    &format!("UPDATE numbers SET disabled = ?1 WHERE waba_number = ?2 RETURNING {NUMBER_COLS}"),
+                    params![disabled, w],
+                    number_row,
+                )
+            })
+            .await
+    }
+
+    async fn list_numbers(&self, org_id: Option<&str>) -> Result<Vec<Number>, StoreError> {
+        let org = org_id.map(str::to_string);
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE ?1 IS NULL OR org_id = ?1 ORDER BY id"),
+                    params![org],
+                    number_row,
+                )
+            })
+            .await
+    }
+
+    async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError> {
+        self.cached(
+            |a| a.numbers.get(waba_number),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE waba_number = ?1"),
+                    params![waba_number],
+                    number_row,
+                )
+            },
+            |a, n| {
+                a.numbers.insert(n.waba_number.clone(), n);
+            },
+        )
+    }
+
+    async fn get_number(&self, number_id: i64) -> Result<Option<Number>, StoreError> {
+        self.cached(
+            |a| a.numbers_by_id.get(&number_id),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {NUMBER_COLS} FROM numbers WHERE id = ?1"),
+                    params![number_id],
+                    number_row,
+                )
+            },
+            |a, n| {
+                a.numbers_by_id.insert(n.id, n);
+            },
+        )
+    }
+
+    async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError> {
+        self.db.write(move |c| {
+            one(
+                c,
+                &format!(
+                    "INSERT INTO api_keys (id, org_id, name, key_hash, numbers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     RETURNING {KEY_COLS}"
+                ),
+                params![new_id("key"), k.org_id, k.name, k.key_hash, to_json_list(&k.numbers), now.millis()],
+                key_row,
+            )?
+            .ok_or_else(|| StoreError::Database("the new key was not returned".into()))
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        let org = org_id.to_string();
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    &format!("SELECT {KEY_COLS} FROM api_keys WHERE org_id = ?1 ORDER BY created_at, id"),
+                    params![org],
+                    key_row,
+                )
+            })
+            .await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let id = key_id.to_string();
+        self.db
+            .write(move |c| {
+                Ok(exec(
+                    c,
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                    params![now.millis(), id],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.cached(
+            |a| a.keys.get(key_hash),
+            |c| {
+                one(
+                    c,
+                    &format!("SELECT {KEY_COLS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"),
+                    params![key_hash],
+                    key_row,
+                )
+            },
+            |a, k| {
+                a.keys.insert(key_hash.to_string(), k);
+            },
+        )
+    }
+}
