@@ -5,6 +5,7 @@
 //! [`sim_conformance_tests!`](crate::sim_conformance_tests).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use futures_util::future::join_all;
 use wagroups_core::{
     DomainError,
     command::{CommandPayload, JoinApprovalModeWire},
@@ -13,8 +14,8 @@ use wagroups_core::{
     phone::Phone,
     provider::ProviderEvent,
     store::{
-        CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
-        NewNumber, Store,
+        CreateGroupOutcome, EventFilter, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint,
+        NewGroup, NewNumber, Store,
         sim::{SimChange, SimGroup, SimMember, SimRefusal, SimStore, SimTarget},
     },
     time::Timestamp,
@@ -28,7 +29,8 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::conformance_tests!(@each $make;
             tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
-            rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order);
+            rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
+            concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -833,5 +835,170 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
             .map(|e| e.id)
             .collect::<Vec<_>>(),
         vec![other.id]
+    );
+}
+
+/// An active group `id` of `org` on number `number_id` (WhatsApp ID `wa`).
+async fn active_group<S: Store>(s: &S, org: &str, number_id: i64, id: &str, wa: &str) -> GroupTarget {
+    s.create_group(new_group(org, number_id, id, T0)).await.unwrap();
+    let by_request = GroupTarget::Request {
+        number_id,
+        request_id: format!("cmd_{org}_{id}"),
+    };
+    let created = GroupInput::Created {
+        wa_group_id: wa.into(),
+        invite_link: format!("https://chat.whatsapp.com/{id}"),
+        at: T0,
+        participants: vec![],
+    };
+    apply(s, by_request, Some(&format!("created-{id}")), created)
+        .await
+        .unwrap();
+    GroupTarget::WaGroupId {
+        number_id,
+        wa_group_id: wa.into(),
+    }
+}
+
+fn joined(i: usize) -> GroupInput {
+    GroupInput::Joined {
+        phone: Phone::from_digits(&format!("9190000{i:05}")),
+        reason: JoinReason::InviteLink,
+        at: T0,
+    }
+}
+
+/// Many writers changing one group at once: every change gets its own sequence, with no gap
+/// and no repeat (the backend serialises changes of one group).
+pub async fn concurrent_changes_of_one_group_share_no_sequence<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let wa = active_group(s, &a, na, "busy", "120363000000000091@g.us").await;
+    let writers = 8;
+    let each = 12;
+    let changes = (0..writers * each).map(|i| {
+        let wa = wa.clone();
+        async move { apply(s, wa, Some(&format!("join-{i}")), joined(i)).await.unwrap() }
+    });
+    let applied = join_all(changes).await;
+    assert!(applied.iter().all(|m| matches!(m, Mutation::Applied(_))));
+    let (g, participants) = s.get_group(&a, "busy").await.unwrap().unwrap();
+    let n = (writers * each) as i64;
+    assert_eq!(g.last_sequence, n + 1);
+    assert_eq!(participants.iter().filter(|p| !p.is_business).count() as i64, n);
+    let events = s.group_events(g.id, 0, 1000).await.unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=n + 1).collect::<Vec<_>>(), "gap-free, no repeat");
+    let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "every event its own ID");
+}
+
+/// Readers that page "after the last position read" while writers commit: the event log,
+/// the delivery queue and the command queue each yield every row exactly once, in position
+/// order, however the writers' commits interleave with the reads.
+pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_endpoint(
+        NewEndpoint {
+            org_id: a.clone(),
+            url: "https://example.com/all".into(),
+            description: None,
+            event_types: None,
+            waba_numbers: None,
+            secret: "whsec_AAAA".into(),
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let groups = 6;
+    let mut targets = Vec::new();
+    for g in 0..groups {
+        targets.push(active_group(s, &a, na, &format!("c{g}"), &format!("1203630000000001{g:02}@g.us")).await);
+    }
+    let base_events = s.list_events(&a, &EventFilter::default(), 0, 1000).await.unwrap();
+    let base_deliveries = s.open_deliveries(None, 0, None, 1000).await.unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writes = 60;
+    let writers = async {
+        let changes = (0..writes).map(|i| {
+            let t = targets[i % groups].clone();
+            async move { apply(s, t, Some(&format!("w-{i}")), joined(i)).await.unwrap() }
+        });
+        let org = a.as_str();
+        let new_groups =
+            (0..20).map(|i| async move { s.create_group(new_group(org, na, &format!("n{i}"), T0)).await.unwrap() });
+        futures_util::join!(join_all(changes), join_all(new_groups));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let reader = async {
+        let (mut events, mut deliveries, mut commands) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ev_after, mut dl_after, mut cmd_after) = (0i64, 0i64, 0i64);
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+            // Pages of a few rows, so reads interleave with the writers' commits.
+            for (pos, e) in s.list_events(&a, &EventFilter::default(), ev_after, 5).await.unwrap() {
+                assert!(pos > ev_after, "events out of position order");
+                ev_after = pos;
+                events.push(e.event_id);
+            }
+            for d in s.open_deliveries(None, dl_after, None, 5).await.unwrap() {
+                assert!(d.id > dl_after, "deliveries out of queue order");
+                dl_after = d.id;
+                deliveries.push(d.id);
+            }
+            for c in s.due_commands(T0, cmd_after, 5).await.unwrap() {
+                assert!(c.id > cmd_after, "commands out of queue order");
+                cmd_after = c.id;
+                commands.push(c.id);
+            }
+            if finished {
+                let more = !s
+                    .list_events(&a, &EventFilter::default(), ev_after, 1)
+                    .await
+                    .unwrap()
+                    .is_empty()
+                    || !s.open_deliveries(None, dl_after, None, 1).await.unwrap().is_empty()
+                    || !s.due_commands(T0, cmd_after, 1).await.unwrap().is_empty();
+                if !more {
+                    return (events, deliveries, commands);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let ((), (events, deliveries, commands)) = futures_util::join!(writers, reader);
+    let all_events = s.list_events(&a, &EventFilter::default(), 0, 1000).await.unwrap();
+    let expected: Vec<String> = all_events.iter().map(|(_, e)| e.event_id.clone()).collect();
+    assert_eq!(all_events.len(), base_events.len() + writes, "one event per change");
+    assert_eq!(events, expected, "the event cursor saw every event once, in order");
+    let all_deliveries: Vec<i64> = s
+        .open_deliveries(None, 0, None, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(all_deliveries.len(), base_deliveries.len() + writes);
+    assert_eq!(
+        deliveries, all_deliveries,
+        "the delivery cursor saw every delivery once, in order"
+    );
+    let all_commands: Vec<i64> = s
+        .due_commands(T0, 0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        all_commands.len(),
+        20,
+        "the created groups' commands (the others were confirmed)"
+    );
+    assert_eq!(
+        commands, all_commands,
+        "the command cursor saw every command once, in order"
     );
 }
