@@ -55,7 +55,11 @@ macro_rules! sim_conformance_tests {
 const T0: Timestamp = Timestamp(1_700_000_000_000);
 
 async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (String, i64) {
-    let org = s.create_org(name, T0).await.unwrap().unwrap();
+    let org = s
+        .create_org(wagroups_core::store::NewOrg::named(name), T0)
+        .await
+        .unwrap()
+        .unwrap();
     let n = s
         .add_number(
             NewNumber {
@@ -95,7 +99,13 @@ fn new_group(org: &str, number_id: i64, id: &str, now: Timestamp) -> NewGroup {
 
 pub async fn tenancy_records<S: Store>(s: &S) {
     let (org, _) = org_with_number(s, "acme", "15550000001").await;
-    assert!(s.create_org("acme", T0).await.unwrap().is_none(), "names are unique");
+    assert!(
+        s.create_org(wagroups_core::store::NewOrg::named("acme"), T0)
+            .await
+            .unwrap()
+            .is_none(),
+        "names are unique"
+    );
     assert_eq!(s.find_org("acme").await.unwrap().unwrap().id, org);
     assert_eq!(s.find_org(&org).await.unwrap().unwrap().name, "acme");
     let dup = NewNumber {
@@ -119,6 +129,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
     let key = s
         .create_api_key(
             NewApiKey {
+                id: wagroups_core::ids::new_id("key"),
                 org_id: org.clone(),
                 name: Some("k".into()),
                 numbers: Some(vec!["15550000001".into()]),
@@ -601,6 +612,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let ep = s
         .create_endpoint(
             NewEndpoint {
+                id: wagroups_core::ids::new_id("ep"),
                 org_id: a.clone(),
                 url: "https://example.com/hook".into(),
                 description: None,
@@ -615,6 +627,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let only_joins = s
         .create_endpoint(
             NewEndpoint {
+                id: wagroups_core::ids::new_id("ep"),
                 org_id: a.clone(),
                 url: "https://example.com/joins".into(),
                 description: None,
@@ -805,6 +818,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let other = s
         .create_endpoint(
             NewEndpoint {
+                id: wagroups_core::ids::new_id("ep"),
                 org_id: b,
                 url: "https://example.com/b".into(),
                 description: None,
@@ -901,6 +915,7 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
     let (a, na) = org_with_number(s, "a", "15550000001").await;
     s.create_endpoint(
         NewEndpoint {
+            id: wagroups_core::ids::new_id("ep"),
             org_id: a.clone(),
             url: "https://example.com/all".into(),
             description: None,

@@ -5,7 +5,7 @@ use crate::{
     DomainError, ValidationError, ids,
     model::{ApiKey, JoinApprovalMode, Number, Org, Profile, ProviderKind},
     service::ServiceError,
-    store::{NewApiKey, NewNumber, Store},
+    store::{NewApiKey, NewNumber, NewOrg, Store},
     time::Timestamp,
     validate,
 };
@@ -19,7 +19,7 @@ pub async fn create_org(store: &dyn Store, name: &str) -> Result<Org, ServiceErr
         return Err(ValidationError::new("name", "must be 1 to 100 characters").into());
     }
     store
-        .create_org(name, Timestamp::now())
+        .create_org(NewOrg::named(name), Timestamp::now())
         .await?
         .ok_or_else(|| DomainError::conflict("duplicate_org", format!("an organisation named {name:?} exists")).into())
 }
@@ -97,6 +97,7 @@ pub async fn create_key(
     let key = store
         .create_api_key(
             NewApiKey {
+                id: ids::new_id("key"),
                 org_id: org.id,
                 name,
                 numbers,

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod model;
 pub mod ops;
 pub mod phone;
+pub mod plan;
 pub mod provider;
 pub mod service;
 pub mod store;

@@ -80,6 +80,7 @@ impl GroupService {
             .store()
             .create_endpoint(
                 NewEndpoint {
+                    id: crate::ids::new_id("ep"),
                     org_id: key.org_id.clone(),
                     url,
                     description,

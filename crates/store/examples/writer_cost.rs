@@ -38,7 +38,11 @@ async fn main() {
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
     let s = Arc::new(SqliteStore::open(&url).await.unwrap());
     let t0 = Timestamp::now();
-    let org = s.create_org("o", t0).await.unwrap().unwrap();
+    let org = s
+        .create_org(wagroups_core::store::NewOrg::named("o"), t0)
+        .await
+        .unwrap()
+        .unwrap();
     let num = s
         .add_number(
             NewNumber {
@@ -56,6 +60,7 @@ async fn main() {
     for i in 0..eps {
         s.create_endpoint(
             NewEndpoint {
+                id: wagroups_core::ids::new_id("ep"),
                 org_id: org.id.clone(),
                 url: format!("http://127.0.0.1:9/{i}"),
                 description: None,

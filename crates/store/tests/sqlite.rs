@@ -192,7 +192,11 @@ mod auth_lookups {
         let server = SqliteStore::open(&url).await.unwrap();
         let cli = SqliteStore::open(&url).await.unwrap();
         let t = Timestamp(1_700_000_000_000);
-        let org = cli.create_org("o", t).await.unwrap().unwrap();
+        let org = cli
+            .create_org(wagroups_core::store::NewOrg::named("o"), t)
+            .await
+            .unwrap()
+            .unwrap();
         let number = NewNumber {
             org_id: org.id.clone(),
             waba_number: "15550000001".into(),
@@ -204,6 +208,7 @@ mod auth_lookups {
         let key = cli
             .create_api_key(
                 NewApiKey {
+                    id: wagroups_core::ids::new_id("key"),
                     org_id: org.id.clone(),
                     name: None,
                     key_hash: "h1".into(),

@@ -61,7 +61,24 @@ pub struct NewNumber {
     pub default_join_approval_mode: JoinApprovalMode,
 }
 
+/// An organisation to create; its ID is minted by the core (`NewOrg::named`).
+pub struct NewOrg {
+    pub id: String,
+    pub name: String,
+}
+
+impl NewOrg {
+    pub fn named(name: &str) -> NewOrg {
+        NewOrg {
+            id: crate::ids::new_id("org"),
+            name: name.to_string(),
+        }
+    }
+}
+
 pub struct NewApiKey {
+    /// `key_…`, minted by the core.
+    pub id: String,
     pub org_id: String,
     pub name: Option<String>,
     pub numbers: Option<Vec<String>>,
@@ -110,6 +127,8 @@ impl NewGroup {
 }
 
 pub struct NewEndpoint {
+    /// `ep_…`, minted by the core.
+    pub id: String,
     pub org_id: String,
     pub url: String,
     pub description: Option<String>,
@@ -126,6 +145,34 @@ pub struct EndpointPatch {
     pub event_types: Option<Option<Vec<String>>>,
     pub waba_numbers: Option<Option<Vec<String>>>,
     pub disabled: Option<bool>,
+}
+
+impl EndpointPatch {
+    /// The endpoint with the patch applied. Disabling through the API gives the reason
+    /// "disabled by the API" unless the endpoint was already disabled for another (a `410`);
+    /// enabling clears the reason.
+    pub fn apply(&self, ep: &mut crate::webhook::Endpoint) {
+        if let Some(url) = &self.url {
+            ep.url = url.clone();
+        }
+        if let Some(d) = &self.description {
+            ep.description = d.clone();
+        }
+        if let Some(t) = &self.event_types {
+            ep.event_types = t.clone();
+        }
+        if let Some(n) = &self.waba_numbers {
+            ep.waba_numbers = n.clone();
+        }
+        if let Some(disabled) = self.disabled {
+            ep.disabled = disabled;
+            if !disabled {
+                ep.disabled_reason = None;
+            } else if ep.disabled_reason.is_none() {
+                ep.disabled_reason = Some("disabled by the API".into());
+            }
+        }
+    }
 }
 
 /// Filters of the organisation's event log.

@@ -8,7 +8,8 @@ use crate::time::Timestamp;
 
 #[async_trait]
 pub trait TenancyStore: Send + Sync {
-    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError>;
+    /// `None` when the name is taken.
+    async fn create_org(&self, org: NewOrg, now: Timestamp) -> Result<Option<Org>, StoreError>;
     async fn find_org(&self, name_or_id: &str) -> Result<Option<Org>, StoreError>;
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
     /// `None` when the number already exists (in any organisation).

@@ -228,7 +228,17 @@ impl GroupStore for SqliteStore {
                         params![inbox_number, key, now.millis()],
                     )?;
                 }
-                persist(c, &state.group, &decision)?;
+                if let Some(write) = plan::group_write(
+                    &state.group,
+                    &decision,
+                    &if decision.events.is_empty() {
+                        Vec::new()
+                    } else {
+                        subscriptions(c, &state.group.org_id)?
+                    },
+                ) {
+                    write_group(c, &write)?;
+                }
                 Ok(Mutation::Applied(Box::new(decision)))
             })
             .await

@@ -13,22 +13,21 @@ use wagroups_core::{
     DomainError,
     command::{Command, CommandPayload},
     event::StoredEvent,
-    group::{CommandClose, Decision, GroupState},
-    ids::new_id,
+    group::{CommandClose, GroupState},
     model::{
         ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Org, Participant,
         ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,
+    plan::{self, GroupWrite, Subscription},
     store::{
         CommandStore, CreateGroupOutcome, EndpointPatch, EventFilter, EventLogStore, GroupFilter, GroupStore,
-        GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup, NewNumber, Rule, Store, StoreError,
-        TenancyStore, WebhookStore,
+        GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup, NewNumber, NewOrg, Rule, Store,
+        StoreError, TenancyStore, WebhookStore,
     },
     time::Timestamp,
     webhook::{
-        self, AttemptNext, AttemptRecord, AttemptView, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint,
-        OpenDelivery,
+        AttemptNext, AttemptRecord, AttemptView, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery,
     },
 };
 
@@ -278,21 +277,19 @@ fn group_where(c: &Connection, clause: &str, p: impl rusqlite::Params) -> Result
 // ---------------------------------------------------------------------------------------
 // Writes shared by several operations
 
-/// (id, event type filter, number filter) of the organisation's live, enabled endpoints.
-type EndpointFilters = (String, Option<Vec<String>>, Option<Vec<String>>);
-
-fn subscribed_endpoints(c: &Connection, org_id: &str) -> Result<Vec<EndpointFilters>, StoreError> {
+/// The organisation's live, enabled endpoints, with their filters.
+fn subscriptions(c: &Connection, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
     all(
         c,
         "SELECT id, event_types, waba_numbers FROM webhook_endpoints \
          WHERE org_id = ?1 AND deleted_at IS NULL AND disabled = 0",
         params![org_id],
         |r| {
-            Ok((
-                get(r, "id")?,
-                json_list(r, "event_types")?,
-                json_list(r, "waba_numbers")?,
-            ))
+            Ok(Subscription {
+                endpoint_id: get(r, "id")?,
+                event_types: json_list(r, "event_types")?,
+                waba_numbers: json_list(r, "waba_numbers")?,
+            })
         },
     )
 }
@@ -335,16 +332,13 @@ const ARCHIVE_LATEST_ATTEMPTS: &str = "INSERT INTO delivery_attempts \
 const REQUEUE: &str = "status = 'pending', attempts = 0, next_attempt_at = ?1, updated_at = ?1, \
      last_attempted_at = NULL, last_status_code = NULL, last_latency_ms = NULL, last_error = NULL";
 
-/// Writes a decision taken on `before`: the group row, changed participants and join
-/// requests, new events with one delivery per matching endpoint, and the command it closes.
-fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreError> {
-    if d.is_noop() {
-        return Ok(());
-    }
-    let g = &d.group;
+/// Writes a decision's plan: the group row, changed participants and join requests, new
+/// events with their deliveries, and the command it closes.
+fn write_group(c: &Connection, w: &GroupWrite) -> Result<(), StoreError> {
+    let g = &w.group;
     // Most changes leave the indexed status and WhatsApp ID as they were: the narrow statement
     // (?1 and ?5 bound, unused) then leaves their indexes alone.
-    let sql = if g.status == before.status && g.wa_group_id == before.wa_group_id {
+    let sql = if !w.indexed_changed {
         "UPDATE groups SET subject = ?2, description = ?3, join_approval_mode = ?4, \
          invite_link = ?6, participant_count = ?7, last_sequence = ?8, failure_reason = ?9, updated_at = ?10, \
          announcement_only = ?11, locked = ?12, suspended = ?13 WHERE id = ?14"
@@ -373,11 +367,7 @@ fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreErro
             g.id
         ],
     )?;
-    for p in d
-        .participants
-        .iter()
-        .filter(|p| d.changed_participants.contains(&p.phone))
-    {
+    for p in &w.participants {
         exec(
             c,
             "INSERT INTO participants (group_id, phone, role, state, is_business, joined_at, updated_at) \
@@ -395,11 +385,7 @@ fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreErro
             ],
         )?;
     }
-    for r in d
-        .join_requests
-        .iter()
-        .filter(|r| d.changed_join_requests.contains(&r.join_request_id))
-    {
+    for r in &w.join_requests {
         exec(
             c,
             "INSERT INTO join_requests (group_id, join_request_id, phone, state, created_at, updated_at) \
@@ -415,38 +401,27 @@ fn persist(c: &Connection, before: &Group, d: &Decision) -> Result<(), StoreErro
             ],
         )?;
     }
-    if !d.events.is_empty() {
-        let endpoints = subscribed_endpoints(c, &g.org_id)?;
-        for e in &d.events {
-            let payload = e.payload(g).to_string();
-            exec(
-                c,
-                "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    e.event_id,
-                    g.org_id,
-                    g.id,
-                    e.sequence,
-                    e.event_type().as_str(),
-                    e.occurred_at.millis(),
-                    payload
-                ],
-            )?;
-            let event_row = c.last_insert_rowid();
-            for ep in endpoints.iter().filter(|ep| {
-                webhook::matches(
-                    ep.1.as_deref(),
-                    ep.2.as_deref(),
-                    e.event_type().as_str(),
-                    &g.waba_number,
-                )
-            }) {
-                insert_delivery(c, &ep.0, event_row, &g.org_id, g.id, e.sequence, g.updated_at)?;
-            }
+    for e in &w.events {
+        exec(
+            c,
+            "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                e.event_id,
+                g.org_id,
+                g.id,
+                e.sequence,
+                e.event_type,
+                e.occurred_at.millis(),
+                e.payload
+            ],
+        )?;
+        let event_row = c.last_insert_rowid();
+        for endpoint_id in &e.deliver_to {
+            insert_delivery(c, endpoint_id, event_row, &g.org_id, g.id, e.sequence, g.updated_at)?;
         }
     }
-    match &d.close_command {
+    match &w.close_command {
         None => {}
         Some(CommandClose::Done { id, result }) => {
             exec(

@@ -4,15 +4,14 @@ use super::*;
 
 #[async_trait]
 impl TenancyStore for SqliteStore {
-    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Option<Org>, StoreError> {
-        let name = name.to_string();
+    async fn create_org(&self, org: NewOrg, now: Timestamp) -> Result<Option<Org>, StoreError> {
         self.db.write(move |c| {
             one(
                 c,
                 &format!(
                     "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING RETURNING {ORG_COLS}"
                 ),
-                params![new_id("org"), name, now.millis()],
+                params![org.id, org.name, now.millis()],
                 org_row,
             )
         })
@@ -136,7 +135,7 @@ impl TenancyStore for SqliteStore {
                     "INSERT INTO api_keys (id, org_id, name, key_hash, numbers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                      RETURNING {KEY_COLS}"
                 ),
-                params![new_id("key"), k.org_id, k.name, k.key_hash, to_json_list(&k.numbers), now.millis()],
+                params![k.id, k.org_id, k.name, k.key_hash, to_json_list(&k.numbers), now.millis()],
                 key_row,
             )?
             .ok_or_else(|| StoreError::Database("the new key was not returned".into()))

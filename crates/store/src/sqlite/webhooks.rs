@@ -14,7 +14,7 @@ impl WebhookStore for SqliteStore {
                      created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
-                    new_id("ep"),
+                    e.id,
                     e.org_id,
                     e.url,
                     e.description,
@@ -79,26 +79,7 @@ impl WebhookStore for SqliteStore {
             else {
                 return Ok(None);
             };
-            if let Some(url) = &patch.url {
-                ep.url = url.clone();
-            }
-            if let Some(d) = &patch.description {
-                ep.description = d.clone();
-            }
-            if let Some(t) = &patch.event_types {
-                ep.event_types = t.clone();
-            }
-            if let Some(n) = &patch.waba_numbers {
-                ep.waba_numbers = n.clone();
-            }
-            if let Some(disabled) = patch.disabled {
-                ep.disabled = disabled;
-                if !disabled {
-                    ep.disabled_reason = None;
-                } else if ep.disabled_reason.is_none() {
-                    ep.disabled_reason = Some("disabled by the API".into());
-                }
-            }
+            patch.apply(&mut ep);
             one(
                 c,
                 &format!(
@@ -405,10 +386,8 @@ impl WebhookStore for SqliteStore {
                 else {
                     return Ok(None);
                 };
-                for ep in subscribed_endpoints(c, &org)? {
-                    if webhook::matches(ep.1.as_deref(), ep.2.as_deref(), &event_type, &waba) {
-                        insert_delivery(c, &ep.0, event_row, &org, group_row, sequence, now)?;
-                    }
+                for endpoint_id in plan::redelivery(&event_type, &waba, &subscriptions(c, &org)?) {
+                    insert_delivery(c, &endpoint_id, event_row, &org, group_row, sequence, now)?;
                 }
                 let which = "event_row_id = ?2 AND endpoint_id IN \
                  (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled = 0)";

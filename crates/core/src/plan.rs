@@ -1,0 +1,201 @@
+//! Write plans: what a store writes for a decision, decided here so that every backend only
+//! writes rows and reads them back. A plan carries the rows whole: their IDs, the event
+//! payloads as clients receive them, and the deliveries each event queues.
+
+use crate::{
+    group::{CommandClose, Decision},
+    model::{Group, JoinRequest, Participant},
+    time::Timestamp,
+    webhook,
+};
+
+/// An enabled endpoint's filters, as the store reads them inside the transaction that
+/// writes the events (so an endpoint added or disabled concurrently is either wholly in or
+/// wholly out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub endpoint_id: String,
+    pub event_types: Option<Vec<String>>,
+    pub waba_numbers: Option<Vec<String>>,
+}
+
+impl Subscription {
+    pub fn wants(&self, event_type: &str, waba_number: &str) -> bool {
+        webhook::matches(
+            self.event_types.as_deref(),
+            self.waba_numbers.as_deref(),
+            event_type,
+            waba_number,
+        )
+    }
+}
+
+/// An event row to append, with the endpoints a delivery is queued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventWrite {
+    pub event_id: String,
+    pub sequence: i64,
+    pub event_type: &'static str,
+    pub occurred_at: Timestamp,
+    /// The event in the domain's own shape (the JSON object of the event log).
+    pub payload: String,
+    /// One delivery each, queued at the group's `updated_at`.
+    pub deliver_to: Vec<String>,
+}
+
+/// Everything a decision on a group writes.
+#[derive(Debug, Clone)]
+pub struct GroupWrite {
+    /// The group's new row.
+    pub group: Group,
+    /// The status or the WhatsApp ID changed (indexed columns: a backend may leave their
+    /// indexes alone otherwise).
+    pub indexed_changed: bool,
+    /// Participants to insert or update.
+    pub participants: Vec<Participant>,
+    /// Join requests to insert or update.
+    pub join_requests: Vec<JoinRequest>,
+    /// Events to append, in sequence order.
+    pub events: Vec<EventWrite>,
+    /// The command the decision closes.
+    pub close_command: Option<CommandClose>,
+}
+
+/// The plan of a decision taken on `before`; `subscriptions` are the organisation's enabled
+/// endpoints (needed only when the decision appends events). `None` when nothing changes.
+pub fn group_write(before: &Group, d: &Decision, subscriptions: &[Subscription]) -> Option<GroupWrite> {
+    if d.is_noop() {
+        return None;
+    }
+    let g = &d.group;
+    let events = d
+        .events
+        .iter()
+        .map(|e| {
+            let event_type = e.event_type().as_str();
+            EventWrite {
+                event_id: e.event_id.clone(),
+                sequence: e.sequence,
+                event_type,
+                occurred_at: e.occurred_at,
+                payload: e.payload(g).to_string(),
+                deliver_to: subscriptions
+                    .iter()
+                    .filter(|s| s.wants(event_type, &g.waba_number))
+                    .map(|s| s.endpoint_id.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    Some(GroupWrite {
+        group: g.clone(),
+        indexed_changed: g.status != before.status || g.wa_group_id != before.wa_group_id,
+        participants: d
+            .participants
+            .iter()
+            .filter(|p| d.changed_participants.contains(&p.phone))
+            .cloned()
+            .collect(),
+        join_requests: d
+            .join_requests
+            .iter()
+            .filter(|r| d.changed_join_requests.contains(&r.join_request_id))
+            .cloned()
+            .collect(),
+        events,
+        close_command: d.close_command.clone(),
+    })
+}
+
+/// The endpoints an event of `event_type` on `waba_number` is delivered to again (besides
+/// those that had it): every subscription that wants it now.
+pub fn redelivery(event_type: &str, waba_number: &str, subscriptions: &[Subscription]) -> Vec<String> {
+    subscriptions
+        .iter()
+        .filter(|s| s.wants(event_type, waba_number))
+        .map(|s| s.endpoint_id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{
+        event::EventBody,
+        group::GroupState,
+        model::{GroupStatus, JoinApprovalMode},
+        phone::Phone,
+    };
+
+    fn group() -> Group {
+        Group {
+            id: 7,
+            org_id: "org_a".into(),
+            number_id: 1,
+            waba_number: "15550000001".into(),
+            group_id: "g".into(),
+            status: GroupStatus::Active,
+            subject: "S".into(),
+            description: String::new(),
+            join_approval_mode: JoinApprovalMode::AutoApprove,
+            wa_group_id: Some("1@g.us".into()),
+            invite_link: None,
+            participant_count: 0,
+            announcement_only: false,
+            locked: false,
+            suspended: false,
+            last_sequence: 4,
+            failure_reason: None,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn events_are_rendered_and_routed_to_the_endpoints_that_want_them() {
+        let before = group();
+        let state = GroupState {
+            group: before.clone(),
+            participants: vec![],
+            join_requests: vec![],
+            command_id: None,
+        };
+        let mut d = Decision::from_state(&state);
+        d.emit(
+            EventBody::ParticipantLeft {
+                phone: Phone::from_digits("919999999999"),
+                at: Timestamp(2),
+            },
+            Timestamp(2),
+        );
+        let subs = [
+            Subscription {
+                endpoint_id: "ep_all".into(),
+                event_types: None,
+                waba_numbers: None,
+            },
+            Subscription {
+                endpoint_id: "ep_joins".into(),
+                event_types: Some(vec!["GROUP_PARTICIPANT_JOINED".into()]),
+                waba_numbers: None,
+            },
+            Subscription {
+                endpoint_id: "ep_other_number".into(),
+                event_types: None,
+                waba_numbers: Some(vec!["15550000002".into()]),
+            },
+        ];
+        let w = group_write(&before, &d, &subs).unwrap();
+        assert!(!w.indexed_changed);
+        assert_eq!(w.events.len(), 1);
+        assert_eq!(w.events[0].sequence, 5);
+        assert_eq!(w.events[0].deliver_to, ["ep_all"]);
+        let payload: serde_json::Value = serde_json::from_str(&w.events[0].payload).unwrap();
+        assert_eq!(payload["eventType"], "GROUP_PARTICIPANT_LEFT");
+        assert_eq!(payload["sequence"], 5);
+        assert_eq!(payload["customerPhone"], "919999999999");
+        // Nothing decided, nothing written.
+        assert!(group_write(&before, &Decision::from_state(&state), &subs).is_none());
+    }
+}
