@@ -32,7 +32,7 @@ impl Subscription {
 
 /// An event row to append, with the endpoints a delivery is queued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventWrite {
+pub struct EventWrite<'a> {
     pub event_id: String,
     pub sequence: i64,
     pub event_type: &'static str,
@@ -40,30 +40,31 @@ pub struct EventWrite {
     /// The event in the domain's own shape (the JSON object of the event log).
     pub payload: String,
     /// One delivery each, queued at the group's `updated_at`.
-    pub deliver_to: Vec<String>,
+    pub deliver_to: Vec<&'a str>,
 }
 
-/// Everything a decision on a group writes.
+/// Everything a decision on a group writes (borrowed from the decision: a plan is written at
+/// once, inside the transaction that made it).
 #[derive(Debug, Clone)]
-pub struct GroupWrite {
+pub struct GroupWrite<'a> {
     /// The group's new row.
-    pub group: Group,
+    pub group: &'a Group,
     /// The status or the WhatsApp ID changed (indexed columns: a backend may leave their
     /// indexes alone otherwise).
     pub indexed_changed: bool,
     /// Participants to insert or update.
-    pub participants: Vec<Participant>,
+    pub participants: Vec<&'a Participant>,
     /// Join requests to insert or update.
-    pub join_requests: Vec<JoinRequest>,
+    pub join_requests: Vec<&'a JoinRequest>,
     /// Events to append, in sequence order.
-    pub events: Vec<EventWrite>,
+    pub events: Vec<EventWrite<'a>>,
     /// The command the decision closes.
-    pub close_command: Option<CommandClose>,
+    pub close_command: Option<&'a CommandClose>,
 }
 
 /// The plan of a decision taken on `before`; `subscriptions` are the organisation's enabled
 /// endpoints (needed only when the decision appends events). `None` when nothing changes.
-pub fn group_write(before: &Group, d: &Decision, subscriptions: &[Subscription]) -> Option<GroupWrite> {
+pub fn group_write<'a>(before: &Group, d: &'a Decision, subscriptions: &'a [Subscription]) -> Option<GroupWrite<'a>> {
     if d.is_noop() {
         return None;
     }
@@ -82,28 +83,26 @@ pub fn group_write(before: &Group, d: &Decision, subscriptions: &[Subscription])
                 deliver_to: subscriptions
                     .iter()
                     .filter(|s| s.wants(event_type, &g.waba_number))
-                    .map(|s| s.endpoint_id.clone())
+                    .map(|s| s.endpoint_id.as_str())
                     .collect(),
             }
         })
         .collect();
     Some(GroupWrite {
-        group: g.clone(),
+        group: g,
         indexed_changed: g.status != before.status || g.wa_group_id != before.wa_group_id,
         participants: d
             .participants
             .iter()
             .filter(|p| d.changed_participants.contains(&p.phone))
-            .cloned()
             .collect(),
         join_requests: d
             .join_requests
             .iter()
             .filter(|r| d.changed_join_requests.contains(&r.join_request_id))
-            .cloned()
             .collect(),
         events,
-        close_command: d.close_command.clone(),
+        close_command: d.close_command.as_ref(),
     })
 }
 

@@ -228,15 +228,12 @@ impl GroupStore for SqliteStore {
                         params![inbox_number, key, now.millis()],
                     )?;
                 }
-                if let Some(write) = plan::group_write(
-                    &state.group,
-                    &decision,
-                    &if decision.events.is_empty() {
-                        Vec::new()
-                    } else {
-                        subscriptions(c, &state.group.org_id)?
-                    },
-                ) {
+                let subs = if decision.events.is_empty() {
+                    Vec::new()
+                } else {
+                    subscriptions(c, &state.group.org_id)?
+                };
+                if let Some(write) = plan::group_write(&state.group, &decision, &subs) {
                     write_group(c, &write)?;
                 }
                 Ok(Mutation::Applied(Box::new(decision)))

@@ -334,8 +334,8 @@ const REQUEUE: &str = "status = 'pending', attempts = 0, next_attempt_at = ?1, u
 
 /// Writes a decision's plan: the group row, changed participants and join requests, new
 /// events with their deliveries, and the command it closes.
-fn write_group(c: &Connection, w: &GroupWrite) -> Result<(), StoreError> {
-    let g = &w.group;
+fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
+    let g = w.group;
     // Most changes leave the indexed status and WhatsApp ID as they were: the narrow statement
     // (?1 and ?5 bound, unused) then leaves their indexes alone.
     let sql = if !w.indexed_changed {
@@ -421,7 +421,7 @@ fn write_group(c: &Connection, w: &GroupWrite) -> Result<(), StoreError> {
             insert_delivery(c, endpoint_id, event_row, &g.org_id, g.id, e.sequence, g.updated_at)?;
         }
     }
-    match &w.close_command {
+    match w.close_command {
         None => {}
         Some(CommandClose::Done { id, result }) => {
             exec(
