@@ -494,6 +494,7 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
                         event_types: Some(event_types),
                         waba_numbers: Some(waba_numbers),
                         description: Some(description),
+                        format: None,
                         disabled: None,
                     },
                     allow_private_webhook_targets,

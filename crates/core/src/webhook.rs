@@ -16,6 +16,38 @@ pub const DESCRIPTION_MAX: usize = 512;
 /// For how long the previous secret still signs after a rotation.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// How an endpoint receives its events: the body and the headers (signature scheme) of each
+/// delivery, rendered from the stored event when it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WebhookFormat {
+    /// [Standard Webhooks](https://www.standardwebhooks.com): the event as the event log has
+    /// it, signed in `webhook-signature`.
+    #[default]
+    Standard,
+}
+
+impl WebhookFormat {
+    pub const ALL: &'static [WebhookFormat] = &[WebhookFormat::Standard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "standard",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        WebhookFormat::ALL.iter().copied().find(|f| f.as_str() == s)
+    }
+
+    /// Reads a `format` field.
+    pub fn validate(field: &str, raw: &str) -> Result<WebhookFormat, ValidationError> {
+        WebhookFormat::parse(raw).ok_or_else(|| {
+            let all: Vec<&str> = WebhookFormat::ALL.iter().map(|f| f.as_str()).collect();
+            ValidationError::new(field, format!("must be one of {}; got {raw:?}", all.join(", ")))
+        })
+    }
+}
+
 /// A customer's webhook endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -27,6 +59,7 @@ pub struct Endpoint {
     pub event_types: Option<Vec<String>>,
     /// Business numbers whose events are delivered; `None` means all.
     pub waba_numbers: Option<Vec<String>>,
+    pub format: WebhookFormat,
     pub disabled: bool,
     pub disabled_reason: Option<String>,
     pub secret: String,
@@ -46,6 +79,7 @@ impl std::fmt::Debug for Endpoint {
             .field("description", &self.description)
             .field("event_types", &self.event_types)
             .field("waba_numbers", &self.waba_numbers)
+            .field("format", &self.format)
             .field("disabled", &self.disabled)
             .field("disabled_reason", &self.disabled_reason)
             .field("secret", &"[redacted]")

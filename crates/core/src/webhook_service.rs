@@ -18,6 +18,8 @@ pub struct EndpointInput {
     pub event_types: Option<Option<Vec<String>>>,
     pub waba_numbers: Option<Option<Vec<String>>>,
     pub description: Option<Option<String>>,
+    /// `standard` (the default).
+    pub format: Option<String>,
     pub disabled: Option<bool>,
 }
 
@@ -86,6 +88,10 @@ impl GroupService {
                     description,
                     event_types,
                     waba_numbers,
+                    format: match input.format.as_deref() {
+                        Some(f) => webhook::WebhookFormat::validate("format", f)?,
+                        None => webhook::WebhookFormat::default(),
+                    },
                     secret: webhook::new_secret(),
                 },
                 Timestamp::now(),
@@ -134,6 +140,9 @@ impl GroupService {
                 d.map(|d| webhook::validate_description("description", &d))
                     .transpose()?,
             );
+        }
+        if let Some(f) = input.format.as_deref() {
+            patch.format = Some(webhook::WebhookFormat::validate("format", f)?);
         }
         patch.disabled = input.disabled;
         let ep = self

@@ -387,6 +387,7 @@ mod tests {
             description: None,
             event_types: None,
             waba_numbers: None,
+            format: Default::default(),
             disabled: false,
             disabled_reason: None,
             secret: "whsec_x".into(),

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use tokio::{
     sync::{Notify, mpsc},
     task::JoinSet,
@@ -21,7 +20,7 @@ use wagroups_core::{
 };
 
 use crate::{
-    guard,
+    format, guard,
     schedule::{Job, Schedule},
 };
 
@@ -64,9 +63,6 @@ const ENDPOINT_REFRESH: Duration = Duration::from_secs(2);
 const STORE_RETRY: Duration = Duration::from_millis(200);
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
-const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
-const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
-const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 /// Largest response body kept in an attempt's error text.
 const BODY_EXCERPT: usize = 512;
 
@@ -161,10 +157,13 @@ impl DeliveryWorker {
             if let Some(t) = d.retry_at {
                 wake = wake.min(t.saturating_duration_since(now));
             }
+            // Biased: endpoints that changed are read again before deliveries queued after
+            // the change are sent (a rotated secret signs the next event).
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => break,
-                _ = self.ready.notified() => d.read_tail = true,
                 _ = self.changed.notified() => d.resync = true,
+                _ = self.ready.notified() => d.read_tail = true,
                 Some(done) = done_rx.recv() => {
                     d.attempted(done);
                     while let Ok(done) = done_rx.try_recv() {
@@ -352,25 +351,20 @@ impl Sender {
     /// Sends one attempt and decides what follows.
     pub async fn attempt(&self, job: &Job) -> AttemptRecord {
         let attempted_at = Timestamp::now();
-        let ts = attempted_at.millis() / 1000;
-        let signature = job.target.signature(&job.event_id, ts, attempted_at, &job.payload);
+        let rendered = format::render(&job.target, &job.event_id, &job.payload, attempted_at);
         let started = Instant::now();
-        let result = match &job.target.url {
-            Err(e) => Err(e.clone()),
-            Ok(url) => match guard::check_literal(url, self.config.allow_private_targets) {
+        let result = match (&job.target.url, rendered) {
+            (Err(e), _) => Err(e.clone()),
+            (_, Err(e)) => Err(e),
+            (Ok(url), Ok(rendered)) => match guard::check_literal(url, self.config.allow_private_targets) {
                 Err(reason) => Err(reason),
-                Ok(()) => self
-                    .client
-                    .post(url.clone())
-                    .timeout(self.config.timeout)
-                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                    .header(WEBHOOK_ID, &job.event_id)
-                    .header(WEBHOOK_TIMESTAMP, ts)
-                    .header(WEBHOOK_SIGNATURE, signature)
-                    .body(job.payload.clone())
-                    .send()
-                    .await
-                    .map_err(|e| error_chain(&e)),
+                Ok(()) => {
+                    let mut req = self.client.post(url.clone()).timeout(self.config.timeout);
+                    for (name, value) in rendered.headers {
+                        req = req.header(name, value);
+                    }
+                    req.body(rendered.body).send().await.map_err(|e| error_chain(&e))
+                }
             },
         };
         let n = (job.attempts + 1) as usize;

@@ -40,6 +40,7 @@ fn render(e: &Endpoint) -> Value {
         "description": e.description,
         "eventTypes": e.event_types,
         "wabaNumbers": e.waba_numbers,
+        "format": e.format.as_str(),
         "disabled": e.disabled,
         "disabledReason": e.disabled_reason,
         "createdAt": e.created_at,
@@ -82,6 +83,7 @@ fn endpoint_input(f: &Fields) -> std::result::Result<EndpointInput, ApiError> {
         event_types: list_field(f, "eventTypes")?,
         waba_numbers: list_field(f, "wabaNumbers")?,
         description,
+        format: f.string("format")?,
         disabled,
     })
 }

@@ -66,6 +66,7 @@ async fn main() {
                 description: None,
                 event_types: None,
                 waba_numbers: None,
+                format: Default::default(),
                 secret: wagroups_core::webhook::new_secret(),
             },
             t0,

@@ -585,3 +585,52 @@ async fn sigterm_lets_an_attempt_in_flight_finish() {
     );
     assert_eq!(d["data"][0]["attempts"].as_array().unwrap().len(), 1);
 }
+
+/// Each endpoint has a format (Standard Webhooks unless asked otherwise), shown on the
+/// endpoint and changeable; an unknown one is refused naming the field and the choices.
+#[tokio::test]
+async fn endpoints_have_a_format() {
+    let s = TestServer::start_with(LOCAL).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (st, ep) = s.post("/v1/webhook-endpoints", &s.key, json!({ "url": rx.url })).await;
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(ep["format"], "standard");
+    let id = ep["id"].as_str().unwrap();
+    let (st, b) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": rx.url, "format": "soap" }),
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(b["error"]["field"], "format");
+    assert!(b["error"]["message"].as_str().unwrap().contains("standard"), "{b}");
+    let (st, b) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            &s.key,
+            Some(json!({ "format": "standard", "description": "std" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["format"], "standard");
+    let (st, b) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            &s.key,
+            Some(json!({ "format": 3 })),
+        )
+        .await;
+    assert_eq!(st, 400, "{b}");
+    assert_eq!(b["error"]["field"], "format");
+    // Standard deliveries: the event log's bytes, signed.
+    s.active_group(&s.key, json!({ "groupId": "fmt" })).await;
+    wait_for("a delivery", Duration::from_secs(10), || !rx.accepted().is_empty()).await;
+    let got = &rx.accepted()[0];
+    let log = s.events(&s.key, "fmt").await;
+    assert_eq!(got.json, log[0]);
+    assert_eq!(got.id, log[0]["eventId"].as_str().unwrap());
+}

@@ -134,6 +134,7 @@ pub struct NewEndpoint {
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
     pub waba_numbers: Option<Vec<String>>,
+    pub format: crate::webhook::WebhookFormat,
     pub secret: String,
 }
 
@@ -144,6 +145,7 @@ pub struct EndpointPatch {
     pub description: Option<Option<String>>,
     pub event_types: Option<Option<Vec<String>>>,
     pub waba_numbers: Option<Option<Vec<String>>>,
+    pub format: Option<crate::webhook::WebhookFormat>,
     pub disabled: Option<bool>,
 }
 
@@ -163,6 +165,9 @@ impl EndpointPatch {
         }
         if let Some(n) = &self.waba_numbers {
             ep.waba_numbers = n.clone();
+        }
+        if let Some(f) = self.format {
+            ep.format = f;
         }
         if let Some(disabled) = self.disabled {
             ep.disabled = disabled;

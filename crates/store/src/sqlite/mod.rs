@@ -28,6 +28,7 @@ use wagroups_core::{
     time::Timestamp,
     webhook::{
         AttemptNext, AttemptRecord, AttemptView, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery,
+        WebhookFormat,
     },
 };
 
@@ -242,8 +243,8 @@ fn stored_event_row(r: &Row) -> Result<StoredEvent, StoreError> {
     })
 }
 
-const ENDPOINT_COLS: &str = "id, org_id, url, description, event_types, waba_numbers, disabled, disabled_reason, secret, \
-     previous_secret, previous_secret_until, created_at, updated_at";
+const ENDPOINT_COLS: &str = "id, org_id, url, description, event_types, waba_numbers, format, disabled, disabled_reason, \
+     secret, previous_secret, previous_secret_until, created_at, updated_at";
 
 fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -253,6 +254,7 @@ fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
         description: get(r, "description")?,
         event_types: json_list(r, "event_types")?,
         waba_numbers: json_list(r, "waba_numbers")?,
+        format: parse(r, "format", WebhookFormat::parse)?,
         disabled: get(r, "disabled")?,
         disabled_reason: get(r, "disabled_reason")?,
         secret: get(r, "secret")?,

@@ -11,7 +11,7 @@ impl WebhookStore for SqliteStore {
                 c,
                 &format!(
                     "INSERT INTO webhook_endpoints (id, org_id, url, description, event_types, waba_numbers, secret, \
-                     created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) RETURNING {ENDPOINT_COLS}"
+                     created_at, updated_at, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
                     e.id,
@@ -21,7 +21,8 @@ impl WebhookStore for SqliteStore {
                     to_json_list(&e.event_types),
                     to_json_list(&e.waba_numbers),
                     e.secret,
-                    now.millis()
+                    now.millis(),
+                    e.format.as_str()
                 ],
                 endpoint_row,
             )?
@@ -84,7 +85,7 @@ impl WebhookStore for SqliteStore {
                 c,
                 &format!(
                     "UPDATE webhook_endpoints SET url = ?1, description = ?2, event_types = ?3, waba_numbers = ?4, \
-                     disabled = ?5, disabled_reason = ?6, updated_at = ?7 WHERE id = ?8 RETURNING {ENDPOINT_COLS}"
+                     disabled = ?5, disabled_reason = ?6, updated_at = ?7, format = ?9 WHERE id = ?8 RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
                     ep.url,
@@ -94,7 +95,8 @@ impl WebhookStore for SqliteStore {
                     ep.disabled,
                     ep.disabled_reason,
                     now.millis(),
-                    id
+                    id,
+                    ep.format.as_str()
                 ],
                 endpoint_row,
             )

@@ -1,0 +1,45 @@
+//! Webhook formats: how a stored event becomes the body and headers of one delivery attempt.
+//! An event is stored once, in the domain's own shape; the endpoint's format renders it when
+//! it is sent (each attempt, since signatures carry the attempt's time), so a new format is
+//! one renderer here.
+
+use bytes::Bytes;
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use wagroups_core::{time::Timestamp, webhook::WebhookFormat};
+
+use crate::schedule::Target;
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+/// One attempt's request body and headers.
+#[derive(Debug)]
+pub struct Rendered {
+    pub body: Bytes,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Renders event `event_id` (its stored payload) for `target`'s format, at `attempted_at`.
+pub fn render(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Timestamp) -> Result<Rendered, String> {
+    match target.endpoint.format {
+        WebhookFormat::Standard => standard(target, event_id, payload, attempted_at),
+    }
+}
+
+/// Standard Webhooks: the event as stored, `webhook-id` (the event ID, the same on every
+/// retry), `webhook-timestamp` (this attempt's Unix seconds) and `webhook-signature`.
+fn standard(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Timestamp) -> Result<Rendered, String> {
+    let ts = attempted_at.millis() / 1000;
+    let signature = target.signature(event_id, ts, attempted_at, payload);
+    let value = |v: &str| HeaderValue::from_str(v).map_err(|e| format!("cannot send header value {v:?}: {e}"));
+    Ok(Rendered {
+        body: payload.clone(),
+        headers: vec![
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (WEBHOOK_ID, value(event_id)?),
+            (WEBHOOK_TIMESTAMP, HeaderValue::from(ts)),
+            (WEBHOOK_SIGNATURE, value(&signature)?),
+        ],
+    })
+}
