@@ -471,6 +471,7 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
         std::sync::Arc::new(NoProviders),
         std::sync::Arc::new(|| {}),
         std::sync::Arc::new(|_| {}),
+        std::sync::Arc::new(|| {}),
     );
     match cmd {
         WebhooksCmd::Add {

@@ -14,8 +14,8 @@ use wagroups_core::{
     phone::Phone,
     provider::ProviderEvent,
     store::{
-        CreateGroupOutcome, EventFilter, GroupFilter, GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint,
-        NewGroup, NewNumber, Store,
+        CreateGroupOutcome, EventFilter, GroupFilter, GroupTarget, InboxStats, MutateError, Mutation, NewApiKey,
+        NewEndpoint, NewGroup, NewNumber, ReportRef, Rule, Store,
         sim::{SimChange, SimGroup, SimMember, SimRefusal, SimStore, SimTarget},
     },
     time::Timestamp,
@@ -30,7 +30,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $make;
             tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
-            concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently);
+            concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
+            the_inbox_holds_reports_in_order_until_they_apply);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -239,9 +240,22 @@ async fn apply<S: Store>(
     key: Option<&str>,
     input: GroupInput,
 ) -> Result<Mutation, MutateError> {
+    let report = key.map(|k| ReportRef {
+        number_id: match &target {
+            GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
+            GroupTarget::ClientId { .. } => 0,
+        },
+        dedup_key: k.to_string(),
+        correlation: match &target {
+            GroupTarget::WaGroupId { wa_group_id, .. } => wa_group_id.clone(),
+            GroupTarget::Request { request_id, .. } => request_id.clone(),
+            GroupTarget::ClientId { group_id, .. } => group_id.clone(),
+        },
+        held_seq: None,
+    });
     s.mutate_group(
         target,
-        key.map(str::to_string),
+        report,
         T0,
         Box::new(move |state| group::apply(state, &input, T0)),
     )
@@ -1020,4 +1034,156 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
         commands, all_commands,
         "the command cursor saw every command once, in order"
     );
+}
+
+fn report_ref(number_id: i64, key: &str, correlation: &str) -> ReportRef {
+    ReportRef {
+        number_id,
+        dedup_key: key.into(),
+        correlation: correlation.into(),
+        held_seq: None,
+    }
+}
+
+/// Held reports are kept with their payload, in the order held; a report behind a held one
+/// of its group is blocked, a held one applies only as itself, and dead ones stay counted.
+pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let wa = "120363000000000055@g.us";
+    let created = ProviderEvent::GroupCreated {
+        request_id: "req-late".into(),
+        wa_group_id: wa.into(),
+        invite_link: "https://chat.whatsapp.com/late".into(),
+        at: T0,
+        participants: vec![],
+    };
+    let join = |p: &str| ProviderEvent::ParticipantJoined {
+        wa_group_id: wa.into(),
+        phone: p.into(),
+        at: T0,
+        reason: None,
+    };
+    // Held: a confirmation whose request is unknown, then two reports of its group.
+    let first = report_ref(na, "k1", wa);
+    assert!(
+        s.hold_report(&first, &created, "unknown request", T0, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.hold_report(&first, &created, "again", T0, T0).await.unwrap(),
+        "a key is held once"
+    );
+    s.hold_report(&report_ref(na, "k2", wa), &join("919000000001"), "behind", T0, T0)
+        .await
+        .unwrap();
+    s.hold_report(&report_ref(na, "k3", wa), &join("919000000002"), "behind", T0, T0)
+        .await
+        .unwrap();
+    let held = s.held_reports(10).await.unwrap();
+    let keys: Vec<&str> = held.iter().map(|h| h.report.dedup_key.as_str()).collect();
+    assert_eq!(keys, ["k1", "k2", "k3"], "in the order held");
+    assert_eq!(held[0].event, created);
+    assert_eq!(held[0].waba_number, "15550000001");
+    assert!(held[0].report.held_seq < held[1].report.held_seq);
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 3, dead: 0 });
+
+    // A new report of the group waits behind them; a held one is not applied as a new one.
+    let wa_target = GroupTarget::WaGroupId {
+        number_id: na,
+        wa_group_id: wa.into(),
+    };
+    let noop: Rule = Box::new(|st| Ok(group::Decision::from_state(st)));
+    let m = s
+        .mutate_group(wa_target.clone(), Some(report_ref(na, "k4", wa)), T0, noop)
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Blocked), "{m:?}");
+    let noop: Rule = Box::new(|st| Ok(group::Decision::from_state(st)));
+    let m = s
+        .mutate_group(wa_target.clone(), Some(report_ref(na, "k2", wa)), T0, noop)
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Duplicate), "{m:?}");
+
+    // The request becomes known: the held confirmation applies as itself, and leaves the line.
+    s.create_group(new_group(&a, na, "late", T0)).await.unwrap();
+    let due = s.due_commands(T0, 0, 10).await.unwrap();
+    s.commands_submitted(&[(due[0].id, "req-late".into())], T0)
+        .await
+        .unwrap();
+    let input = GroupInput::Created {
+        wa_group_id: wa.into(),
+        invite_link: "https://chat.whatsapp.com/late".into(),
+        at: T0,
+        participants: vec![],
+    };
+    let m = s
+        .mutate_group(
+            GroupTarget::Request {
+                number_id: na,
+                request_id: "req-late".into(),
+            },
+            Some(held[0].report.clone()),
+            T0,
+            Box::new(move |st| group::apply(st, &input, T0)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Applied(_)), "{m:?}");
+    let left: Vec<String> = s
+        .held_reports(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.report.dedup_key)
+        .collect();
+    assert_eq!(left, ["k2", "k3"]);
+    // k3 cannot go before k2.
+    let noop: Rule = Box::new(|st| Ok(group::Decision::from_state(st)));
+    let m = s
+        .mutate_group(wa_target.clone(), Some(held[2].report.clone()), T0, noop)
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Blocked), "{m:?}");
+
+    // Retries are counted; a report given up is dead, kept and counted, and blocks nothing.
+    s.retry_report(&held[1].report, "still", T0.plus_millis(100))
+        .await
+        .unwrap();
+    let again = s.held_reports(10).await.unwrap();
+    assert_eq!((again[0].attempts, again[0].next_attempt_at), (1, T0.plus_millis(100)));
+    s.give_up_report(&held[1].report, &held[1].event, "never", T0)
+        .await
+        .unwrap();
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 1, dead: 1 });
+    let input = GroupInput::Joined {
+        phone: Phone::from_digits("919000000002"),
+        reason: JoinReason::InviteLink,
+        at: T0,
+    };
+    let m = s
+        .mutate_group(
+            wa_target,
+            Some(held[2].report.clone()),
+            T0,
+            Box::new(move |st| group::apply(st, &input, T0)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Applied(_)), "{m:?}");
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 1 });
+    // An applied report is never made dead, nor held again.
+    s.give_up_report(&held[2].report, &held[2].event, "late", T0)
+        .await
+        .unwrap();
+    assert!(
+        !s.hold_report(&held[2].report, &held[2].event, "x", T0, T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 1 });
+    let (g, _) = s.get_group(&a, "late").await.unwrap().unwrap();
+    assert_eq!(g.status, GroupStatus::Active);
+    assert_eq!(g.last_sequence, 2, "created, then the one join that applied");
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod group;
 pub mod ids;
+pub mod inbox;
 pub mod model;
 pub mod ops;
 pub mod phone;

@@ -254,6 +254,17 @@ pub enum ProviderEvent {
 }
 
 impl ProviderEvent {
+    /// The group the report is about, as the provider names it: its reports are applied in
+    /// the order received. A creation report names the WhatsApp group it made (so that group's
+    /// later reports queue behind it); a failed creation, its request.
+    pub fn correlation(&self) -> &str {
+        match self {
+            ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id,
+            ProviderEvent::GroupCreateFailed { request_id, .. } => request_id,
+            other => other.wa_group_id().unwrap_or_default(),
+        }
+    }
+
     /// The WhatsApp group the report is about (creation reports name the request instead).
     pub fn wa_group_id(&self) -> Option<&str> {
         match self {
@@ -290,9 +301,12 @@ pub struct ProviderEnvelope {
     pub event: ProviderEvent,
 }
 
-/// Where providers hand their events: the group service.
+/// Where providers hand their reports: the provider inbox (see [`crate::inbox`]).
 #[async_trait]
 pub trait ProviderEventSink: Send + Sync {
+    /// Takes one report: when this returns `Ok`, the report is durably the gateway's (applied,
+    /// held, or kept as dead) and the provider may forget it. An error (storage) means it
+    /// was not taken: deliver it again.
     async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), crate::service::ServiceError>;
 }
 

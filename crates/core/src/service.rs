@@ -107,24 +107,33 @@ pub struct GroupService {
     providers: Arc<dyn ProviderRegistry>,
     wake_commands: Wake,
     wake_deliveries: DeliveryWake,
+    wake_inbox: Wake,
 }
 
 impl GroupService {
     /// `wake_commands` is called after a command was queued (to wake the provider worker),
     /// `wake_deliveries` when webhook deliveries were queued or endpoints changed (to tell
-    /// the delivery dispatcher).
+    /// the delivery dispatcher), `wake_inbox` when a provider report was held or what held
+    /// ones wait for may have come (to wake the inbox applier).
     pub fn new(
         store: Arc<dyn Store>,
         providers: Arc<dyn ProviderRegistry>,
         wake_commands: Wake,
         wake_deliveries: DeliveryWake,
+        wake_inbox: Wake,
     ) -> Self {
         GroupService {
             store,
             providers,
             wake_commands,
             wake_deliveries,
+            wake_inbox,
         }
+    }
+
+    /// Wakes the inbox applier.
+    pub fn inbox_changed(&self) {
+        (self.wake_inbox)();
     }
 
     /// The provider a number is bound to.
@@ -440,29 +449,10 @@ impl GroupService {
     }
 
     /// Records commands the provider accepted: (command row, the provider's request ID).
+    /// Confirmations that came before their request ID was known are held: now they apply.
     pub async fn commands_submitted(&self, submitted: &[(i64, String)]) -> Result<(), ServiceError> {
-        Ok(self.store.commands_submitted(submitted, Timestamp::now()).await?)
-    }
-
-    /// Applies a provider report to the group it concerns.
-    pub async fn apply_provider_event(&self, env: ProviderEnvelope) -> Result<(), ServiceError> {
-        let number = self
-            .store
-            .find_number(&env.waba_number)
-            .await?
-            .ok_or_else(|| DomainError::not_found(format!("number {}", env.waba_number)))?;
-        let (target, input) = translate(number.id, env.event)?;
-        let now = Timestamp::now();
-        let mutation = self
-            .store
-            .mutate_group(
-                target,
-                Some(env.dedup_key),
-                now,
-                Box::new(move |state| group::apply(state, &input, now)),
-            )
-            .await?;
-        self.after_mutation(&mutation);
+        self.store.commands_submitted(submitted, Timestamp::now()).await?;
+        self.inbox_changed();
         Ok(())
     }
 }
@@ -470,7 +460,7 @@ impl GroupService {
 #[async_trait::async_trait]
 impl ProviderEventSink for GroupService {
     async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), ServiceError> {
-        self.apply_provider_event(envelope).await
+        self.receive_report(envelope).await.map(|_| ())
     }
 }
 
@@ -526,7 +516,7 @@ mod tests {
 }
 
 /// The group a provider report concerns and what it means for the group.
-fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, GroupInput), ValidationError> {
+pub(crate) fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, GroupInput), ValidationError> {
     let by_request = |request_id: String| GroupTarget::Request { number_id, request_id };
     let by_wa = |wa_group_id: String| GroupTarget::WaGroupId { number_id, wa_group_id };
     let phone = |p: &str| Phone::parse("phone", p);

@@ -194,5 +194,12 @@ async fn metrics(State(state): State<AppState>) -> (StatusCode, String) {
         }
         Err(e) => tracing::warn!(error = %e, "reading delivery queue figures failed"),
     }
+    match state.service.store().inbox_stats().await {
+        Ok(stats) => {
+            metrics::gauge!("wagroups_provider_reports_held").set(stats.held as f64);
+            metrics::gauge!("wagroups_provider_reports_dead").set(stats.dead as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "reading provider inbox figures failed"),
+    }
     (StatusCode::OK, handle.render())
 }

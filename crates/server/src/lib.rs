@@ -44,6 +44,8 @@ pub struct AppState {
     pub providers: Providers,
     pub sim: Arc<SimNetwork>,
     pub commands_ready: Arc<Notify>,
+    /// Wakes the inbox applier (a report was held, or what held ones wait for came).
+    pub inbox_ready: Arc<Notify>,
     pub allow_private_webhook_targets: bool,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -208,6 +210,8 @@ impl Server {
         let store = Arc::new(SqliteStore::open(&config.database_url).await?);
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
         let commands_ready = Arc::new(Notify::new());
+        let inbox_ready = Arc::new(Notify::new());
+        let inbox_wake = inbox_ready.clone();
         let deliveries_ready = Arc::new(Notify::new());
         let deliveries_changed = Arc::new(Notify::new());
         let wake = commands_ready.clone();
@@ -227,6 +231,7 @@ impl Server {
                 DeliverySignal::Queued => ready.notify_one(),
                 DeliverySignal::Changed => changed.notify_one(),
             }),
+            Arc::new(move || inbox_wake.notify_one()),
         ));
         let delivery = Arc::new(DeliveryWorker::new(
             store.clone(),
@@ -239,6 +244,7 @@ impl Server {
             providers,
             sim,
             commands_ready,
+            inbox_ready,
             allow_private_webhook_targets: config.delivery.allow_private_targets,
             metrics,
         };
@@ -265,6 +271,10 @@ impl Server {
             let sink: Arc<dyn ProviderEventSink> = self.state.service.clone();
             tasks.push(tokio::spawn(self.state.sim.clone().run_pump(sink, workers.clone())));
             tasks.push(tokio::spawn(runtime::run_command_worker(
+                self.state.clone(),
+                workers.clone(),
+            )));
+            tasks.push(tokio::spawn(runtime::run_inbox_applier(
                 self.state.clone(),
                 workers.clone(),
             )));

@@ -203,6 +203,30 @@ impl Worker {
     }
 }
 
+/// Applies held provider reports when they can be: woken when a report is held or request
+/// IDs are recorded, and when the next held report is due. Reports held before a restart are
+/// taken up at once.
+pub async fn run_inbox_applier(state: AppState, shutdown: CancellationToken) {
+    // Woken (or just started): every held report is tried now.
+    let mut woken = true;
+    loop {
+        let pause = match state.service.apply_held_reports(woken).await {
+            Ok(Some(due)) => Duration::from_millis((due.millis() - Timestamp::now().millis()).clamp(0, 60_000) as u64),
+            // Nothing held: a wake-up says when there is.
+            Ok(None) => Duration::from_secs(60),
+            Err(e) => {
+                tracing::warn!(error = %e, "applying held provider reports failed; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = state.inbox_ready.notified() => woken = true,
+            _ = tokio::time::sleep(pause) => woken = false,
+        }
+    }
+}
+
 /// Submits one command.
 async fn submit(state: AppState, cmd: Command) -> (i64, Outcome) {
     let number = match state.service.store().get_number(cmd.number_id).await {

@@ -132,7 +132,12 @@ async fn main() {
                         number_id: nid,
                         request_id: format!("cmd_{i}"),
                     },
-                    Some(format!("sim:{i}")),
+                    Some(wagroups_core::store::ReportRef {
+                        number_id: nid,
+                        dedup_key: format!("sim:{i}"),
+                        correlation: format!("120363{:012}@g.us", i),
+                        held_seq: None,
+                    }),
                     now,
                     Box::new(move |st| group::apply(st, &input, now)),
                 )

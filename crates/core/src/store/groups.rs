@@ -28,11 +28,16 @@ pub trait GroupStore: Send + Sync {
     async fn find_group_by_wa_id(&self, number_id: i64, wa_group_id: &str) -> Result<Option<Group>, StoreError>;
     async fn group_events(&self, group_row_id: i64, after: i64, limit: i64) -> Result<Vec<StoredEvent>, StoreError>;
     /// Loads the group, runs `rule` on it and persists the decision, all in one transaction.
-    /// With `dedup_key`, a report already applied under that key is skipped.
+    ///
+    /// With a provider `report`: a report the inbox already has is not applied again
+    /// ([`Mutation::Duplicate`]; a held one only when `report.held_seq` names it); one behind
+    /// a held report of the same correlation waits ([`Mutation::Blocked`]); an applied one is
+    /// recorded as applied in the same transaction. An unknown group (or request) is
+    /// `DomainError::NotFound`, and nothing is written.
     async fn mutate_group(
         &self,
         target: GroupTarget,
-        dedup_key: Option<String>,
+        report: Option<ReportRef>,
         now: Timestamp,
         rule: Rule,
     ) -> Result<Mutation, MutateError>;

@@ -215,8 +215,11 @@ pub type Rule = Box<dyn Fn(&GroupState) -> Result<Decision, DomainError> + Send>
 pub enum Mutation {
     /// The decision was persisted (its `group` is the new state).
     Applied(Box<Decision>),
-    /// The provider report with this deduplication key was applied before.
+    /// The provider report was applied before (or is held, or dead): nothing was done.
     Duplicate,
+    /// An earlier report of the same group is held: this one must wait behind it. Nothing
+    /// was done.
+    Blocked,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -230,6 +233,7 @@ pub struct GroupFilter {
 mod commands;
 mod events;
 mod groups;
+mod inbox;
 pub mod sim;
 mod tenancy;
 mod webhooks;
@@ -237,17 +241,22 @@ mod webhooks;
 pub use commands::CommandStore;
 pub use events::EventLogStore;
 pub use groups::GroupStore;
+pub use inbox::{HeldReport, InboxStats, InboxStore, ReportRef};
 pub use tenancy::TenancyStore;
 pub use webhooks::WebhookStore;
 
 /// Every store trait, for code that calls a concrete store's methods.
 pub mod prelude {
-    pub use super::{CommandStore, EventLogStore, GroupStore, Store, TenancyStore, WebhookStore, sim::SimStore};
+    pub use super::{
+        CommandStore, EventLogStore, GroupStore, InboxStore, Store, TenancyStore, WebhookStore, sim::SimStore,
+    };
 }
 
 /// The whole gateway store: every concern's port, and a liveness check.
 #[async_trait]
-pub trait Store: TenancyStore + GroupStore + CommandStore + WebhookStore + EventLogStore + Send + Sync {
+pub trait Store:
+    TenancyStore + GroupStore + CommandStore + WebhookStore + EventLogStore + InboxStore + Send + Sync
+{
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

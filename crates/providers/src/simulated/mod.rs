@@ -6,7 +6,6 @@
 pub mod rules;
 
 use std::{
-    collections::VecDeque,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -18,7 +17,6 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
-    DomainError,
     command::{Command, CommandPayload, JoinApprovalModeWire},
     ids,
     model::Number,
@@ -80,54 +78,30 @@ pub struct SimNetwork {
     pumping: AtomicBool,
 }
 
-/// A report the gateway could not apply is retried this many times before it is dropped
-/// (and logged): the gateway may not yet know the request it confirms.
-const REPORT_MAX_ATTEMPTS: u32 = 50;
 /// Reports read from the outbox per round.
 const ROUND_BATCH: i64 = 512;
 /// How long a caller waits for its reports to be applied before answering anyway.
 const FLUSH_MAX: Duration = Duration::from_secs(2);
-/// Pause before trying a report that had to wait again.
-const WAIT_RETRY: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Rounds {
     started: u64,
     finished: u64,
-    /// Some report had to wait (its group unknown to the gateway yet) at the last round.
-    holding: bool,
 }
 
 /// The report pump's memory between rounds.
 #[derive(Default)]
 struct Pump {
-    /// The newest report read from the outbox: later rounds read after it.
+    /// The newest report handed to the gateway: later rounds read after it.
     cursor: i64,
-    /// Per group, reports read but not applied yet, in order (the first had to wait).
-    held: Vec<(String, VecDeque<Held>)>,
-    /// Applied reports whose outbox rows are still to be removed.
+    /// Handed-over reports whose outbox rows are still to be removed.
     applied: Vec<i64>,
-}
-
-#[derive(Clone)]
-struct Held {
-    item: OutboxItem,
-    attempts: u32,
 }
 
 /// What a round left to do.
 struct RoundEnd {
     /// The outbox had more reports than a round reads.
     more: bool,
-}
-
-/// The reports of one group, in order, must reach the gateway one after another.
-fn report_group(item: &OutboxItem) -> String {
-    match &item.report {
-        ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id.clone(),
-        ProviderEvent::GroupCreateFailed { request_id, .. } => request_id.clone(),
-        other => other.wa_group_id().unwrap_or_default().to_string(),
-    }
 }
 
 impl SimNetwork {
@@ -211,23 +185,19 @@ impl SimNetwork {
     }
 
     /// One round of the report pump: reads the reports queued since the last round and hands
-    /// them to `sink`, the reports of one group in order, different groups concurrently (so
-    /// their transactions share commits). A report the gateway cannot apply yet is held,
-    /// with the later reports of its group, and tried again next round.
+    /// them to the gateway's inbox (`sink`), the reports of one group in order, different
+    /// groups concurrently (so their transactions share commits). The gateway applies each
+    /// or holds it durably; the pump keeps nothing back.
     async fn round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
         self.rounds.send_modify(|r| r.started += 1);
         let result = self.apply_round(pump, sink).await;
         // Only a round that read the outbox to its end lets waiters go: their reports were in
         // it (a round starts after their write).
         if matches!(result, Ok(RoundEnd { more: false })) {
-            let holding = !pump.held.is_empty();
-            self.rounds.send_modify(|r| {
-                r.finished = r.started;
-                r.holding = holding;
-            });
+            self.rounds.send_modify(|r| r.finished = r.started);
         }
-        // Applied reports are removed after the callers waiting for them were let go: a crash
-        // before the removal only makes the gateway see them again, as duplicates.
+        // Handed-over reports are removed after the callers waiting for them were let go: a
+        // crash before the removal only makes the gateway see them again, as duplicates.
         if !pump.applied.is_empty() {
             self.store.sim_outbox_done(pump.applied.clone()).await?;
             pump.applied.clear();
@@ -235,79 +205,62 @@ impl SimNetwork {
         result
     }
 
-    /// Reads and applies; `pump` changes only once everything was applied, so a round cut
-    /// short (its caller gone) is simply made again (the reports it applied are duplicates).
+    /// Reads and hands over; the cursor moves only once the whole batch was handed over, so
+    /// a round cut short (a storage failure, its caller gone) is simply made again (the
+    /// reports it handed over are duplicates then).
     async fn apply_round(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<RoundEnd, StoreError> {
         let batch = self.store.sim_outbox(pump.cursor, ROUND_BATCH).await?;
         let more = batch.len() as i64 == ROUND_BATCH;
-        let mut cursor = pump.cursor;
-        let mut groups = pump.held.clone();
+        let cursor = batch.iter().map(|i| i.id).max().unwrap_or(pump.cursor).max(pump.cursor);
+        let mut groups: Vec<(String, Vec<OutboxItem>)> = Vec::new();
         for item in batch {
-            cursor = cursor.max(item.id);
-            let key = report_group(&item);
-            let held = Held { item, attempts: 0 };
+            let key = item.report.correlation().to_string();
             match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, q)) => q.push_back(held),
-                None => groups.push((key, VecDeque::from([held]))),
+                Some((_, q)) => q.push(item),
+                None => groups.push((key, vec![item])),
             }
         }
-        let outcomes = futures_util::future::join_all(groups.into_iter().map(|(key, mut queue)| async move {
+        let outcomes = futures_util::future::join_all(groups.into_iter().map(|(_, queue)| async move {
             let mut applied = Vec::new();
-            let mut failure = None;
-            while let Some(next) = queue.front_mut() {
+            for item in queue {
                 let env = ProviderEnvelope {
-                    waba_number: next.item.waba_number.clone(),
-                    dedup_key: next.item.dedup_key.clone(),
-                    event: next.item.report.clone(),
+                    waba_number: item.waba_number.clone(),
+                    dedup_key: item.dedup_key.clone(),
+                    event: item.report.clone(),
                 };
                 match sink.deliver(env).await {
                     Ok(()) => {}
-                    Err(ServiceError::Domain(DomainError::NotFound { what })) => {
-                        next.attempts += 1;
-                        if next.attempts < REPORT_MAX_ATTEMPTS {
-                            break;
-                        }
-                        tracing::error!(%what, "dropping a simulated report: its group is unknown");
-                    }
-                    Err(ServiceError::Store(e)) => {
-                        failure = Some(e);
-                        break;
-                    }
+                    Err(ServiceError::Store(e)) => return (applied, Some(e)),
                     Err(e) => {
-                        tracing::warn!(report = ?next.item.report, error = %e, "simulated report not applicable; dropped");
+                        tracing::warn!(report = ?item.report, error = %e, "the gateway refused a simulated report")
                     }
                 }
-                if let Some(done) = queue.pop_front() {
-                    applied.push(done.item.id);
-                }
+                applied.push(item.id);
             }
-            (key, queue, applied, failure)
+            (applied, None)
         }))
         .await;
-        pump.cursor = cursor;
-        pump.held.clear();
         let mut failure = None;
-        for (key, queue, applied, failed) in outcomes {
+        for (applied, failed) in outcomes {
             pump.applied.extend(applied);
-            if !queue.is_empty() {
-                pump.held.push((key, queue));
-            }
             failure = failure.or(failed);
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(RoundEnd { more }),
+            None => {
+                pump.cursor = cursor;
+                Ok(RoundEnd { more })
+            }
         }
     }
 
-    /// Rounds until the outbox is read to its end; answers whether a report waits.
-    async fn rounds_to_end(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<bool, StoreError> {
+    /// Rounds until the outbox is read to its end.
+    async fn rounds_to_end(&self, pump: &mut Pump, sink: &dyn ProviderEventSink) -> Result<(), StoreError> {
         while self.round(pump, sink).await?.more {}
-        Ok(!pump.held.is_empty())
+        Ok(())
     }
 
-    /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback
-    /// (and soon again while a report waits).
+    /// Delivers reports until `shutdown`: woken when a report is queued, polling as a fallback.
     pub async fn run_pump(self: Arc<Self>, sink: Arc<dyn ProviderEventSink>, shutdown: CancellationToken) {
         self.pumping.store(true, Ordering::SeqCst);
         let mut delay = Duration::from_millis(500);
@@ -319,8 +272,7 @@ impl SimNetwork {
             }
             let mut pump = self.pump.lock().await;
             delay = match self.rounds_to_end(&mut pump, sink.as_ref()).await {
-                Ok(true) => WAIT_RETRY,
-                Ok(false) => Duration::from_millis(500),
+                Ok(()) => Duration::from_millis(500),
                 Err(e) => {
                     tracing::warn!(error = %e, "simulated network: delivering reports failed; retrying");
                     Duration::from_millis(200)
@@ -333,25 +285,19 @@ impl SimNetwork {
     /// Waits until the reports queued before the call were handed to the gateway (or
     /// [`FLUSH_MAX`] passed): by the pump when it runs, otherwise by rounds run here.
     async fn wait_applied(&self, sink: &dyn ProviderEventSink) {
-        let deadline = tokio::time::Instant::now() + FLUSH_MAX;
         if !self.pumping.load(Ordering::SeqCst) {
             let mut pump = self.pump.lock().await;
-            loop {
-                match self.rounds_to_end(&mut pump, sink).await {
-                    Ok(true) if tokio::time::Instant::now() < deadline => tokio::time::sleep(WAIT_RETRY).await,
-                    Ok(_) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "delivering simulated reports failed");
-                        return;
-                    }
-                }
+            if let Err(e) = self.rounds_to_end(&mut pump, sink).await {
+                tracing::warn!(error = %e, "delivering simulated reports failed");
             }
+            return;
         }
         // A round that starts after now reads what was queued before.
+        let deadline = tokio::time::Instant::now() + FLUSH_MAX;
         let mut rounds = self.rounds.subscribe();
         let target = rounds.borrow().started + 1;
         self.outbox_ready.notify_one();
-        let _ = tokio::time::timeout_at(deadline, rounds.wait_for(|r| r.finished >= target && !r.holding)).await;
+        let _ = tokio::time::timeout_at(deadline, rounds.wait_for(|r| r.finished >= target)).await;
     }
 }
 

@@ -144,27 +144,42 @@ impl GroupStore for SqliteStore {
     async fn mutate_group(
         &self,
         target: GroupTarget,
-        dedup_key: Option<String>,
+        report: Option<ReportRef>,
         now: Timestamp,
         rule: Rule,
     ) -> Result<Mutation, MutateError> {
-        let inbox_number = match &target {
-            GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
-            GroupTarget::ClientId { .. } => 0,
-        };
         self.db
             .write(move |c| {
-                // Decide, then write: a report already applied, an unknown group or a refusing
-                // rule leaves before anything is written.
-                if let Some(key) = &dedup_key {
-                    let seen = one(
-                        c,
-                        "SELECT 1 AS seen FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2",
-                        params![inbox_number, key],
-                        |_| Ok(()),
-                    )?;
-                    if seen.is_some() {
+                // Decide, then write: a report the inbox has, one behind a held report of its
+                // group, an unknown group or a refusing rule leaves before anything is written.
+                if let Some(r) = &report {
+                    let (status, held_seq, blocked) = c
+                        .prepare_cached(
+                            "SELECT (SELECT status FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2), \
+                             (SELECT held_seq FROM provider_inbox WHERE number_id = ?1 AND dedup_key = ?2), \
+                             EXISTS (SELECT 1 FROM provider_inbox WHERE status = 'held' AND number_id = ?1 \
+                                     AND correlation = ?3 AND held_seq < ?4)",
+                        )
+                        .and_then(|mut st| {
+                            st.query_row(
+                                params![r.number_id, r.dedup_key, r.correlation, r.held_seq.unwrap_or(i64::MAX)],
+                                |row| {
+                                    Ok((
+                                        row.get::<_, Option<String>>(0)?,
+                                        row.get::<_, Option<i64>>(1)?,
+                                        row.get::<_, bool>(2)?,
+                                    ))
+                                },
+                            )
+                        })
+                        .map_err(db)?;
+                    let applying_held =
+                        status.as_deref() == Some("held") && held_seq.is_some() && held_seq == r.held_seq;
+                    if status.is_some() && !applying_held {
                         return Ok(Mutation::Duplicate);
+                    }
+                    if blocked {
+                        return Ok(Mutation::Blocked);
                     }
                 }
                 let (group, command_id) = match &target {
@@ -221,11 +236,14 @@ impl GroupStore for SqliteStore {
                     command_id,
                 };
                 let decision = rule(&state)?;
-                if let Some(key) = &dedup_key {
+                if let Some(r) = &report {
                     exec(
                         c,
-                        "INSERT INTO provider_inbox (number_id, dedup_key, applied_at) VALUES (?1, ?2, ?3)",
-                        params![inbox_number, key, now.millis()],
+                        "INSERT INTO provider_inbox (number_id, dedup_key, status, received_at, applied_at) \
+                         VALUES (?1, ?2, 'applied', ?3, ?3) ON CONFLICT (number_id, dedup_key) DO UPDATE SET \
+                         status = 'applied', applied_at = excluded.applied_at, report = NULL, correlation = NULL, \
+                         held_seq = NULL, next_attempt_at = NULL, error = NULL",
+                        params![r.number_id, r.dedup_key, now.millis()],
                     )?;
                 }
                 let subs = if decision.events.is_empty() {

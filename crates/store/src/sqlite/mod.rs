@@ -20,10 +20,11 @@ use wagroups_core::{
     },
     phone::Phone,
     plan::{self, GroupWrite, Subscription},
+    provider::ProviderEvent,
     store::{
         CommandStore, CreateGroupOutcome, EndpointPatch, EventFilter, EventLogStore, GroupFilter, GroupStore,
-        GroupTarget, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup, NewNumber, NewOrg, Rule, Store,
-        StoreError, TenancyStore, WebhookStore,
+        GroupTarget, HeldReport, InboxStats, InboxStore, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
+        NewNumber, NewOrg, ReportRef, Rule, Store, StoreError, TenancyStore, WebhookStore,
     },
     time::Timestamp,
     webhook::{
@@ -448,6 +449,7 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
 mod commands;
 mod events;
 mod groups;
+mod inbox;
 mod tenancy;
 mod webhooks;
 

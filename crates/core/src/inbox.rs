@@ -1,0 +1,176 @@
+//! The inbox applier: every provider report goes through here. A report is applied at once
+//! when its group can take it (recorded as applied in the change's own transaction), held
+//! durably when it cannot yet (its group or request unknown, or an earlier report of its group
+//! held), and a held report is tried again, in order per group, until it applies or is given
+//! up as dead.
+
+use std::collections::HashSet;
+
+use crate::{
+    DomainError, group,
+    provider::{ProviderEnvelope, ProviderEvent},
+    service::{GroupService, ServiceError},
+    store::{HeldReport, Mutation, ReportRef},
+    time::Timestamp,
+};
+
+/// Held reports read per round.
+pub const HELD_BATCH: i64 = 512;
+/// How long a report may wait to be correlatable before it is given up (dead).
+pub const HOLD_MAX_MS: i64 = 24 * 3600 * 1000;
+
+/// The pause before held attempt `attempts + 1`: 50 ms, doubling, at most 5 minutes.
+pub fn hold_backoff_ms(attempts: i64) -> i64 {
+    let shift = attempts.clamp(0, 20) as u32;
+    (50i64 << shift).min(5 * 60 * 1000)
+}
+
+/// What became of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Applied,
+    /// Seen before (applied, held or dead).
+    Duplicate,
+    /// Kept, to be applied when it can be.
+    Held,
+    /// It can never be applied (kept as dead).
+    Dead,
+}
+
+/// How an attempt to apply a report ended.
+enum Attempt {
+    Done(Received),
+    /// Not correlatable now, because of this.
+    NotYet(String),
+    /// Never applicable, because of this.
+    Never(String),
+}
+
+impl GroupService {
+    /// Takes a report from a provider: applies it, or holds it durably. Only a storage failure
+    /// is an error (then nothing was recorded, and the provider must deliver it again).
+    pub async fn receive_report(&self, env: ProviderEnvelope) -> Result<Received, ServiceError> {
+        let now = Timestamp::now();
+        let Some(number) = self.store().find_number(&env.waba_number).await? else {
+            tracing::error!(number = %env.waba_number, key = %env.dedup_key, "a provider report for a number that is not registered: kept as dead");
+            let r = ReportRef {
+                number_id: 0,
+                dedup_key: env.dedup_key.clone(),
+                correlation: env.event.correlation().to_string(),
+                held_seq: None,
+            };
+            self.store()
+                .give_up_report(
+                    &r,
+                    &env.event,
+                    &format!("number {} is not registered", env.waba_number),
+                    now,
+                )
+                .await?;
+            return Ok(Received::Dead);
+        };
+        let report = ReportRef {
+            number_id: number.id,
+            dedup_key: env.dedup_key,
+            correlation: env.event.correlation().to_string(),
+            held_seq: None,
+        };
+        match self.try_apply(number.id, &report, &env.event, now).await? {
+            Attempt::Done(r) => Ok(r),
+            Attempt::NotYet(why) => {
+                let held = self
+                    .store()
+                    .hold_report(&report, &env.event, &why, now, now.plus_millis(hold_backoff_ms(0)))
+                    .await?;
+                self.inbox_changed();
+                Ok(if held { Received::Held } else { Received::Duplicate })
+            }
+            Attempt::Never(why) => {
+                self.store().give_up_report(&report, &env.event, &why, now).await?;
+                Ok(Received::Dead)
+            }
+        }
+    }
+
+    /// One round of the applier over the held reports: each group's first held report is
+    /// tried if its time has come (or, with `now_for_all`, at once: something held reports
+    /// wait for may have come), and the ones behind it while they apply. Returns when the
+    /// next held report is due (`None`: none held).
+    pub async fn apply_held_reports(&self, now_for_all: bool) -> Result<Option<Timestamp>, ServiceError> {
+        let held = self.store().held_reports(HELD_BATCH).await?;
+        let now = Timestamp::now();
+        // A group whose earlier report stays held: its later ones wait this round.
+        let mut stuck: HashSet<(i64, String)> = HashSet::new();
+        let mut next_due: Option<Timestamp> = None;
+        for h in held {
+            let chain = (h.report.number_id, h.report.correlation.clone());
+            if stuck.contains(&chain) {
+                continue;
+            }
+            if h.next_attempt_at > now && !now_for_all {
+                stuck.insert(chain);
+                next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
+                continue;
+            }
+            match self.try_apply(h.report.number_id, &h.report, &h.event, now).await? {
+                Attempt::Done(_) => {}
+                Attempt::NotYet(why) if now.millis() - h.received_at.millis() < HOLD_MAX_MS => {
+                    let at = now.plus_millis(hold_backoff_ms(h.attempts + 1));
+                    self.store().retry_report(&h.report, &why, at).await?;
+                    next_due = Some(next_due.map_or(at, |t: Timestamp| t.min(at)));
+                    stuck.insert(chain);
+                }
+                Attempt::NotYet(why) | Attempt::Never(why) => {
+                    self.give_up(&h, &why, now).await?;
+                    // Its group's later reports go on without it.
+                }
+            }
+        }
+        Ok(next_due)
+    }
+
+    async fn give_up(&self, h: &HeldReport, why: &str, now: Timestamp) -> Result<(), ServiceError> {
+        tracing::error!(
+            number = %h.waba_number, key = %h.report.dedup_key, attempts = h.attempts, reason = %why,
+            "giving up a provider report that never became applicable: kept as dead"
+        );
+        Ok(self.store().give_up_report(&h.report, &h.event, why, now).await?)
+    }
+
+    async fn try_apply(
+        &self,
+        number_id: i64,
+        report: &ReportRef,
+        event: &ProviderEvent,
+        now: Timestamp,
+    ) -> Result<Attempt, ServiceError> {
+        let (target, input) = match crate::service::translate(number_id, event.clone()) {
+            Ok(t) => t,
+            Err(e) => return Ok(Attempt::Never(format!("{}: {}", e.field, e.message))),
+        };
+        let m = self
+            .store()
+            .mutate_group(
+                target,
+                Some(report.clone()),
+                now,
+                Box::new(move |state| group::apply(state, &input, now)),
+            )
+            .await;
+        match m {
+            Ok(Mutation::Applied(d)) => {
+                if !d.events.is_empty() {
+                    self.deliveries_queued();
+                }
+                Ok(Attempt::Done(Received::Applied))
+            }
+            Ok(Mutation::Duplicate) => Ok(Attempt::Done(Received::Duplicate)),
+            Ok(Mutation::Blocked) => Ok(Attempt::NotYet("an earlier report of its group is held".into())),
+            Err(crate::store::MutateError::Domain(DomainError::NotFound { what })) => {
+                Ok(Attempt::NotYet(format!("{what} is not known (yet)")))
+            }
+            Err(crate::store::MutateError::Domain(e)) => Ok(Attempt::Never(e.to_string())),
+            Err(crate::store::MutateError::Store(e)) => Err(e.into()),
+        }
+    }
+}
