@@ -457,18 +457,9 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
     // Endpoint administration needs no provider and wakes no worker: a running server picks
     // up changes by polling.
-    struct NoProviders;
-    impl wagroups_core::provider::ProviderRegistry for NoProviders {
-        fn for_number(
-            &self,
-            _: &wagroups_core::model::Number,
-        ) -> Option<std::sync::Arc<dyn wagroups_core::provider::Provider>> {
-            None
-        }
-    }
     let service = wagroups_core::service::GroupService::new(
         store.clone(),
-        std::sync::Arc::new(NoProviders),
+        std::sync::Arc::new(wagroups_core::provider::Registry::default()),
         std::sync::Arc::new(|| {}),
         std::sync::Arc::new(|_| {}),
         std::sync::Arc::new(|| {}),

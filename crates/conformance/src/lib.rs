@@ -69,6 +69,7 @@ async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (String, i6
                 provider: ProviderKind::Simulated,
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
+                provider_config: serde_json::json!({}),
             },
             T0,
         )
@@ -115,6 +116,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
         provider: ProviderKind::Simulated,
         profile: Profile::LinkedDevice,
         default_join_approval_mode: JoinApprovalMode::AutoApprove,
+        provider_config: serde_json::json!({}),
     };
     assert!(
         s.add_number(dup, T0).await.unwrap().is_none(),
@@ -126,6 +128,29 @@ pub async fn tenancy_records<S: Store>(s: &S) {
     assert!(s.set_number_disabled("19999999999", true).await.unwrap().is_none());
     assert_eq!(s.list_numbers(Some(&org)).await.unwrap().len(), 1);
     assert_eq!(s.list_numbers(Some("org_other")).await.unwrap().len(), 0);
+    // A number keeps its provider's configuration as given.
+    let config = serde_json::json!({ "phoneNumberId": "106540352242922", "sealed": { "token": "v1.abc" } });
+    let meta = s
+        .add_number(
+            NewNumber {
+                org_id: org.clone(),
+                waba_number: "15550000009".into(),
+                provider: ProviderKind::CloudApi,
+                profile: Profile::Cloud,
+                default_join_approval_mode: JoinApprovalMode::ApprovalRequired,
+                provider_config: config.clone(),
+            },
+            T0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(meta.provider_config, config);
+    assert_eq!(s.get_number(meta.id).await.unwrap().unwrap().provider_config, config);
+    assert_eq!(
+        s.find_number("15550000009").await.unwrap().unwrap().provider,
+        ProviderKind::CloudApi
+    );
 
     let key = s
         .create_api_key(
@@ -370,6 +395,7 @@ pub async fn keyset_listing<S: Store>(s: &S) {
                 provider: ProviderKind::Simulated,
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
+                provider_config: serde_json::json!({}),
             },
             T0,
         )

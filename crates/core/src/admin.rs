@@ -48,6 +48,7 @@ pub async fn add_number(
                 provider,
                 profile,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
+                provider_config: serde_json::json!({}),
             },
             Timestamp::now(),
         )

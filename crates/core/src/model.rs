@@ -83,6 +83,10 @@ pub struct Number {
     pub profile: Profile,
     pub disabled: bool,
     pub default_join_approval_mode: JoinApprovalMode,
+    /// What the number's provider needs to serve it (a JSON object only the provider reads;
+    /// any secret in it is sealed by the provider). Never shown.
+    #[serde(skip)]
+    pub provider_config: serde_json::Value,
     pub created_at: Timestamp,
 }
 

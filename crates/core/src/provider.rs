@@ -292,6 +292,27 @@ pub trait ProviderRegistry: Send + Sync {
     fn for_number(&self, number: &Number) -> Option<std::sync::Arc<dyn Provider>>;
 }
 
+/// The providers of this process, by kind: a provider joins with one [`Registry::with`].
+#[derive(Clone, Default)]
+pub struct Registry {
+    providers: std::collections::HashMap<crate::model::ProviderKind, std::sync::Arc<dyn Provider>>,
+}
+
+impl Registry {
+    /// `kind`'s numbers are served by `provider`.
+    pub fn with(mut self, kind: crate::model::ProviderKind, provider: std::sync::Arc<dyn Provider>) -> Registry {
+        self.providers.insert(kind, provider);
+        self
+    }
+}
+
+impl ProviderRegistry for Registry {
+    /// `None` when this process has no provider for the number's kind.
+    fn for_number(&self, number: &Number) -> Option<std::sync::Arc<dyn Provider>> {
+        self.providers.get(&number.provider).cloned()
+    }
+}
+
 /// A provider event for one business number, with a key that identifies it across
 /// redeliveries (the same report applied twice changes nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]

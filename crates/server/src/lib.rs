@@ -27,12 +27,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use wagroups_core::{
     admin::Bootstrap,
-    provider::ProviderEventSink,
+    model::ProviderKind,
+    provider::{ProviderEventSink, ProviderRegistry, Registry},
     service::{DeliverySignal, GroupService},
 };
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
-use wagroups_providers::{Providers, simulated::SimNetwork};
+use wagroups_providers::simulated::SimNetwork;
 use wagroups_store::{SqliteSimStore, SqliteStore, sim_database_url};
 
 use crate::error::{ApiError, DialectKind};
@@ -41,7 +42,7 @@ use crate::error::{ApiError, DialectKind};
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<GroupService>,
-    pub providers: Providers,
+    pub providers: Arc<dyn ProviderRegistry>,
     pub sim: Arc<SimNetwork>,
     pub commands_ready: Arc<Notify>,
     /// Wakes the inbox applier (a report was held, or what held ones wait for came).
@@ -222,10 +223,11 @@ impl Server {
         };
         let sim_store = SqliteSimStore::open_importing(&sim_url, Some(&config.database_url)).await?;
         let sim = Arc::new(SimNetwork::new(Arc::new(sim_store)));
-        let providers = Providers { simulated: sim.clone() };
+        let providers: Arc<dyn ProviderRegistry> =
+            Arc::new(Registry::default().with(ProviderKind::Simulated, sim.clone()));
         let service = Arc::new(GroupService::new(
             store.clone(),
-            Arc::new(providers.clone()),
+            providers.clone(),
             Arc::new(move || wake.notify_one()),
             Arc::new(move |signal| match signal {
                 DeliverySignal::Queued => ready.notify_one(),

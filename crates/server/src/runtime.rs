@@ -12,7 +12,6 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
     command::Command,
-    provider::ProviderRegistry,
     service::{ServiceError, Submission},
     time::Timestamp,
 };

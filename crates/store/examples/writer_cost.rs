@@ -51,6 +51,7 @@ async fn main() {
                 provider: ProviderKind::Simulated,
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
+                provider_config: serde_json::json!({}),
             },
             t0,
         )

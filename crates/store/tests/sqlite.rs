@@ -203,6 +203,7 @@ mod auth_lookups {
             provider: ProviderKind::Simulated,
             profile: Profile::Cloud,
             default_join_approval_mode: JoinApprovalMode::AutoApprove,
+            provider_config: serde_json::json!({}),
         };
         let n = cli.add_number(number, t).await.unwrap().unwrap();
         let key = cli

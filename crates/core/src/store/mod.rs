@@ -59,6 +59,8 @@ pub struct NewNumber {
     pub provider: ProviderKind,
     pub profile: Profile,
     pub default_join_approval_mode: JoinApprovalMode,
+    /// The provider's configuration of the number (`{}` for the simulated network).
+    pub provider_config: serde_json::Value,
 }
 
 /// An organisation to create; its ID is minted by the core (`NewOrg::named`).

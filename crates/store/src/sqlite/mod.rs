@@ -154,7 +154,7 @@ fn org_row(r: &Row) -> Result<Org, StoreError> {
 }
 
 const NUMBER_COLS: &str =
-    "id, org_id, waba_number, provider, profile, disabled, default_join_approval_mode, created_at";
+    "id, org_id, waba_number, provider, profile, disabled, default_join_approval_mode, provider_config, created_at";
 
 fn number_row(r: &Row) -> Result<Number, StoreError> {
     Ok(Number {
@@ -165,6 +165,10 @@ fn number_row(r: &Row) -> Result<Number, StoreError> {
         profile: parse(r, "profile", Profile::parse)?,
         disabled: get(r, "disabled")?,
         default_join_approval_mode: parse(r, "default_join_approval_mode", JoinApprovalMode::parse)?,
+        provider_config: {
+            let raw: String = get(r, "provider_config")?;
+            serde_json::from_str(&raw).map_err(|_| corrupt("provider_config", &raw))?
+        },
         created_at: ts(r, "created_at")?,
     })
 }

@@ -48,8 +48,9 @@ impl TenancyStore for SqliteStore {
             one(
                 c,
                 &format!(
-                    "INSERT INTO numbers (org_id, waba_number, provider, profile, default_join_approval_mode, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (waba_number) DO NOTHING RETURNING {NUMBER_COLS}"
+                    "INSERT INTO numbers (org_id, waba_number, provider, profile, default_join_approval_mode, created_at, \
+                     provider_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (waba_number) DO NOTHING \
+                     RETURNING {NUMBER_COLS}"
                 ),
                 params![
                     n.org_id,
@@ -57,7 +58,8 @@ impl TenancyStore for SqliteStore {
                     n.provider.as_str(),
                     n.profile.as_str(),
                     n.default_join_approval_mode.as_str(),
-                    now.millis()
+                    now.millis(),
+                    n.provider_config.to_string()
                 ],
                 number_row,
             )
