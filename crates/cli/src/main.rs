@@ -460,9 +460,7 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
     let service = wagroups_core::service::GroupService::new(
         store.clone(),
         std::sync::Arc::new(wagroups_core::provider::Registry::default()),
-        std::sync::Arc::new(|| {}),
-        std::sync::Arc::new(|_| {}),
-        std::sync::Arc::new(|| {}),
+        wagroups_core::service::Signals::none(),
     );
     match cmd {
         WebhooksCmd::Add {

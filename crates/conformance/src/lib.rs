@@ -267,13 +267,15 @@ async fn apply<S: Store>(
 ) -> Result<Mutation, MutateError> {
     let report = key.map(|k| ReportRef {
         number_id: match &target {
-            GroupTarget::WaGroupId { number_id, .. } | GroupTarget::Request { number_id, .. } => *number_id,
+            GroupTarget::WaGroupId { number_id, .. }
+            | GroupTarget::Request { number_id, .. }
+            | GroupTarget::Operation { number_id, .. } => *number_id,
             GroupTarget::ClientId { .. } => 0,
         },
         dedup_key: k.to_string(),
         correlation: match &target {
             GroupTarget::WaGroupId { wa_group_id, .. } => wa_group_id.clone(),
-            GroupTarget::Request { request_id, .. } => request_id.clone(),
+            GroupTarget::Request { request_id, .. } | GroupTarget::Operation { request_id, .. } => request_id.clone(),
             GroupTarget::ClientId { group_id, .. } => group_id.clone(),
         },
         held_seq: None,

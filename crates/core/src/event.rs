@@ -38,6 +38,7 @@ event_types! {
     JoinRequestCreated = "GROUP_JOIN_REQUEST_CREATED",
     JoinRequestRevoked = "GROUP_JOIN_REQUEST_REVOKED",
     JoinRequestRejected = "GROUP_JOIN_REQUEST_REJECTED",
+    OperationFailed = "GROUP_OPERATION_FAILED",
 }
 
 /// What happened, with the fields particular to each event type.
@@ -112,6 +113,15 @@ pub enum EventBody {
         join_request_id: String,
         at: Timestamp,
     },
+    /// WhatsApp refused a write it had accepted (its confirmation came back a failure).
+    OperationFailed {
+        operation_id: String,
+        /// The write: `update_settings`, `add_participants`, `remove_participants`…
+        operation: String,
+        code: String,
+        message: String,
+        at: Timestamp,
+    },
 }
 
 impl EventBody {
@@ -133,6 +143,7 @@ impl EventBody {
             EventBody::ParticipantDemoted { .. } => EventType::ParticipantDemoted,
             EventBody::JoinRequestRevoked { .. } => EventType::JoinRequestRevoked,
             EventBody::JoinRequestRejected { .. } => EventType::JoinRequestRejected,
+            EventBody::OperationFailed { .. } => EventType::OperationFailed,
         }
     }
 
@@ -217,6 +228,18 @@ impl EventBody {
                 put("customerPhone", json!(phone));
                 put("joinRequestId", json!(join_request_id));
                 put("rejectedAt", json!(at));
+            }
+            EventBody::OperationFailed {
+                operation_id,
+                operation,
+                code,
+                message,
+                at,
+            } => {
+                put("operationId", json!(operation_id));
+                put("operation", json!(operation));
+                put("error", json!({ "code": code, "message": message }));
+                put("operationFailedAt", json!(at));
             }
         }
     }

@@ -23,6 +23,27 @@ pub struct GroupState {
     pub join_requests: Vec<JoinRequest>,
     /// The command this change answers, if any (provider confirmations).
     pub command_id: Option<i64>,
+    /// The pending operation this change answers, if any (a confirmation of a write).
+    pub operation: Option<PendingOperation>,
+}
+
+/// A write WhatsApp accepted and has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOperation {
+    pub id: String,
+    /// `update_settings`, `add_participants`, …
+    pub kind: String,
+}
+
+/// How a confirmation closes its operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationClose {
+    pub id: String,
+    pub succeeded: bool,
+    /// The per-item outcome (JSON array of `ItemResult`).
+    pub results: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
 }
 
 /// What to persist: the new state of the group, the participants and join requests that
@@ -36,6 +57,7 @@ pub struct Decision {
     pub changed_join_requests: BTreeSet<String>,
     pub events: Vec<Event>,
     pub close_command: Option<CommandClose>,
+    pub close_operation: Option<OperationClose>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +83,7 @@ impl Decision {
             changed_join_requests: BTreeSet::new(),
             events: Vec::new(),
             close_command: None,
+            close_operation: None,
         }
     }
 
@@ -106,6 +129,7 @@ impl Decision {
             && self.changed_participants.is_empty()
             && self.changed_join_requests.is_empty()
             && self.close_command.is_none()
+            && self.close_operation.is_none()
     }
 
     /// Recomputes derived fields and stamps the update time; call once, before persisting.
@@ -133,6 +157,17 @@ pub enum GroupInput {
         participants: Vec<crate::provider::ItemResult>,
     },
     CreateFailed {
+        code: String,
+        message: String,
+        at: Timestamp,
+    },
+    /// WhatsApp confirmed a write it had accepted, with its outcome per item.
+    OperationSucceeded {
+        results: Vec<crate::provider::ItemResult>,
+        at: Timestamp,
+    },
+    /// WhatsApp refused a write it had accepted.
+    OperationFailed {
         code: String,
         message: String,
         at: Timestamp,
@@ -244,6 +279,39 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                     id,
                     error: format!("{code}: {message}"),
                 });
+            }
+        }
+        GroupInput::OperationSucceeded { results, at: _ } => {
+            // Its effects come as reports of their own; this closes the operation.
+            if let Some(op) = &state.operation {
+                d.close_operation = Some(OperationClose {
+                    id: op.id.clone(),
+                    succeeded: true,
+                    results: serde_json::to_string(results).unwrap_or_else(|_| "[]".into()),
+                    error_code: None,
+                    error_message: None,
+                });
+            }
+        }
+        GroupInput::OperationFailed { code, message, at } => {
+            if let Some(op) = &state.operation {
+                d.close_operation = Some(OperationClose {
+                    id: op.id.clone(),
+                    succeeded: false,
+                    results: "[]".into(),
+                    error_code: Some(code.clone()),
+                    error_message: Some(message.clone()),
+                });
+                d.emit(
+                    EventBody::OperationFailed {
+                        operation_id: op.id.clone(),
+                        operation: op.kind.clone(),
+                        code: code.clone(),
+                        message: message.clone(),
+                        at: *at,
+                    },
+                    *at,
+                );
             }
         }
         GroupInput::Joined { phone, reason, at } => {
@@ -573,6 +641,7 @@ mod tests {
             participants: vec![],
             join_requests: vec![],
             command_id: Some(7),
+            operation: None,
         }
     }
 
@@ -582,6 +651,7 @@ mod tests {
             participants: d.participants.clone(),
             join_requests: d.join_requests.clone(),
             command_id: None,
+            operation: None,
         }
     }
 

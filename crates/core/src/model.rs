@@ -37,6 +37,10 @@ string_enum!(
     GroupStatus { Pending = "pending", Active = "active", Failed = "failed", Deleted = "deleted" }
 );
 string_enum!(
+    /// A write WhatsApp confirms later: pending until its confirmation comes.
+    OperationStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" }
+);
+string_enum!(
     ParticipantRole { Superadmin = "superadmin", Admin = "admin", Member = "member" }
 );
 string_enum!(
@@ -158,6 +162,30 @@ pub struct JoinRequest {
     pub join_request_id: String,
     pub phone: Phone,
     pub state: JoinRequestState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A write to a group that WhatsApp accepted and confirms later (Meta's Cloud API confirms
+/// every write by webhook): the answer to the write names it when the confirmation did not
+/// come in time, and `GET /v1/operations/{id}` shows how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// `op_…`.
+    pub id: String,
+    pub org_id: String,
+    pub group_row_id: i64,
+    /// The client's group ID.
+    pub group_id: String,
+    pub waba_number: String,
+    /// `update_settings`, `add_participants`, `invite_participants`, `remove_participants`,
+    /// `set_admins`, `reset_invite_link`, `resolve_join_requests`, `delete_group`.
+    pub kind: String,
+    pub status: OperationStatus,
+    /// The provider's answer per item, once succeeded.
+    pub results: Vec<crate::provider::ItemResult>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -5,13 +5,46 @@
 use std::sync::Arc;
 
 use crate::{
-    DomainError, ValidationError,
-    model::{ApiKey, Group, GroupStatus, JoinRequest, Number},
+    DomainError, ValidationError, ids,
+    model::{ApiKey, Group, GroupStatus, JoinRequest, Number, Operation, OperationStatus},
     phone::Phone,
-    provider::{Capabilities, ItemResult, Provider, ProviderError, ProviderOp, SettingsChange},
+    provider::{Capabilities, ItemResult, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
     service::{GroupService, ServiceError},
+    store::NewOperation,
+    time::Timestamp,
     validate,
 };
+
+/// How long a write waits for WhatsApp's confirmation (when the provider confirms later)
+/// before answering with the pending operation.
+pub const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a waiting write looks at its operation.
+const CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How a write ended, as its answer tells it: carried out (with its outcome), or accepted by
+/// WhatsApp and not confirmed yet (the operation to follow).
+#[derive(Debug, Clone)]
+pub enum Written<T> {
+    Done(T),
+    Pending(Box<Operation>),
+}
+
+impl<T> Written<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Written<U> {
+        match self {
+            Written::Done(t) => Written::Done(f(t)),
+            Written::Pending(op) => Written::Pending(op),
+        }
+    }
+}
+
+/// How the caller wants a write answered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Answer at once with the pending operation rather than wait for the confirmation
+    /// (`Prefer: respond-async`).
+    pub respond_async: bool,
+}
 
 /// Most items in one participant or join-request request.
 pub const ITEMS_MAX: usize = 256;
@@ -214,14 +247,108 @@ impl GroupService {
         })
     }
 
-    async fn operate(&self, w: &Writable, op: ProviderOp) -> Result<Vec<ItemResult>, ServiceError> {
-        let answers = w
+    /// Carries out a write. A provider that answers at once gives the outcome per item; for
+    /// one that confirms later, the operation is recorded and the confirmation awaited for
+    /// up to [`CONFIRM_WAIT`] (not at all with `respond_async`): a refusal then fails the write
+    /// (`422`), and no confirmation in time answers with the pending operation.
+    async fn operate(
+        &self,
+        w: &Writable,
+        op: ProviderOp,
+        opts: WriteOptions,
+    ) -> Result<Written<Vec<ItemResult>>, ServiceError> {
+        let operation_id = ids::new_id("op");
+        let kind = op.kind();
+        match w
             .provider
-            .operate(&w.number, &w.wa_group_id, &op)
+            .operate(&w.number, &w.wa_group_id, &op, &operation_id)
             .await
-            .map_err(provider_failed)?;
-        w.provider.flush(self).await;
-        Ok(answers)
+            .map_err(provider_failed)?
+        {
+            Operated::Done(answers) => {
+                w.provider.flush(self).await;
+                Ok(Written::Done(answers))
+            }
+            Operated::Accepted { request_id } => {
+                let recorded = self
+                    .store()
+                    .create_operation(
+                        NewOperation {
+                            id: operation_id,
+                            org_id: w.group.org_id.clone(),
+                            group_row_id: w.group.id,
+                            number_id: w.number.id,
+                            request_id,
+                            kind: kind.to_string(),
+                        },
+                        Timestamp::now(),
+                    )
+                    .await?;
+                // A confirmation that came before the operation was recorded is held: now it
+                // applies.
+                self.inbox_changed();
+                if opts.respond_async {
+                    return Ok(Written::Pending(Box::new(recorded)));
+                }
+                self.await_operation(w, recorded).await
+            }
+        }
+    }
+
+    async fn await_operation(&self, w: &Writable, op: Operation) -> Result<Written<Vec<ItemResult>>, ServiceError> {
+        let deadline = Timestamp::now().plus_millis(CONFIRM_WAIT.as_millis() as i64);
+        loop {
+            w.provider.flush(self).await;
+            let now = self
+                .store()
+                .get_operation(&op.org_id, &op.id)
+                .await?
+                .unwrap_or(op.clone());
+            match now.status {
+                OperationStatus::Succeeded => return Ok(Written::Done(now.results)),
+                OperationStatus::Failed => {
+                    return Err(DomainError::Unprocessable {
+                        code: now.error_code.unwrap_or_else(|| "operation_failed".into()),
+                        message: format!(
+                            "WhatsApp refused: {}",
+                            now.error_message.unwrap_or_else(|| "no reason given".into())
+                        ),
+                        field: None,
+                    }
+                    .into());
+                }
+                OperationStatus::Pending if Timestamp::now() >= deadline => return Ok(Written::Pending(Box::new(now))),
+                OperationStatus::Pending => self.sleep(CONFIRM_POLL).await,
+            }
+        }
+    }
+
+    /// An operation of the key's organisation, on a number the key may use.
+    pub async fn operation(&self, key: &ApiKey, id: &str) -> Result<Operation, ServiceError> {
+        let op = self
+            .store()
+            .get_operation(&key.org_id, id)
+            .await?
+            .ok_or_else(|| DomainError::not_found(format!("operation {id:?}")))?;
+        if !key.allows(&op.waba_number) {
+            return Err(DomainError::Forbidden {
+                message: format!("this API key is not allowed to use number {}", op.waba_number),
+            }
+            .into());
+        }
+        Ok(op)
+    }
+
+    async fn reload_written(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        w: Written<Vec<ItemResult>>,
+    ) -> Result<Written<Group>, ServiceError> {
+        Ok(match w {
+            Written::Done(_) => Written::Done(self.reload(key, group_id).await?),
+            Written::Pending(op) => Written::Pending(op),
+        })
     }
 
     async fn reload(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
@@ -229,7 +356,13 @@ impl GroupService {
     }
 
     /// Changes subject, description, settings or join approval mode.
-    pub async fn update_group(&self, key: &ApiKey, group_id: &str, patch: GroupPatch) -> Result<Group, ServiceError> {
+    pub async fn update_group(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        patch: GroupPatch,
+        opts: WriteOptions,
+    ) -> Result<Written<Group>, ServiceError> {
         let mut change = SettingsChange::default();
         if let Some(s) = &patch.subject {
             change.subject = Some(validate::subject("subject", s)?);
@@ -261,8 +394,8 @@ impl GroupService {
                 "announcement_and_locked",
             ));
         }
-        self.operate(&w, ProviderOp::UpdateSettings(change)).await?;
-        self.reload(key, group_id).await
+        let written = self.operate(&w, ProviderOp::UpdateSettings(change), opts).await?;
+        self.reload_written(key, group_id, written).await
     }
 
     /// Adds participants (or, where the provider cannot add directly, invites them).
@@ -272,21 +405,29 @@ impl GroupService {
         group_id: &str,
         inputs: &[String],
         invite_fallback: bool,
-    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        opts: WriteOptions,
+    ) -> Result<Written<Vec<ParticipantResult>>, ServiceError> {
         let parsed = parse_participants(inputs)?;
         let w = self.writable(key, group_id).await?;
         let phones = parsed.valid_phones();
         let mut answers = Vec::new();
         if !phones.is_empty() {
             if w.capabilities.direct_add {
-                answers = self.operate(&w, ProviderOp::AddParticipants { phones }).await?;
+                answers = match self.operate(&w, ProviderOp::AddParticipants { phones }, opts).await? {
+                    Written::Done(a) => a,
+                    // The invite fallback needs the adds' outcome: the operation tells it.
+                    Written::Pending(op) => return Ok(Written::Pending(op)),
+                };
                 let blocked: Vec<String> = answers
                     .iter()
                     .filter(|a| a.status == "invite_required")
                     .map(|a| a.key.clone())
                     .collect();
                 if invite_fallback && !blocked.is_empty() {
-                    let invited = self.operate(&w, ProviderOp::Invite { phones: blocked }).await?;
+                    let invited = match self.operate(&w, ProviderOp::Invite { phones: blocked }, opts).await? {
+                        Written::Done(a) => a,
+                        Written::Pending(op) => return Ok(Written::Pending(op)),
+                    };
                     for inv in invited {
                         if let Some(a) = answers.iter_mut().find(|a| a.key == inv.key) {
                             *a = inv;
@@ -303,10 +444,13 @@ impl GroupService {
                 }
             } else {
                 // Invite-only provider: the domain invites instead of adding.
-                answers = self.operate(&w, ProviderOp::Invite { phones }).await?;
+                match self.operate(&w, ProviderOp::Invite { phones }, opts).await? {
+                    Written::Done(a) => answers = a,
+                    Written::Pending(op) => return Ok(Written::Pending(op)),
+                }
             }
         }
-        Ok(parsed.results(&answers))
+        Ok(Written::Done(parsed.results(&answers)))
     }
 
     pub async fn remove_participants(
@@ -314,16 +458,18 @@ impl GroupService {
         key: &ApiKey,
         group_id: &str,
         inputs: &[String],
-    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        opts: WriteOptions,
+    ) -> Result<Written<Vec<ParticipantResult>>, ServiceError> {
         let parsed = parse_participants(inputs)?;
         let w = self.writable(key, group_id).await?;
         let phones = parsed.valid_phones();
         let answers = if phones.is_empty() {
-            Vec::new()
+            Written::Done(Vec::new())
         } else {
-            self.operate(&w, ProviderOp::RemoveParticipants { phones }).await?
+            self.operate(&w, ProviderOp::RemoveParticipants { phones }, opts)
+                .await?
         };
-        Ok(parsed.results(&answers))
+        Ok(answers.map(|a| parsed.results(&a)))
     }
 
     /// Promotes (`promote`) or demotes participants.
@@ -333,7 +479,8 @@ impl GroupService {
         group_id: &str,
         inputs: &[String],
         promote: bool,
-    ) -> Result<Vec<ParticipantResult>, ServiceError> {
+        opts: WriteOptions,
+    ) -> Result<Written<Vec<ParticipantResult>>, ServiceError> {
         let parsed = parse_participants(inputs)?;
         let w = self.writable(key, group_id).await?;
         if !w.capabilities.admin_promotion {
@@ -342,24 +489,35 @@ impl GroupService {
         }
         let phones = parsed.valid_phones();
         let answers = if phones.is_empty() {
-            Vec::new()
+            Written::Done(Vec::new())
         } else {
-            self.operate(&w, ProviderOp::SetAdmins { phones, promote }).await?
+            self.operate(&w, ProviderOp::SetAdmins { phones, promote }, opts)
+                .await?
         };
-        Ok(parsed.results(&answers))
+        Ok(answers.map(|a| parsed.results(&a)))
     }
 
     /// A new invite link; the old one stops working at once.
-    pub async fn reset_invite_link(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+    pub async fn reset_invite_link(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        opts: WriteOptions,
+    ) -> Result<Written<Group>, ServiceError> {
         let w = self.writable(key, group_id).await?;
-        self.operate(&w, ProviderOp::ResetInviteLink).await?;
-        self.reload(key, group_id).await
+        let written = self.operate(&w, ProviderOp::ResetInviteLink, opts).await?;
+        self.reload_written(key, group_id, written).await
     }
 
-    pub async fn delete_group(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+    pub async fn delete_group(
+        &self,
+        key: &ApiKey,
+        group_id: &str,
+        opts: WriteOptions,
+    ) -> Result<Written<Group>, ServiceError> {
         let w = self.writable(key, group_id).await?;
-        self.operate(&w, ProviderOp::Delete).await?;
-        self.reload(key, group_id).await
+        let written = self.operate(&w, ProviderOp::Delete, opts).await?;
+        self.reload_written(key, group_id, written).await
     }
 
     /// Pending join requests.
@@ -375,7 +533,8 @@ impl GroupService {
         group_id: &str,
         ids: &[String],
         approve: bool,
-    ) -> Result<Vec<JoinRequestResult>, ServiceError> {
+        opts: WriteOptions,
+    ) -> Result<Written<Vec<JoinRequestResult>>, ServiceError> {
         if ids.is_empty() || ids.len() > ITEMS_MAX {
             return Err(ValidationError::new(
                 "joinRequestIds",
@@ -391,23 +550,28 @@ impl GroupService {
                 distinct.push(id.clone());
             }
         }
-        let answers = self
-            .operate(&w, ProviderOp::ResolveJoinRequests { ids: distinct, approve })
-            .await?;
-        Ok(ids
-            .iter()
-            .map(|id| {
-                let answer = answers.iter().find(|a| &a.key == id);
-                JoinRequestResult {
-                    join_request_id: id.clone(),
-                    phone: pending
-                        .iter()
-                        .find(|r| &r.join_request_id == id)
-                        .map(|r| r.phone.as_str().to_string()),
-                    status: answer.map_or("not_found".to_string(), |a| a.status.clone()),
-                    message: answer.and_then(|a| a.message.clone()),
-                }
-            })
-            .collect())
+        let answers = match self
+            .operate(&w, ProviderOp::ResolveJoinRequests { ids: distinct, approve }, opts)
+            .await?
+        {
+            Written::Done(a) => a,
+            Written::Pending(op) => return Ok(Written::Pending(op)),
+        };
+        Ok(Written::Done(
+            ids.iter()
+                .map(|id| {
+                    let answer = answers.iter().find(|a| &a.key == id);
+                    JoinRequestResult {
+                        join_request_id: id.clone(),
+                        phone: pending
+                            .iter()
+                            .find(|r| &r.join_request_id == id)
+                            .map(|r| r.phone.as_str().to_string()),
+                        status: answer.map_or("not_found".to_string(), |a| a.status.clone()),
+                        message: answer.and_then(|a| a.message.clone()),
+                    }
+                })
+                .collect(),
+        ))
     }
 }

@@ -3,7 +3,7 @@
 //! payloads as clients receive them, and the deliveries each event queues.
 
 use crate::{
-    group::{CommandClose, Decision},
+    group::{CommandClose, Decision, OperationClose},
     model::{Group, JoinRequest, Participant},
     time::Timestamp,
     webhook,
@@ -60,6 +60,8 @@ pub struct GroupWrite<'a> {
     pub events: Vec<EventWrite<'a>>,
     /// The command the decision closes.
     pub close_command: Option<&'a CommandClose>,
+    /// The operation the decision closes.
+    pub close_operation: Option<&'a OperationClose>,
 }
 
 /// The plan of a decision taken on `before`; `subscriptions` are the organisation's enabled
@@ -103,6 +105,7 @@ pub fn group_write<'a>(before: &Group, d: &'a Decision, subscriptions: &'a [Subs
             .collect(),
         events,
         close_command: d.close_command.as_ref(),
+        close_operation: d.close_operation.as_ref(),
     })
 }
 
@@ -159,6 +162,7 @@ mod tests {
             participants: vec![],
             join_requests: vec![],
             command_id: None,
+            operation: None,
         };
         let mut d = Decision::from_state(&state);
         d.emit(

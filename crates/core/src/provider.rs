@@ -70,18 +70,32 @@ pub trait Provider: Send + Sync {
     /// again after a crash must not act twice.
     async fn submit(&self, number: &Number, command: &Command) -> Result<Submitted, ProviderError>;
 
-    /// Carries out a write to an existing group and answers for each item. What changed is
-    /// also reported as [`ProviderEvent`]s.
+    /// Carries out a write to an existing group. What changed is reported as
+    /// [`ProviderEvent`]s. A provider that knows the outcome at once answers it per item
+    /// ([`Operated::Done`]); one that confirms later (Meta's Cloud API) answers
+    /// [`Operated::Accepted`] and reports [`ProviderEvent::OperationSucceeded`] or
+    /// [`ProviderEvent::OperationFailed`] under the request ID. `operation_id` identifies the
+    /// write: a provider that sees it again must not act twice.
     async fn operate(
         &self,
         number: &Number,
         wa_group_id: &str,
         op: &ProviderOp,
-    ) -> Result<Vec<ItemResult>, ProviderError>;
+        operation_id: &str,
+    ) -> Result<Operated, ProviderError>;
 
     /// Hands the reports the provider has queued to `sink` before returning (providers whose
     /// reports arrive on their own schedule, like Meta's webhooks, do nothing).
     async fn flush(&self, _sink: &dyn ProviderEventSink) {}
+}
+
+/// How a provider took a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operated {
+    /// Carried out: the outcome for each item.
+    Done(Vec<ItemResult>),
+    /// Accepted under this request ID; the outcome comes later as a report.
+    Accepted { request_id: String },
 }
 
 /// The outcome for one item of a multi-item operation (a participant, a join request).
@@ -134,6 +148,24 @@ pub enum ProviderOp {
         approve: bool,
     },
     Delete,
+}
+
+impl ProviderOp {
+    /// The operation's name, as operations and `GROUP_OPERATION_FAILED` events show it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderOp::UpdateSettings(_) => "update_settings",
+            ProviderOp::AddParticipants { .. } => "add_participants",
+            ProviderOp::Invite { .. } => "invite_participants",
+            ProviderOp::RemoveParticipants { .. } => "remove_participants",
+            ProviderOp::SetAdmins { promote: true, .. } => "promote_admins",
+            ProviderOp::SetAdmins { promote: false, .. } => "demote_admins",
+            ProviderOp::ResetInviteLink => "reset_invite_link",
+            ProviderOp::ResolveJoinRequests { approve: true, .. } => "approve_join_requests",
+            ProviderOp::ResolveJoinRequests { approve: false, .. } => "reject_join_requests",
+            ProviderOp::Delete => "delete_group",
+        }
+    }
 }
 
 /// Settings to change; `None` leaves a setting as it is.
@@ -251,6 +283,21 @@ pub enum ProviderEvent {
         wa_group_id: String,
         at: Timestamp,
     },
+    /// A write accepted under `request_id` was carried out (its effects are reported on
+    /// their own).
+    OperationSucceeded {
+        request_id: String,
+        #[serde(default)]
+        results: Vec<ItemResult>,
+        at: Timestamp,
+    },
+    /// A write accepted under `request_id` was refused.
+    OperationFailed {
+        request_id: String,
+        code: String,
+        message: String,
+        at: Timestamp,
+    },
 }
 
 impl ProviderEvent {
@@ -260,7 +307,9 @@ impl ProviderEvent {
     pub fn correlation(&self) -> &str {
         match self {
             ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id,
-            ProviderEvent::GroupCreateFailed { request_id, .. } => request_id,
+            ProviderEvent::GroupCreateFailed { request_id, .. }
+            | ProviderEvent::OperationSucceeded { request_id, .. }
+            | ProviderEvent::OperationFailed { request_id, .. } => request_id,
             other => other.wa_group_id().unwrap_or_default(),
         }
     }
@@ -268,7 +317,10 @@ impl ProviderEvent {
     /// The WhatsApp group the report is about (creation reports name the request instead).
     pub fn wa_group_id(&self) -> Option<&str> {
         match self {
-            ProviderEvent::GroupCreated { .. } | ProviderEvent::GroupCreateFailed { .. } => None,
+            ProviderEvent::GroupCreated { .. }
+            | ProviderEvent::GroupCreateFailed { .. }
+            | ProviderEvent::OperationSucceeded { .. }
+            | ProviderEvent::OperationFailed { .. } => None,
             ProviderEvent::ParticipantJoined { wa_group_id, .. }
             | ProviderEvent::ParticipantLeft { wa_group_id, .. }
             | ProviderEvent::ParticipantRemoved { wa_group_id, .. }

@@ -102,38 +102,59 @@ pub enum Submission {
     Recorded,
 }
 
+/// Sleeps for a while (the runtime's timer): for the bounded waits of writes WhatsApp
+/// confirms later.
+pub type Sleep =
+    Arc<dyn Fn(std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// How the service tells the workers there is work, and waits.
+#[derive(Clone)]
+pub struct Signals {
+    /// A command was queued (wakes the provider worker).
+    pub commands: Wake,
+    /// Webhook deliveries were queued or endpoints changed (tells the delivery dispatcher).
+    pub deliveries: DeliveryWake,
+    /// A provider report was held, or what held ones wait for may have come (wakes the
+    /// inbox applier).
+    pub inbox: Wake,
+    pub sleep: Sleep,
+}
+
+impl Signals {
+    /// Tells nobody, and does not wait (an administrative process with no workers).
+    pub fn none() -> Signals {
+        Signals {
+            commands: Arc::new(|| {}),
+            deliveries: Arc::new(|_| {}),
+            inbox: Arc::new(|| {}),
+            sleep: Arc::new(|_| Box::pin(std::future::ready(()))),
+        }
+    }
+}
+
 pub struct GroupService {
     store: Arc<dyn Store>,
     providers: Arc<dyn ProviderRegistry>,
-    wake_commands: Wake,
-    wake_deliveries: DeliveryWake,
-    wake_inbox: Wake,
+    signals: Signals,
 }
 
 impl GroupService {
-    /// `wake_commands` is called after a command was queued (to wake the provider worker),
-    /// `wake_deliveries` when webhook deliveries were queued or endpoints changed (to tell
-    /// the delivery dispatcher), `wake_inbox` when a provider report was held or what held
-    /// ones wait for may have come (to wake the inbox applier).
-    pub fn new(
-        store: Arc<dyn Store>,
-        providers: Arc<dyn ProviderRegistry>,
-        wake_commands: Wake,
-        wake_deliveries: DeliveryWake,
-        wake_inbox: Wake,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, providers: Arc<dyn ProviderRegistry>, signals: Signals) -> Self {
         GroupService {
             store,
             providers,
-            wake_commands,
-            wake_deliveries,
-            wake_inbox,
+            signals,
         }
+    }
+
+    /// Sleeps `d` (bounded waits).
+    pub async fn sleep(&self, d: std::time::Duration) {
+        (self.signals.sleep)(d).await;
     }
 
     /// Wakes the inbox applier.
     pub fn inbox_changed(&self) {
-        (self.wake_inbox)();
+        (self.signals.inbox)();
     }
 
     /// The provider a number is bound to.
@@ -153,12 +174,12 @@ impl GroupService {
 
     /// Wakes the delivery dispatcher.
     pub fn deliveries_queued(&self) {
-        (self.wake_deliveries)(DeliverySignal::Queued);
+        (self.signals.deliveries)(DeliverySignal::Queued);
     }
 
     /// Tells the delivery dispatcher to read endpoints and backlogs again.
     pub fn deliveries_changed(&self) {
-        (self.wake_deliveries)(DeliverySignal::Changed);
+        (self.signals.deliveries)(DeliverySignal::Changed);
     }
 
     fn after_mutation(&self, m: &Mutation) {
@@ -263,7 +284,7 @@ impl GroupService {
             .await?;
         match outcome {
             CreateGroupOutcome::Created(g) => {
-                (self.wake_commands)();
+                (self.signals.commands)();
                 Ok(Created {
                     group: *g,
                     command_id,
@@ -657,6 +678,23 @@ pub(crate) fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTa
             at,
         } => (by_wa(wa_group_id), GroupInput::InviteLinkReset { invite_link, at }),
         ProviderEvent::GroupDeleted { wa_group_id, at } => (by_wa(wa_group_id), GroupInput::Deleted { at }),
+        ProviderEvent::OperationSucceeded {
+            request_id,
+            results,
+            at,
+        } => (
+            GroupTarget::Operation { number_id, request_id },
+            GroupInput::OperationSucceeded { results, at },
+        ),
+        ProviderEvent::OperationFailed {
+            request_id,
+            code,
+            message,
+            at,
+        } => (
+            GroupTarget::Operation { number_id, request_id },
+            GroupInput::OperationFailed { code, message, at },
+        ),
         ProviderEvent::GroupSuspended { wa_group_id, at } => {
             (by_wa(wa_group_id), GroupInput::Suspension { suspended: true, at })
         }

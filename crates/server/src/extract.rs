@@ -294,3 +294,26 @@ fn type_name(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+/// `Prefer: respond-async` (RFC 7240): answer a write WhatsApp confirms later at once, with
+/// its pending operation, rather than wait for the confirmation.
+pub struct Prefer(pub wagroups_core::ops::WriteOptions);
+
+impl<S: Send + Sync> FromRequestParts<S> for Prefer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let respond_async = parts
+            .headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| {
+                p.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("respond-async"))
+            });
+        Ok(Prefer(wagroups_core::ops::WriteOptions { respond_async }))
+    }
+}

@@ -29,7 +29,7 @@ use wagroups_core::{
     admin::Bootstrap,
     model::ProviderKind,
     provider::{ProviderEventSink, ProviderRegistry, Registry},
-    service::{DeliverySignal, GroupService},
+    service::{DeliverySignal, GroupService, Signals},
 };
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
@@ -228,12 +228,15 @@ impl Server {
         let service = Arc::new(GroupService::new(
             store.clone(),
             providers.clone(),
-            Arc::new(move || wake.notify_one()),
-            Arc::new(move |signal| match signal {
-                DeliverySignal::Queued => ready.notify_one(),
-                DeliverySignal::Changed => changed.notify_one(),
-            }),
-            Arc::new(move || inbox_wake.notify_one()),
+            Signals {
+                commands: Arc::new(move || wake.notify_one()),
+                deliveries: Arc::new(move |signal| match signal {
+                    DeliverySignal::Queued => ready.notify_one(),
+                    DeliverySignal::Changed => changed.notify_one(),
+                }),
+                inbox: Arc::new(move || inbox_wake.notify_one()),
+                sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+            },
         ));
         let delivery = Arc::new(DeliveryWorker::new(
             store.clone(),

@@ -10,12 +10,15 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Value, json};
-use wagroups_core::{ops::GroupPatch, service::CreateGroupRequest};
+use wagroups_core::{
+    ops::{GroupPatch, WriteOptions, Written},
+    service::CreateGroupRequest,
+};
 
 use crate::{
     AppState,
     error::{ApiError, DialectError, Native},
-    extract::{Auth, Fields, JsonObject, Path, Query},
+    extract::{Auth, Fields, JsonObject, Path, Prefer, Query},
     render,
 };
 
@@ -44,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/groups/{groupId}/join-requests", get(join_requests))
         .route("/v1/groups/{groupId}/join-requests/approve", post(approve))
         .route("/v1/groups/{groupId}/join-requests/reject", post(reject))
+        .route("/v1/operations/{operationId}", get(operation))
 }
 
 /// The create-group fields shared by the native API and DoubleTick (both camelCase).
@@ -105,6 +109,7 @@ async fn update_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let settings = f.object("settings")?;
@@ -125,7 +130,10 @@ async fn update_group(
             .map_err(|e| ApiError::invalid("settings.locked", e.message))?
             .flatten(),
     };
-    let group = state.service.update_group(&key, &group_id, patch).await?;
+    let group = match state.service.update_group(&key, &group_id, patch, opts).await? {
+        Written::Done(g) => g,
+        Written::Pending(op) => return Ok(render::pending(&op)),
+    };
     let (_, participants) = state.service.get_group(&key, &group.group_id).await?;
     Ok(Json(render::group(&group, Some(&participants))).into_response())
 }
@@ -134,9 +142,12 @@ async fn delete_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
 ) -> Result<Response> {
-    let group = state.service.delete_group(&key, &group_id).await?;
-    Ok(Json(render::group(&group, None)).into_response())
+    match state.service.delete_group(&key, &group_id, opts).await? {
+        Written::Done(group) => Ok(Json(render::group(&group, None)).into_response()),
+        Written::Pending(op) => Ok(render::pending(&op)),
+    }
 }
 
 async fn list_groups(
@@ -196,23 +207,36 @@ async fn add_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let list = participants_field(&f)?;
     let fallback = f.boolean("inviteFallback")?.unwrap_or(true);
-    let results = state.service.add_participants(&key, &group_id, &list, fallback).await?;
-    Ok(render::participant_results(&results).into_response())
+    let written = state
+        .service
+        .add_participants(&key, &group_id, &list, fallback, opts)
+        .await?;
+    Ok(participant_answer(written))
+}
+
+/// Per-participant results, or the pending operation.
+fn participant_answer(written: Written<Vec<wagroups_core::ops::ParticipantResult>>) -> Response {
+    match written {
+        Written::Done(results) => render::participant_results(&results).into_response(),
+        Written::Pending(op) => render::pending(&op),
+    }
 }
 
 async fn remove_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let list = participants_field(&f)?;
-    let results = state.service.remove_participants(&key, &group_id, &list).await?;
-    Ok(render::participant_results(&results).into_response())
+    let written = state.service.remove_participants(&key, &group_id, &list, opts).await?;
+    Ok(participant_answer(written))
 }
 
 async fn set_admins(
@@ -221,28 +245,31 @@ async fn set_admins(
     group_id: String,
     f: Fields,
     promote: bool,
+    opts: WriteOptions,
 ) -> Result<Response> {
     let list = participants_field(&f)?;
-    let results = state.service.set_admins(&key, &group_id, &list, promote).await?;
-    Ok(render::participant_results(&results).into_response())
+    let written = state.service.set_admins(&key, &group_id, &list, promote, opts).await?;
+    Ok(participant_answer(written))
 }
 
 async fn promote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
-    set_admins(state, key, group_id, f, true).await
+    set_admins(state, key, group_id, f, true, opts).await
 }
 
 async fn demote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
-    set_admins(state, key, group_id, f, false).await
+    set_admins(state, key, group_id, f, false, opts).await
 }
 
 async fn invite_link(
@@ -260,11 +287,14 @@ async fn reset_invite_link(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
-    let group = state.service.reset_invite_link(&key, &group_id).await?;
-    Ok(Json(
-        json!({ "groupId": group.group_id, "inviteLink": group.invite_link }),
-    ))
+    Prefer(opts): Prefer,
+) -> Result<Response> {
+    match state.service.reset_invite_link(&key, &group_id, opts).await? {
+        Written::Done(group) => {
+            Ok(Json(json!({ "groupId": group.group_id, "inviteLink": group.invite_link })).into_response())
+        }
+        Written::Pending(op) => Ok(render::pending(&op)),
+    }
 }
 
 async fn join_requests(
@@ -284,31 +314,48 @@ async fn resolve(
     group_id: String,
     f: Fields,
     approve: bool,
+    opts: WriteOptions,
 ) -> Result<Response> {
     let ids = f
         .items("joinRequestIds")?
         .ok_or_else(|| ApiError::invalid("joinRequestIds", "is required (an array of join request IDs)"))?;
-    let results = state
+    match state
         .service
-        .resolve_join_requests(&key, &group_id, &ids, approve)
-        .await?;
-    Ok(render::join_request_results(&results).into_response())
+        .resolve_join_requests(&key, &group_id, &ids, approve, opts)
+        .await?
+    {
+        Written::Done(results) => Ok(render::join_request_results(&results).into_response()),
+        Written::Pending(op) => Ok(render::pending(&op)),
+    }
 }
 
 async fn approve(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
-    resolve(state, key, group_id, f, true).await
+    resolve(state, key, group_id, f, true, opts).await
 }
 
 async fn reject(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
+    Prefer(opts): Prefer,
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
-    resolve(state, key, group_id, f, false).await
+    resolve(state, key, group_id, f, false, opts).await
+}
+
+/// A write WhatsApp accepted and confirms later: pending, succeeded (with its outcome per
+/// item) or failed (with WhatsApp's reason).
+async fn operation(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(operation_id, ..): Path<Native>,
+) -> Result<Json<Value>> {
+    let op = state.service.operation(&key, &operation_id).await?;
+    Ok(Json(render::operation(&op)))
 }

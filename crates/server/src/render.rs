@@ -3,7 +3,7 @@
 use axum::{Json, http::StatusCode};
 use serde_json::{Value, json};
 use wagroups_core::{
-    model::{Group, JoinRequest, Participant},
+    model::{Group, JoinRequest, Operation, Participant},
     ops::{JoinRequestResult, ParticipantResult, is_success},
 };
 
@@ -88,4 +88,37 @@ pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Json<
 
 pub fn join_request(r: &JoinRequest) -> Value {
     json!({ "joinRequestId": r.join_request_id, "phone": r.phone, "createdAt": r.created_at })
+}
+
+/// A write WhatsApp has yet to confirm, or how it ended.
+pub fn operation(op: &Operation) -> Value {
+    let mut v = json!({
+        "operationId": op.id,
+        "groupId": op.group_id,
+        "wabaNumber": op.waba_number,
+        "operation": op.kind,
+        "status": op.status,
+        "results": op.results.iter().map(|r| {
+            let mut item = json!({ "key": r.key, "status": r.status });
+            if let Some(link) = &r.invite_link {
+                item["inviteLink"] = json!(link);
+            }
+            if let Some(m) = &r.message {
+                item["message"] = json!(m);
+            }
+            item
+        }).collect::<Vec<_>>(),
+        "createdAt": op.created_at,
+        "updatedAt": op.updated_at,
+    });
+    if let Some(code) = &op.error_code {
+        v["error"] = json!({ "code": code, "message": op.error_message });
+    }
+    v
+}
+
+/// `202` with the pending operation: WhatsApp accepted the write and has not confirmed it.
+pub fn pending(op: &Operation) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (StatusCode::ACCEPTED, Json(operation(op))).into_response()
 }

@@ -32,6 +32,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/sandbox/users/{phone}", put(put_user).get(get_user))
         .route("/v1/sandbox/groups/{groupId}/suspend", post(suspend))
         .route("/v1/sandbox/groups/{groupId}/unsuspend", post(unsuspend))
+        .route(
+            "/v1/sandbox/groups/{groupId}/refuse-next-write",
+            post(refuse_next_write),
+        )
 }
 
 fn sandbox_error(e: SandboxError) -> ApiError {
@@ -312,5 +316,35 @@ async fn leave(
     settle(&state).await?;
     Ok(Json(
         json!({ "result": "left", "phone": phone, "groupId": group.group_id }),
+    ))
+}
+
+/// `{"code"?, "message"?}`: WhatsApp refuses the group's next write. On the cloud profile it
+/// accepts the write first and refuses it in its confirmation, as Meta's Cloud API does
+/// (`GROUP_OPERATION_FAILED`); on the linked-device profile it refuses at once.
+async fn refuse_next_write(
+    State(state): State<AppState>,
+    Auth(key, ..): Auth<Native>,
+    Path(group_id, ..): Path<Native>,
+    JsonObject(f, ..): JsonObject<Native>,
+) -> Result<Json<Value>> {
+    let code = f.string("code")?.unwrap_or_else(|| "refused".into());
+    let message = f
+        .string("message")?
+        .unwrap_or_else(|| "WhatsApp refused the operation (sandbox)".into());
+    for (field, v, max) in [("code", &code, 64), ("message", &message, 512)] {
+        wagroups_core::validate::printable(field, v, false).map_err(|e| ApiError::invalid(&e.field, e.message))?;
+        if v.is_empty() || v.chars().count() > max {
+            return Err(ApiError::invalid(field, format!("must be 1 to {max} characters")).into());
+        }
+    }
+    let jid = simulated_group(&state, &key, &group_id).await?;
+    state
+        .sim
+        .refuse_next_write(&jid, &code, &message)
+        .await
+        .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
+    Ok(Json(
+        json!({ "groupId": group_id, "refuseNextWrite": { "code": code, "message": message } }),
     ))
 }

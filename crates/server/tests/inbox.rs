@@ -12,7 +12,7 @@ use wagroups_core::{
     inbox::Received,
     model::Number,
     provider::{
-        ItemResult, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderOp, ProviderRegistry, Submitted,
+        Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderOp, ProviderRegistry, Submitted,
     },
     service::{CreateGroupRequest, GroupService, Submission},
     store::{InboxStats, prelude::*},
@@ -32,7 +32,7 @@ impl Provider for LateProvider {
         })
     }
 
-    async fn operate(&self, _: &Number, _: &str, _: &ProviderOp) -> Result<Vec<ItemResult>, ProviderError> {
+    async fn operate(&self, _: &Number, _: &str, _: &ProviderOp, _: &str) -> Result<Operated, ProviderError> {
         Err(ProviderError::Retryable("not in this test".into()))
     }
 }
@@ -53,9 +53,7 @@ async fn setup() -> (tempfile::TempDir, Arc<SqliteStore>, GroupService, admin::B
     let service = GroupService::new(
         store.clone(),
         Arc::new(Registry(Arc::new(LateProvider))),
-        Arc::new(|| {}),
-        Arc::new(|_| {}),
-        Arc::new(|| {}),
+        wagroups_core::service::Signals::none(),
     );
     (dir, store, service, boot)
 }

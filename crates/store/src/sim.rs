@@ -177,11 +177,23 @@ fn sim_load(c: &Connection, target: &SimTarget, users: &SimUsers) -> Result<Opti
             loaded.push(u);
         }
     }
+    let next_write_refusal = one(
+        c,
+        "SELECT code, message FROM sim_write_refusals WHERE jid = ?1",
+        params![group.jid],
+        |r| {
+            Ok(SimRefusal {
+                code: get(r, "code")?,
+                message: get(r, "message")?,
+            })
+        },
+    )?;
     Ok(Some(SimGroupState {
         group,
         members,
         join_requests,
         users: loaded,
+        next_write_refusal,
     }))
 }
 
@@ -298,9 +310,30 @@ impl SimStore for SqliteSimStore {
             for report in &change.reports {
                 sim_queue(c, &state.group.waba_number, report)?;
             }
+            if change.refusal_used {
+                exec(c, "DELETE FROM sim_write_refusals WHERE jid = ?1", params![jid])?;
+            }
             Ok(Some(Ok(change)))
         })
         .await
+    }
+
+    async fn sim_refuse_next_write(&self, jid: &str, refusal: Option<SimRefusal>) -> Result<(), StoreError> {
+        let jid = jid.to_string();
+        self.db
+            .write(move |c| {
+                match &refusal {
+                    Some(r) => exec(
+                        c,
+                        "INSERT INTO sim_write_refusals (jid, code, message) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (jid) DO UPDATE SET code = excluded.code, message = excluded.message",
+                        params![jid, r.code, r.message],
+                    )?,
+                    None => exec(c, "DELETE FROM sim_write_refusals WHERE jid = ?1", params![jid])?,
+                };
+                Ok(())
+            })
+            .await
     }
 
     async fn sim_find_group(&self, target: SimTarget) -> Result<Option<SimGroup>, StoreError> {

@@ -10,6 +10,7 @@ mod durability;
 mod groups;
 mod hardening;
 mod management;
+mod operations;
 mod sandbox;
 mod tenancy;
 mod webhooks;

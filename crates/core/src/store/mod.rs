@@ -206,6 +206,8 @@ pub enum GroupTarget {
     WaGroupId { number_id: i64, wa_group_id: String },
     /// By the provider request ID of a submitted command (provider confirmations).
     Request { number_id: i64, request_id: String },
+    /// By the provider request ID of a pending operation (confirmations of writes).
+    Operation { number_id: i64, request_id: String },
 }
 
 /// The rule a mutation runs inside the transaction.
@@ -236,6 +238,7 @@ mod commands;
 mod events;
 mod groups;
 mod inbox;
+mod operations;
 pub mod sim;
 mod tenancy;
 mod webhooks;
@@ -244,20 +247,22 @@ pub use commands::CommandStore;
 pub use events::EventLogStore;
 pub use groups::GroupStore;
 pub use inbox::{HeldReport, InboxStats, InboxStore, ReportRef};
+pub use operations::{NewOperation, OperationStore};
 pub use tenancy::TenancyStore;
 pub use webhooks::WebhookStore;
 
 /// Every store trait, for code that calls a concrete store's methods.
 pub mod prelude {
     pub use super::{
-        CommandStore, EventLogStore, GroupStore, InboxStore, Store, TenancyStore, WebhookStore, sim::SimStore,
+        CommandStore, EventLogStore, GroupStore, InboxStore, OperationStore, Store, TenancyStore, WebhookStore,
+        sim::SimStore,
     };
 }
 
 /// The whole gateway store: every concern's port, and a liveness check.
 #[async_trait]
 pub trait Store:
-    TenancyStore + GroupStore + CommandStore + WebhookStore + EventLogStore + InboxStore + Send + Sync
+    TenancyStore + GroupStore + CommandStore + WebhookStore + EventLogStore + InboxStore + OperationStore + Send + Sync
 {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;

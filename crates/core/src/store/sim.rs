@@ -71,6 +71,8 @@ pub struct SimGroupState {
     pub join_requests: Vec<SimJoinRequest>,
     /// The users named in the action (configured ones only).
     pub users: Vec<SimUser>,
+    /// A refusal the sandbox asked for the group's next write.
+    pub next_write_refusal: Option<SimRefusal>,
 }
 
 /// The users an action names, as the organisation that acts has configured them: each
@@ -101,6 +103,8 @@ pub struct SimChange {
     pub reports: Vec<ProviderEvent>,
     /// The network's answer for each item of the action.
     pub results: Vec<crate::provider::ItemResult>,
+    /// The change used up the group's [`SimGroupState::next_write_refusal`].
+    pub refusal_used: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -162,4 +166,6 @@ pub trait SimStore: Send + Sync {
     async fn sim_outbox(&self, after: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
     /// Removes delivered reports.
     async fn sim_outbox_done(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// The group's next write is refused so (`None`: no longer).
+    async fn sim_refuse_next_write(&self, jid: &str, refusal: Option<SimRefusal>) -> Result<(), StoreError>;
 }

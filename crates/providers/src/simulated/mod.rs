@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 use wagroups_core::{
     command::{Command, CommandPayload, JoinApprovalModeWire},
     ids,
-    model::Number,
+    model::{Number, Profile},
     provider::{
-        ItemResult, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
+        Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
     },
     service::ServiceError,
     store::{
@@ -172,6 +172,19 @@ impl SimNetwork {
             rules::suspend(s, suspended, Timestamp::now())
         })
         .await
+    }
+
+    /// WhatsApp refuses the group's next write (on the cloud profile: after accepting it).
+    pub async fn refuse_next_write(&self, jid: &str, code: &str, message: &str) -> Result<(), StoreError> {
+        self.store
+            .sim_refuse_next_write(
+                jid,
+                Some(SimRefusal {
+                    code: code.to_string(),
+                    message: message.to_string(),
+                }),
+            )
+            .await
     }
 
     /// Configures a simulated user, as organisation `org_id` sees it.
@@ -347,6 +360,7 @@ impl Provider for SimNetwork {
                     members: vec![business.clone()],
                     join_requests: Vec::new(),
                     users,
+                    next_write_refusal: None,
                 };
                 let populated = rules::populate(&state, participants, *invite_fallback, now);
                 let mut reports = vec![ProviderEvent::GroupCreated {
@@ -369,12 +383,16 @@ impl Provider for SimNetwork {
         }
     }
 
+    /// On the linked-device profile the outcome is known at once; on the cloud profile, as on
+    /// Meta's Cloud API, the write is accepted under its operation ID and confirmed by a
+    /// report queued with its effects (or refused, when the sandbox asked for it).
     async fn operate(
         &self,
         number: &Number,
         wa_group_id: &str,
         op: &ProviderOp,
-    ) -> Result<Vec<ItemResult>, ProviderError> {
+        operation_id: &str,
+    ) -> Result<Operated, ProviderError> {
         let users = SimUsers {
             scope: number.org_id.clone(),
             phones: match op {
@@ -383,12 +401,40 @@ impl Provider for SimNetwork {
             },
         };
         let op = op.clone();
+        let asynchronous = number.profile == Profile::Cloud;
+        let request_id = operation_id.to_string();
         let outcome = self
             .store
             .sim_mutate(
                 SimTarget::Jid(wa_group_id.to_string()),
                 users,
-                Box::new(move |s| rules::operate(s, &op, Timestamp::now())),
+                Box::new(move |s| {
+                    let now = Timestamp::now();
+                    if let Some(r) = &s.next_write_refusal {
+                        if !asynchronous {
+                            return Err(r.clone());
+                        }
+                        return Ok(SimChange {
+                            reports: vec![ProviderEvent::OperationFailed {
+                                request_id: request_id.clone(),
+                                code: r.code.clone(),
+                                message: r.message.clone(),
+                                at: now,
+                            }],
+                            refusal_used: true,
+                            ..SimChange::default()
+                        });
+                    }
+                    let mut change = rules::operate(s, &op, now)?;
+                    if asynchronous {
+                        change.reports.push(ProviderEvent::OperationSucceeded {
+                            request_id: request_id.clone(),
+                            results: change.results.clone(),
+                            at: now,
+                        });
+                    }
+                    Ok(change)
+                }),
             )
             .await
             .map_err(|e| ProviderError::Retryable(e.to_string()))?;
@@ -403,12 +449,18 @@ impl Provider for SimNetwork {
             }),
             Some(Ok(change)) => {
                 self.outbox_ready.notify_one();
-                Ok(change.results)
+                Ok(if asynchronous {
+                    Operated::Accepted {
+                        request_id: operation_id.to_string(),
+                    }
+                } else {
+                    Operated::Done(change.results)
+                })
             }
         }
     }
 
-    /// Applies the reports queued so far, so the caller reads the gateway's record after them.
+    /// Applies the reports queued so far    /// Applies the reports queued so far, so the caller reads the gateway's record after them.
     async fn flush(&self, sink: &dyn ProviderEventSink) {
         self.wait_applied(sink).await;
     }

@@ -526,6 +526,7 @@ mod tests {
             }],
             join_requests: vec![],
             users: vec![],
+            next_write_refusal: None,
         }
     }
 

@@ -182,6 +182,7 @@ impl GroupStore for SqliteStore {
                         return Ok(Mutation::Blocked);
                     }
                 }
+                let mut operation = None;
                 let (group, command_id) = match &target {
                     GroupTarget::ClientId { org_id, group_id } => (
                         group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id, group_id])?,
@@ -195,6 +196,31 @@ impl GroupStore for SqliteStore {
                         )?,
                         None,
                     ),
+                    GroupTarget::Operation { number_id, request_id } => {
+                        let op = one(
+                            c,
+                            "SELECT id, group_id, kind, status FROM operations WHERE number_id = ?1 AND request_id = ?2",
+                            params![number_id, request_id],
+                            |r| {
+                                Ok((
+                                    get::<String>(r, "id")?,
+                                    get::<i64>(r, "group_id")?,
+                                    get::<String>(r, "kind")?,
+                                    get::<String>(r, "status")?,
+                                ))
+                            },
+                        )?;
+                        match op {
+                            None => (None, None),
+                            Some((id, group_row_id, kind, status)) => {
+                                // A confirmation of a closed operation changes nothing.
+                                if status == "pending" {
+                                    operation = Some(PendingOperation { id, kind });
+                                }
+                                (group_where(c, "g.id = ?1", params![group_row_id])?, None)
+                            }
+                        }
+                    }
                     GroupTarget::Request { number_id, request_id } => {
                         // The provider's request ID, or for providers that answer before we recorded
                         // it (the simulated network echoes the command ID), the command ID.
@@ -218,6 +244,7 @@ impl GroupStore for SqliteStore {
                         GroupTarget::ClientId { group_id, .. } => format!("group {group_id:?}"),
                         GroupTarget::WaGroupId { wa_group_id, .. } => format!("group {wa_group_id}"),
                         GroupTarget::Request { request_id, .. } => format!("request {request_id}"),
+                        GroupTarget::Operation { request_id, .. } => format!("operation request {request_id}"),
                     })
                     .into());
                 };
@@ -234,6 +261,7 @@ impl GroupStore for SqliteStore {
                     participants,
                     join_requests,
                     command_id,
+                    operation,
                 };
                 let decision = rule(&state)?;
                 if let Some(r) = &report {

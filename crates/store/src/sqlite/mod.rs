@@ -13,10 +13,10 @@ use wagroups_core::{
     DomainError,
     command::{Command, CommandPayload},
     event::StoredEvent,
-    group::{CommandClose, GroupState},
+    group::{CommandClose, GroupState, PendingOperation},
     model::{
-        ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Org, Participant,
-        ParticipantRole, ParticipantState, Profile, ProviderKind,
+        ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Operation,
+        OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,
     plan::{self, GroupWrite, Subscription},
@@ -24,7 +24,8 @@ use wagroups_core::{
     store::{
         CommandStore, CreateGroupOutcome, EndpointPatch, EventFilter, EventLogStore, GroupFilter, GroupStore,
         GroupTarget, HeldReport, InboxStats, InboxStore, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
-        NewNumber, NewOrg, ReportRef, Rule, Store, StoreError, TenancyStore, WebhookStore,
+        NewNumber, NewOperation, NewOrg, OperationStore, ReportRef, Rule, Store, StoreError, TenancyStore,
+        WebhookStore,
     },
     time::Timestamp,
     webhook::{
@@ -428,6 +429,21 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
             insert_delivery(c, endpoint_id, event_row, &g.org_id, g.id, e.sequence, g.updated_at)?;
         }
     }
+    if let Some(op) = w.close_operation {
+        exec(
+            c,
+            "UPDATE operations SET status = ?1, results = ?2, error_code = ?3, error_message = ?4, updated_at = ?5 \
+             WHERE id = ?6 AND status = 'pending'",
+            params![
+                if op.succeeded { "succeeded" } else { "failed" },
+                op.results,
+                op.error_code,
+                op.error_message,
+                g.updated_at.millis(),
+                op.id
+            ],
+        )?;
+    }
     match w.close_command {
         None => {}
         Some(CommandClose::Done { id, result }) => {
@@ -454,6 +470,7 @@ mod commands;
 mod events;
 mod groups;
 mod inbox;
+mod operations;
 mod tenancy;
 mod webhooks;
 

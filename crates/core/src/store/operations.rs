@@ -1,0 +1,25 @@
+//! Writes WhatsApp confirms later (operations): recorded when the provider accepts them,
+//! closed by their confirmation (through `mutate_group`, with `GroupTarget::Operation`).
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::{model::Operation, time::Timestamp};
+
+pub struct NewOperation {
+    /// `op_…`, minted by the core.
+    pub id: String,
+    pub org_id: String,
+    pub group_row_id: i64,
+    pub number_id: i64,
+    /// What the provider accepted it under (its confirmation names it).
+    pub request_id: String,
+    pub kind: String,
+}
+
+#[async_trait]
+pub trait OperationStore: Send + Sync {
+    async fn create_operation(&self, op: NewOperation, now: Timestamp) -> Result<Operation, StoreError>;
+    /// An operation of the organisation.
+    async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError>;
+}

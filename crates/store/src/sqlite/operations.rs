@@ -1,0 +1,62 @@
+//! Writes WhatsApp confirms later.
+
+use super::*;
+
+const OPERATION_SELECT: &str = "SELECT o.id, o.org_id, o.group_id AS group_row_id, g.group_id, n.waba_number, o.kind, \
+     o.status, o.results, o.error_code, o.error_message, o.created_at, o.updated_at FROM operations o \
+     JOIN groups g ON g.id = o.group_id JOIN numbers n ON n.id = o.number_id";
+
+fn operation_row(r: &Row) -> Result<Operation, StoreError> {
+    let results: String = get(r, "results")?;
+    Ok(Operation {
+        id: get(r, "id")?,
+        org_id: get(r, "org_id")?,
+        group_row_id: get(r, "group_row_id")?,
+        group_id: get(r, "group_id")?,
+        waba_number: get(r, "waba_number")?,
+        kind: get(r, "kind")?,
+        status: parse(r, "status", OperationStatus::parse)?,
+        results: serde_json::from_str(&results).map_err(|_| corrupt("results", &results))?,
+        error_code: get(r, "error_code")?,
+        error_message: get(r, "error_message")?,
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
+    })
+}
+
+#[async_trait]
+impl OperationStore for SqliteStore {
+    async fn create_operation(&self, op: NewOperation, now: Timestamp) -> Result<Operation, StoreError> {
+        let id = op.id.clone();
+        let org = op.org_id.clone();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO operations (id, org_id, group_id, number_id, request_id, kind, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                    params![op.id, op.org_id, op.group_row_id, op.number_id, op.request_id, op.kind, now.millis()],
+                )?;
+                one(
+                    c,
+                    &format!("{OPERATION_SELECT} WHERE o.id = ?1 AND o.org_id = ?2"),
+                    params![id, org],
+                    operation_row,
+                )?
+                .ok_or_else(|| StoreError::Database("the operation just written is gone".into()))
+            })
+            .await
+    }
+
+    async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError> {
+        let (org, id) = (org_id.to_string(), id.to_string());
+        self.db.lookup(move |c| {
+            one(
+                c,
+                &format!("{OPERATION_SELECT} WHERE o.id = ?1 AND o.org_id = ?2"),
+                params![id, org],
+                operation_row,
+            )
+        })
+    }
+}
