@@ -380,7 +380,8 @@ pub trait ProviderEventSink: Send + Sync {
     /// Takes one report: when this returns `Ok`, the report is durably the gateway's (applied,
     /// held, or kept as dead) and the provider may forget it. An error (storage) means it
     /// was not taken: deliver it again.
-    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), crate::service::ServiceError>;
+    async fn deliver(&self, envelope: ProviderEnvelope)
+    -> Result<crate::inbox::Received, crate::service::ServiceError>;
 }
 
 impl<'de> Deserialize<'de> for Timestamp {

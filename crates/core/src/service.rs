@@ -480,8 +480,8 @@ impl GroupService {
 
 #[async_trait::async_trait]
 impl ProviderEventSink for GroupService {
-    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), ServiceError> {
-        self.receive_report(envelope).await.map(|_| ())
+    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<crate::inbox::Received, ServiceError> {
+        self.receive_report(envelope).await
     }
 }
 

@@ -23,10 +23,10 @@ struct Recorder(Mutex<HashSet<String>>);
 
 #[async_trait]
 impl ProviderEventSink for Recorder {
-    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<(), ServiceError> {
+    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<wagroups_core::inbox::Received, ServiceError> {
         tokio::task::yield_now().await;
         self.0.lock().unwrap().insert(envelope.dedup_key);
-        Ok(())
+        Ok(wagroups_core::inbox::Received::Applied)
     }
 }
 

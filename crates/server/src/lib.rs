@@ -28,7 +28,7 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use wagroups_core::{
     admin::Bootstrap,
     model::ProviderKind,
-    provider::{ProviderEventSink, ProviderRegistry, Registry},
+    provider::{Provider, ProviderEventSink, ProviderRegistry, Registry},
     service::{DeliverySignal, GroupService, Signals},
 };
 pub use wagroups_delivery::DeliveryConfig;
@@ -66,6 +66,21 @@ pub struct Config {
     pub http: HttpLimits,
 }
 
+/// What an embedding (the in-process test app) adds to a server: providers beside (or in
+/// place of) the simulated network, and a wrapper around the path the simulated network's
+/// reports take into the inbox.
+#[derive(Default)]
+pub struct Extras {
+    /// Registered after the simulated network (a kind registered again replaces it).
+    pub providers: Vec<(ProviderKind, Arc<dyn Provider>)>,
+    /// Given the simulated network, the provider its numbers are served by instead.
+    #[allow(clippy::type_complexity)]
+    pub wrap_simulated: Option<Box<dyn Fn(Arc<SimNetwork>) -> Arc<dyn Provider> + Send + Sync>>,
+    /// Given the inbox, where the simulated network's report pump hands its reports instead.
+    #[allow(clippy::type_complexity)]
+    pub wrap_reports: Option<Box<dyn Fn(Arc<dyn ProviderEventSink>) -> Arc<dyn ProviderEventSink> + Send + Sync>>,
+}
+
 /// A server that has opened its database and bound its socket, ready to run.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -77,6 +92,8 @@ pub struct Server {
     api_only: bool,
     delivery: Arc<DeliveryWorker>,
     http: HttpLimits,
+    /// Where the simulated network's pump hands its reports.
+    report_sink: Arc<dyn ProviderEventSink>,
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -206,6 +223,11 @@ async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 impl Server {
     /// Opens the database (applying migrations), bootstraps an empty one, binds `bind`.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        Self::start_with(config, Extras::default()).await
+    }
+
+    /// [`Server::start`], with what `extras` adds.
+    pub async fn start_with(config: &Config, extras: Extras) -> anyhow::Result<Server> {
         // First, so that the store's workers register their metrics with it.
         let metrics = metrics_handle();
         let store = Arc::new(SqliteStore::open(&config.database_url).await?);
@@ -223,8 +245,15 @@ impl Server {
         };
         let sim_store = SqliteSimStore::open_importing(&sim_url, Some(&config.database_url)).await?;
         let sim = Arc::new(SimNetwork::new(Arc::new(sim_store)));
-        let providers: Arc<dyn ProviderRegistry> =
-            Arc::new(Registry::default().with(ProviderKind::Simulated, sim.clone()));
+        let simulated: Arc<dyn Provider> = match &extras.wrap_simulated {
+            Some(wrap) => wrap(sim.clone()),
+            None => sim.clone(),
+        };
+        let mut registry = Registry::default().with(ProviderKind::Simulated, simulated);
+        for (kind, provider) in extras.providers {
+            registry = registry.with(kind, provider);
+        }
+        let providers: Arc<dyn ProviderRegistry> = Arc::new(registry);
         let service = Arc::new(GroupService::new(
             store.clone(),
             providers.clone(),
@@ -253,6 +282,11 @@ impl Server {
             allow_private_webhook_targets: config.delivery.allow_private_targets,
             metrics,
         };
+        let inbox: Arc<dyn ProviderEventSink> = state.service.clone();
+        let report_sink = match &extras.wrap_reports {
+            Some(wrap) => wrap(inbox),
+            None => inbox,
+        };
         let listener = bind(&config.bind).await?;
         let local_addr = listener.local_addr()?;
         Ok(Server {
@@ -264,7 +298,13 @@ impl Server {
             api_only: config.api_only,
             delivery,
             http: config.http.clone(),
+            report_sink,
         })
+    }
+
+    /// What handlers and workers share (the service, the providers…).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// Serves until `shutdown` is cancelled, then stops taking requests, lets in-flight ones
@@ -273,8 +313,12 @@ impl Server {
         let workers = CancellationToken::new();
         let mut tasks = Vec::new();
         if !self.api_only {
-            let sink: Arc<dyn ProviderEventSink> = self.state.service.clone();
-            tasks.push(tokio::spawn(self.state.sim.clone().run_pump(sink, workers.clone())));
+            tasks.push(tokio::spawn(
+                self.state
+                    .sim
+                    .clone()
+                    .run_pump(self.report_sink.clone(), workers.clone()),
+            ));
             tasks.push(tokio::spawn(runtime::run_command_worker(
                 self.state.clone(),
                 workers.clone(),

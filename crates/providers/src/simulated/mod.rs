@@ -242,7 +242,7 @@ impl SimNetwork {
                     event: item.report.clone(),
                 };
                 match sink.deliver(env).await {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(ServiceError::Store(e)) => return (applied, Some(e)),
                     Err(e) => {
                         tracing::warn!(report = ?item.report, error = %e, "the gateway refused a simulated report")
