@@ -455,13 +455,9 @@ fn org_key(org: &wagroups_core::model::Org) -> wagroups_core::model::ApiKey {
 
 async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Result<()> {
     let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
-    // Endpoint administration needs no provider and wakes no worker: a running server picks
-    // up changes by polling.
-    let service = wagroups_core::service::GroupService::new(
-        store.clone(),
-        std::sync::Arc::new(wagroups_core::provider::Registry::default()),
-        wagroups_core::service::Signals::none(),
-    );
+    // A running server picks up endpoint changes by polling: nobody to wake here.
+    let service =
+        wagroups_core::webhook_service::Webhooks::new(store.clone(), &wagroups_core::service::Signals::none());
     match cmd {
         WebhooksCmd::Add {
             org,

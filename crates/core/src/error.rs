@@ -61,3 +61,57 @@ impl DomainError {
         }
     }
 }
+
+/// What a use case fails with: the caller's key, a domain rule, or storage.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("missing, unknown or revoked API key")]
+    Unauthorized,
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ValidationError> for ServiceError {
+    fn from(e: ValidationError) -> Self {
+        ServiceError::Domain(DomainError::Invalid(e))
+    }
+}
+
+impl From<MutateError> for ServiceError {
+    fn from(e: MutateError) -> Self {
+        match e {
+            MutateError::Domain(d) => ServiceError::Domain(d),
+            MutateError::Store(s) => ServiceError::Store(s),
+        }
+    }
+}
+
+/// Storage failed (not the client's fault).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A change refused by the rules, or a storage failure.
+#[derive(Debug, Error)]
+pub enum MutateError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Stable error codes that more than one place gives (clients match on them).
+pub mod code {
+    /// The group is pending or failed: not on WhatsApp.
+    pub const GROUP_NOT_ACTIVE: &str = "group_not_active";
+    pub const GROUP_DELETED: &str = "group_deleted";
+    pub const GROUP_SUSPENDED: &str = "group_suspended";
+    /// The number's provider cannot do what was asked.
+    pub const CAPABILITY_MISSING: &str = "capability_missing";
+}

@@ -607,7 +607,7 @@ fn require_active(group: &Group) -> Result<(), DomainError> {
         Ok(())
     } else {
         Err(DomainError::conflict(
-            "group_not_active",
+            crate::error::code::GROUP_NOT_ACTIVE,
             format!("group {} is {}, not active", group.group_id, group.status),
         ))
     }

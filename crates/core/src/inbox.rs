@@ -7,10 +7,13 @@
 use std::collections::HashSet;
 
 use crate::{
-    DomainError, group,
-    provider::{ProviderEnvelope, ProviderEvent},
+    DomainError, ValidationError,
+    group::{self, GroupInput},
+    model::{JoinReason, JoinRequestState},
+    phone::Phone,
+    provider::{ProviderEnvelope, ProviderEvent, ProviderEventSink},
     service::{GroupService, ServiceError},
-    store::{HeldReport, Mutation, ReportRef},
+    store::{GroupTarget, HeldReport, Mutation, ReportRef},
     time::Timestamp,
 };
 
@@ -25,17 +28,7 @@ pub fn hold_backoff_ms(attempts: i64) -> i64 {
     (50i64 << shift).min(5 * 60 * 1000)
 }
 
-/// What became of a report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Received {
-    Applied,
-    /// Seen before (applied, held or dead).
-    Duplicate,
-    /// Kept, to be applied when it can be.
-    Held,
-    /// It can never be applied (kept as dead).
-    Dead,
-}
+pub use crate::provider::Received;
 
 /// How an attempt to apply a report ended.
 enum Attempt {
@@ -144,7 +137,7 @@ impl GroupService {
         event: &ProviderEvent,
         now: Timestamp,
     ) -> Result<Attempt, ServiceError> {
-        let (target, input) = match crate::service::translate(number_id, event.clone()) {
+        let (target, input) = match translate(number_id, event.clone()) {
             Ok(t) => t,
             Err(e) => return Ok(Attempt::Never(format!("{}: {}", e.field, e.message))),
         };
@@ -173,4 +166,179 @@ impl GroupService {
             Err(crate::store::MutateError::Store(e)) => Err(e.into()),
         }
     }
+}
+
+#[async_trait::async_trait]
+impl ProviderEventSink for GroupService {
+    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<Received, ServiceError> {
+        self.receive_report(envelope).await
+    }
+}
+
+/// The group a provider report concerns and what it means for the group.
+fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, GroupInput), ValidationError> {
+    let by_request = |request_id: String| GroupTarget::Request { number_id, request_id };
+    let by_wa = |wa_group_id: String| GroupTarget::WaGroupId { number_id, wa_group_id };
+    let phone = |p: &str| Phone::parse("phone", p);
+    Ok(match event {
+        ProviderEvent::GroupCreated {
+            request_id,
+            wa_group_id,
+            invite_link,
+            at,
+            participants,
+        } => (
+            by_request(request_id),
+            GroupInput::Created {
+                wa_group_id,
+                invite_link,
+                at,
+                participants,
+            },
+        ),
+        ProviderEvent::GroupCreateFailed {
+            request_id,
+            code,
+            message,
+            at,
+        } => (by_request(request_id), GroupInput::CreateFailed { code, message, at }),
+        ProviderEvent::ParticipantJoined {
+            wa_group_id,
+            phone: p,
+            at,
+            reason,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::Joined {
+                phone: phone(&p)?,
+                reason: reason
+                    .as_deref()
+                    .and_then(JoinReason::parse)
+                    .unwrap_or(JoinReason::InviteLink),
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantLeft {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::Left { phone: phone(&p)?, at }),
+        ProviderEvent::ParticipantRemoved {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::Removed { phone: phone(&p)?, at }),
+        ProviderEvent::ParticipantInvited {
+            wa_group_id,
+            phone: p,
+            invite_link,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::Invited {
+                phone: phone(&p)?,
+                invite_link,
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantPromoted {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::RoleChanged {
+                phone: phone(&p)?,
+                promoted: true,
+                at,
+            },
+        ),
+        ProviderEvent::ParticipantDemoted {
+            wa_group_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::RoleChanged {
+                phone: phone(&p)?,
+                promoted: false,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestCreated {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequested {
+                phone: phone(&p)?,
+                join_request_id,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestRevoked {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequestClosed {
+                phone: phone(&p)?,
+                join_request_id,
+                state: JoinRequestState::Revoked,
+                at,
+            },
+        ),
+        ProviderEvent::JoinRequestRejected {
+            wa_group_id,
+            join_request_id,
+            phone: p,
+            at,
+        } => (
+            by_wa(wa_group_id),
+            GroupInput::JoinRequestClosed {
+                phone: phone(&p)?,
+                join_request_id,
+                state: JoinRequestState::Rejected,
+                at,
+            },
+        ),
+        ProviderEvent::SettingsUpdated {
+            wa_group_id,
+            change,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::SettingsUpdated { change, at }),
+        ProviderEvent::InviteLinkReset {
+            wa_group_id,
+            invite_link,
+            at,
+        } => (by_wa(wa_group_id), GroupInput::InviteLinkReset { invite_link, at }),
+        ProviderEvent::GroupDeleted { wa_group_id, at } => (by_wa(wa_group_id), GroupInput::Deleted { at }),
+        ProviderEvent::OperationSucceeded {
+            request_id,
+            results,
+            at,
+        } => (
+            GroupTarget::Operation { number_id, request_id },
+            GroupInput::OperationSucceeded { results, at },
+        ),
+        ProviderEvent::OperationFailed {
+            request_id,
+            code,
+            message,
+            at,
+        } => (
+            GroupTarget::Operation { number_id, request_id },
+            GroupInput::OperationFailed { code, message, at },
+        ),
+        ProviderEvent::GroupSuspended { wa_group_id, at } => {
+            (by_wa(wa_group_id), GroupInput::Suspension { suspended: true, at })
+        }
+        ProviderEvent::GroupSuspensionCleared { wa_group_id, at } => {
+            (by_wa(wa_group_id), GroupInput::Suspension { suspended: false, at })
+        }
+    })
 }

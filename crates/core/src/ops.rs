@@ -7,8 +7,7 @@ use std::sync::Arc;
 use crate::{
     DomainError, ValidationError, ids,
     model::{ApiKey, Group, GroupStatus, JoinRequest, Number, Operation, OperationStatus},
-    phone::Phone,
-    provider::{Capabilities, ItemResult, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
+    provider::{Capabilities, ItemResult, ItemStatus, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
     service::{GroupService, ServiceError},
     store::NewOperation,
     time::Timestamp,
@@ -46,101 +45,7 @@ pub struct WriteOptions {
     pub respond_async: bool,
 }
 
-/// Most items in one participant or join-request request.
-pub const ITEMS_MAX: usize = 256;
-
-/// Participants as given, each read as a phone or not.
-#[derive(Debug, Clone, Default)]
-pub struct ParsedParticipants {
-    items: Vec<(String, Option<Phone>)>,
-}
-
-/// Reads each input as a phone or JID; unreadable ones become `invalid` results, not errors.
-pub fn parse_participants(inputs: &[String]) -> Result<ParsedParticipants, ValidationError> {
-    if inputs.len() > ITEMS_MAX {
-        return Err(ValidationError::new(
-            "participants",
-            format!("must list at most {ITEMS_MAX} participants, got {}", inputs.len()),
-        ));
-    }
-    Ok(ParsedParticipants {
-        items: inputs
-            .iter()
-            .map(|i| (i.clone(), Phone::parse("participant", i).ok()))
-            .collect(),
-    })
-}
-
-impl ParsedParticipants {
-    /// Distinct readable phones, in input order.
-    pub fn valid_phones(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for p in self.items.iter().filter_map(|(_, p)| p.as_ref()) {
-            if !out.iter().any(|x| x == p.as_str()) {
-                out.push(p.as_str().to_string());
-            }
-        }
-        out
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// One result per input, in input order: the provider's answer for its phone, or `invalid`.
-    pub fn results(&self, answers: &[ItemResult]) -> Vec<ParticipantResult> {
-        self.items
-            .iter()
-            .map(|(input, phone)| match phone {
-                None => ParticipantResult {
-                    participant: input.clone(),
-                    phone: None,
-                    status: "invalid".into(),
-                    invite_link: None,
-                    message: Some("not a phone number or user JID".into()),
-                },
-                Some(p) => {
-                    let answer = answers.iter().find(|a| a.key == p.as_str());
-                    ParticipantResult {
-                        participant: input.clone(),
-                        phone: Some(p.as_str().to_string()),
-                        status: answer.map_or("error".to_string(), |a| a.status.clone()),
-                        invite_link: answer.and_then(|a| a.invite_link.clone()),
-                        message: answer.and_then(|a| a.message.clone()),
-                    }
-                }
-            })
-            .collect()
-    }
-}
-
-/// The outcome for one requested participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParticipantResult {
-    /// The input as given.
-    pub participant: String,
-    /// Digits, when the input could be read.
-    pub phone: Option<String>,
-    pub status: String,
-    pub invite_link: Option<String>,
-    pub message: Option<String>,
-}
-
-/// Statuses that mean the request achieved what was asked.
-pub fn is_success(status: &str) -> bool {
-    matches!(
-        status,
-        "added"
-            | "already_member"
-            | "invited"
-            | "removed"
-            | "promoted"
-            | "demoted"
-            | "already_admin"
-            | "approved"
-            | "rejected"
-    )
-}
+pub use crate::participants::{ITEMS_MAX, ParsedParticipants, ParticipantResult, parse_participants};
 
 /// Settings a PATCH may change (unvalidated strings from the dialect).
 #[derive(Debug, Clone, Default)]
@@ -157,13 +62,13 @@ pub struct GroupPatch {
 pub struct JoinRequestResult {
     pub join_request_id: String,
     pub phone: Option<String>,
-    pub status: String,
+    pub status: ItemStatus,
     pub message: Option<String>,
 }
 
 fn refuse_capability(number: &Number, what: &str, capability: &str) -> ServiceError {
     DomainError::Unprocessable {
-        code: "capability_missing".into(),
+        code: crate::error::code::CAPABILITY_MISSING.into(),
         message: format!(
             "{what} is not possible on number {}: its provider ({} provider, {} profile) lacks the {capability} capability",
             number.waba_number, number.provider, number.profile
@@ -205,18 +110,22 @@ impl GroupService {
         match group.status {
             GroupStatus::Active => {}
             GroupStatus::Deleted => {
-                return Err(DomainError::conflict("group_deleted", format!("group {group_id:?} was deleted")).into());
+                return Err(DomainError::conflict(
+                    crate::error::code::GROUP_DELETED,
+                    format!("group {group_id:?} was deleted"),
+                )
+                .into());
             }
             GroupStatus::Pending => {
                 return Err(DomainError::conflict(
-                    "group_not_active",
+                    crate::error::code::GROUP_NOT_ACTIVE,
                     format!("group {group_id:?} is pending: WhatsApp has not confirmed its creation yet"),
                 )
                 .into());
             }
             GroupStatus::Failed => {
                 return Err(DomainError::conflict(
-                    "group_not_active",
+                    crate::error::code::GROUP_NOT_ACTIVE,
                     format!("group {group_id:?} failed to be created"),
                 )
                 .into());
@@ -224,7 +133,7 @@ impl GroupService {
         }
         if group.suspended {
             return Err(DomainError::conflict(
-                "group_suspended",
+                crate::error::code::GROUP_SUSPENDED,
                 format!(
                     "group {group_id:?} is suspended by WhatsApp; writes are refused until the suspension is cleared"
                 ),
@@ -420,7 +329,7 @@ impl GroupService {
                 };
                 let blocked: Vec<String> = answers
                     .iter()
-                    .filter(|a| a.status == "invite_required")
+                    .filter(|a| a.status == ItemStatus::InviteRequired)
                     .map(|a| a.key.clone())
                     .collect();
                 if invite_fallback && !blocked.is_empty() {
@@ -435,7 +344,7 @@ impl GroupService {
                     }
                 } else if !blocked.is_empty() {
                     let link = self.reload(key, group_id).await?.invite_link;
-                    for a in answers.iter_mut().filter(|a| a.status == "invite_required") {
+                    for a in answers.iter_mut().filter(|a| a.status == ItemStatus::InviteRequired) {
                         a.invite_link = link.clone();
                         a.message = Some(
                             "the user's privacy settings do not allow adding them: send them the invite link".into(),
@@ -567,7 +476,7 @@ impl GroupService {
                             .iter()
                             .find(|r| &r.join_request_id == id)
                             .map(|r| r.phone.as_str().to_string()),
-                        status: answer.map_or("not_found".to_string(), |a| a.status.clone()),
+                        status: answer.map_or(ItemStatus::NotFound, |a| a.status),
                         message: answer.and_then(|a| a.message.clone()),
                     }
                 })

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use thiserror::Error;
 
 use crate::{
     DomainError, ValidationError,
@@ -12,41 +11,16 @@ use crate::{
     event::StoredEvent,
     group::{self, GroupInput},
     ids,
-    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinReason, JoinRequestState, Number, Participant},
-    ops::{ParsedParticipants, ParticipantResult},
-    phone::Phone,
-    provider::{
-        ItemResult, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderRegistry,
-    },
-    store::{CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewGroup, Store, StoreError},
+    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Participant},
+    participants::{ParsedParticipants, ParticipantResult},
+    provider::{ItemResult, ItemStatus, Provider, ProviderError, ProviderRegistry},
+    store::{CreateGroupOutcome, GroupFilter, GroupTarget, Mutation, NewGroup, Store},
+    tenancy,
     time::Timestamp,
     validate,
 };
 
-#[derive(Debug, Error)]
-pub enum ServiceError {
-    #[error("missing, unknown or revoked API key")]
-    Unauthorized,
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<ValidationError> for ServiceError {
-    fn from(e: ValidationError) -> Self {
-        ServiceError::Domain(DomainError::Invalid(e))
-    }
-}
-
-impl From<MutateError> for ServiceError {
-    fn from(e: MutateError) -> Self {
-        match e {
-            MutateError::Domain(d) => ServiceError::Domain(d),
-            MutateError::Store(s) => ServiceError::Store(s),
-        }
-    }
-}
+pub use crate::error::ServiceError;
 
 /// A create-group request as the dialects read it: strings still unvalidated.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +54,7 @@ pub const LIST_LIMIT_DEFAULT: i64 = 25;
 pub const EVENTS_LIMIT_MAX: i64 = 1000;
 pub const EVENTS_LIMIT_DEFAULT: i64 = 100;
 
-type Wake = Arc<dyn Fn() + Send + Sync>;
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// What the delivery dispatcher is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +65,7 @@ pub enum DeliverySignal {
     Changed,
 }
 
-type DeliveryWake = Arc<dyn Fn(DeliverySignal) + Send + Sync>;
+pub type DeliveryWake = Arc<dyn Fn(DeliverySignal) + Send + Sync>;
 
 /// What became of a command's submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,25 +179,9 @@ impl GroupService {
             .ok_or(ServiceError::Unauthorized)
     }
 
-    /// The caller's number `waba_number`: it must belong to the key's organisation (else the
-    /// field is invalid) and be allowed for the key (else forbidden).
+    /// The caller's number `waba_number` (see [`tenancy::number_for`]).
     pub async fn number_for(&self, key: &ApiKey, field: &str, waba_number: &str) -> Result<Number, ServiceError> {
-        let digits = validate::waba_number(field, waba_number)?;
-        let number = self
-            .store
-            .find_number(&digits)
-            .await?
-            .filter(|n| n.org_id == key.org_id)
-            .ok_or_else(|| {
-                ValidationError::new(field, format!("no number {digits} is registered in this organisation"))
-            })?;
-        if !key.allows(&number.waba_number) {
-            return Err(DomainError::Forbidden {
-                message: format!("this API key is not allowed to use number {}", number.waba_number),
-            }
-            .into());
-        }
-        Ok(number)
+        tenancy::number_for(self.store.as_ref(), key, field, waba_number).await
     }
 
     pub async fn create_group(&self, key: &ApiKey, req: CreateGroupRequest) -> Result<Created, ServiceError> {
@@ -299,18 +257,9 @@ impl GroupService {
         }
     }
 
-    /// The row IDs of the numbers a restricted key may use; `None` for an unrestricted key.
+    /// The row IDs of the numbers a restricted key may use (see [`tenancy::allowed_number_ids`]).
     pub async fn allowed_number_ids(&self, key: &ApiKey) -> Result<Option<Vec<i64>>, ServiceError> {
-        let Some(allowed) = &key.numbers else {
-            return Ok(None);
-        };
-        let mut ids = Vec::with_capacity(allowed.len());
-        for w in allowed {
-            if let Some(n) = self.store.find_number(w).await? {
-                ids.push(n.id);
-            }
-        }
-        Ok(Some(ids))
+        tenancy::allowed_number_ids(self.store.as_ref(), key).await
     }
 
     /// The outcome for each participant asked for at creation, once WhatsApp answered
@@ -332,7 +281,7 @@ impl GroupService {
                     .participants
                     .valid_phones()
                     .into_iter()
-                    .map(|p| ItemResult::new(p, "group_create_failed"))
+                    .map(|p| ItemResult::new(p, ItemStatus::GroupCreateFailed))
                     .collect();
                 Ok(Some(created.participants.results(&answers)))
             }
@@ -350,20 +299,9 @@ impl GroupService {
         Ok(())
     }
 
-    /// A group of the key's organisation, with its participants.
+    /// A group of the key's organisation, with its participants (see [`tenancy::group_of`]).
     pub async fn get_group(&self, key: &ApiKey, group_id: &str) -> Result<(Group, Vec<Participant>), ServiceError> {
-        let (g, participants) = self
-            .store
-            .get_group(&key.org_id, group_id)
-            .await?
-            .ok_or_else(|| DomainError::not_found(format!("group {group_id:?}")))?;
-        if !key.allows(&g.waba_number) {
-            return Err(DomainError::Forbidden {
-                message: format!("this API key is not allowed to use number {}", g.waba_number),
-            }
-            .into());
-        }
-        Ok((g, participants))
+        tenancy::group_of(self.store.as_ref(), key, group_id).await
     }
 
     pub async fn list_groups(
@@ -478,13 +416,6 @@ impl GroupService {
     }
 }
 
-#[async_trait::async_trait]
-impl ProviderEventSink for GroupService {
-    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<crate::inbox::Received, ServiceError> {
-        self.receive_report(envelope).await
-    }
-}
-
 /// Parses a page size: absent means `default`, else 1 to `max`.
 pub fn parse_limit(field: &str, raw: Option<&str>, default: i64, max: i64) -> Result<i64, ValidationError> {
     match raw.filter(|r| !r.is_empty()) {
@@ -534,172 +465,4 @@ mod tests {
         assert!(parse_limit("limit", Some("1025"), 25, 1024).is_err());
         assert!(parse_limit("limit", Some("x"), 25, 1024).is_err());
     }
-}
-
-/// The group a provider report concerns and what it means for the group.
-pub(crate) fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, GroupInput), ValidationError> {
-    let by_request = |request_id: String| GroupTarget::Request { number_id, request_id };
-    let by_wa = |wa_group_id: String| GroupTarget::WaGroupId { number_id, wa_group_id };
-    let phone = |p: &str| Phone::parse("phone", p);
-    Ok(match event {
-        ProviderEvent::GroupCreated {
-            request_id,
-            wa_group_id,
-            invite_link,
-            at,
-            participants,
-        } => (
-            by_request(request_id),
-            GroupInput::Created {
-                wa_group_id,
-                invite_link,
-                at,
-                participants,
-            },
-        ),
-        ProviderEvent::GroupCreateFailed {
-            request_id,
-            code,
-            message,
-            at,
-        } => (by_request(request_id), GroupInput::CreateFailed { code, message, at }),
-        ProviderEvent::ParticipantJoined {
-            wa_group_id,
-            phone: p,
-            at,
-            reason,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::Joined {
-                phone: phone(&p)?,
-                reason: reason
-                    .as_deref()
-                    .and_then(JoinReason::parse)
-                    .unwrap_or(JoinReason::InviteLink),
-                at,
-            },
-        ),
-        ProviderEvent::ParticipantLeft {
-            wa_group_id,
-            phone: p,
-            at,
-        } => (by_wa(wa_group_id), GroupInput::Left { phone: phone(&p)?, at }),
-        ProviderEvent::ParticipantRemoved {
-            wa_group_id,
-            phone: p,
-            at,
-        } => (by_wa(wa_group_id), GroupInput::Removed { phone: phone(&p)?, at }),
-        ProviderEvent::ParticipantInvited {
-            wa_group_id,
-            phone: p,
-            invite_link,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::Invited {
-                phone: phone(&p)?,
-                invite_link,
-                at,
-            },
-        ),
-        ProviderEvent::ParticipantPromoted {
-            wa_group_id,
-            phone: p,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::RoleChanged {
-                phone: phone(&p)?,
-                promoted: true,
-                at,
-            },
-        ),
-        ProviderEvent::ParticipantDemoted {
-            wa_group_id,
-            phone: p,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::RoleChanged {
-                phone: phone(&p)?,
-                promoted: false,
-                at,
-            },
-        ),
-        ProviderEvent::JoinRequestCreated {
-            wa_group_id,
-            join_request_id,
-            phone: p,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::JoinRequested {
-                phone: phone(&p)?,
-                join_request_id,
-                at,
-            },
-        ),
-        ProviderEvent::JoinRequestRevoked {
-            wa_group_id,
-            join_request_id,
-            phone: p,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::JoinRequestClosed {
-                phone: phone(&p)?,
-                join_request_id,
-                state: JoinRequestState::Revoked,
-                at,
-            },
-        ),
-        ProviderEvent::JoinRequestRejected {
-            wa_group_id,
-            join_request_id,
-            phone: p,
-            at,
-        } => (
-            by_wa(wa_group_id),
-            GroupInput::JoinRequestClosed {
-                phone: phone(&p)?,
-                join_request_id,
-                state: JoinRequestState::Rejected,
-                at,
-            },
-        ),
-        ProviderEvent::SettingsUpdated {
-            wa_group_id,
-            change,
-            at,
-        } => (by_wa(wa_group_id), GroupInput::SettingsUpdated { change, at }),
-        ProviderEvent::InviteLinkReset {
-            wa_group_id,
-            invite_link,
-            at,
-        } => (by_wa(wa_group_id), GroupInput::InviteLinkReset { invite_link, at }),
-        ProviderEvent::GroupDeleted { wa_group_id, at } => (by_wa(wa_group_id), GroupInput::Deleted { at }),
-        ProviderEvent::OperationSucceeded {
-            request_id,
-            results,
-            at,
-        } => (
-            GroupTarget::Operation { number_id, request_id },
-            GroupInput::OperationSucceeded { results, at },
-        ),
-        ProviderEvent::OperationFailed {
-            request_id,
-            code,
-            message,
-            at,
-        } => (
-            GroupTarget::Operation { number_id, request_id },
-            GroupInput::OperationFailed { code, message, at },
-        ),
-        ProviderEvent::GroupSuspended { wa_group_id, at } => {
-            (by_wa(wa_group_id), GroupInput::Suspension { suspended: true, at })
-        }
-        ProviderEvent::GroupSuspensionCleared { wa_group_id, at } => {
-            (by_wa(wa_group_id), GroupInput::Suspension { suspended: false, at })
-        }
-    })
 }

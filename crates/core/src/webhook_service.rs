@@ -1,14 +1,26 @@
 //! Use cases for webhook endpoints, deliveries, recovery and the organisation's event log.
+//! They need the store and nothing of WhatsApp, so the CLI uses them directly.
+
+use std::sync::Arc;
 
 use crate::{
     DomainError, ValidationError,
     event::{EventType, StoredEvent},
-    model::ApiKey,
-    service::{EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, GroupService, ServiceError, parse_limit},
-    store::{EndpointPatch, EventFilter, NewEndpoint},
+    model::{ApiKey, Group, Number, Participant},
+    service::{
+        DeliverySignal, DeliveryWake, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, ServiceError, Signals, parse_limit,
+    },
+    store::{EndpointPatch, EventFilter, NewEndpoint, Store},
+    tenancy,
     time::Timestamp,
     webhook::{self, DeliveryStatus, DeliveryView, Endpoint, ROTATION_OVERLAP_MS},
 };
+
+/// The webhook use cases.
+pub struct Webhooks {
+    store: Arc<dyn Store>,
+    deliveries: DeliveryWake,
+}
 
 /// Endpoint fields as a dialect read them (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -26,7 +38,35 @@ pub struct EndpointInput {
 pub const DELIVERIES_LIMIT_MAX: i64 = 250;
 pub const DELIVERIES_LIMIT_DEFAULT: i64 = 50;
 
-impl GroupService {
+impl Webhooks {
+    /// Tells the delivery dispatcher through `signals` when endpoints or the queue change.
+    pub fn new(store: Arc<dyn Store>, signals: &Signals) -> Webhooks {
+        Webhooks {
+            store,
+            deliveries: signals.deliveries.clone(),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn deliveries_changed(&self) {
+        (self.deliveries)(DeliverySignal::Changed);
+    }
+
+    async fn number_for(&self, key: &ApiKey, field: &str, waba_number: &str) -> Result<Number, ServiceError> {
+        tenancy::number_for(self.store(), key, field, waba_number).await
+    }
+
+    async fn allowed_number_ids(&self, key: &ApiKey) -> Result<Option<Vec<i64>>, ServiceError> {
+        tenancy::allowed_number_ids(self.store(), key).await
+    }
+
+    async fn get_group(&self, key: &ApiKey, group_id: &str) -> Result<(Group, Vec<Participant>), ServiceError> {
+        tenancy::group_of(self.store(), key, group_id).await
+    }
+
     async fn numbers_filter(
         &self,
         key: &ApiKey,

@@ -30,6 +30,7 @@ use wagroups_core::{
     model::ProviderKind,
     provider::{Provider, ProviderEventSink, ProviderRegistry, Registry},
     service::{DeliverySignal, GroupService, Signals},
+    webhook_service::Webhooks,
 };
 pub use wagroups_delivery::DeliveryConfig;
 use wagroups_delivery::DeliveryWorker;
@@ -42,6 +43,7 @@ use crate::error::{ApiError, DialectKind};
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<GroupService>,
+    pub webhooks: Arc<Webhooks>,
     pub providers: Arc<dyn ProviderRegistry>,
     pub sim: Arc<SimNetwork>,
     pub commands_ready: Arc<Notify>,
@@ -254,19 +256,17 @@ impl Server {
             registry = registry.with(kind, provider);
         }
         let providers: Arc<dyn ProviderRegistry> = Arc::new(registry);
-        let service = Arc::new(GroupService::new(
-            store.clone(),
-            providers.clone(),
-            Signals {
-                commands: Arc::new(move || wake.notify_one()),
-                deliveries: Arc::new(move |signal| match signal {
-                    DeliverySignal::Queued => ready.notify_one(),
-                    DeliverySignal::Changed => changed.notify_one(),
-                }),
-                inbox: Arc::new(move || inbox_wake.notify_one()),
-                sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
-            },
-        ));
+        let signals = Signals {
+            commands: Arc::new(move || wake.notify_one()),
+            deliveries: Arc::new(move |signal| match signal {
+                DeliverySignal::Queued => ready.notify_one(),
+                DeliverySignal::Changed => changed.notify_one(),
+            }),
+            inbox: Arc::new(move || inbox_wake.notify_one()),
+            sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
+        };
+        let webhooks = Arc::new(Webhooks::new(store.clone(), &signals));
+        let service = Arc::new(GroupService::new(store.clone(), providers.clone(), signals));
         let delivery = Arc::new(DeliveryWorker::new(
             store.clone(),
             config.delivery.clone(),
@@ -275,6 +275,7 @@ impl Server {
         )?);
         let state = AppState {
             service,
+            webhooks,
             providers,
             sim,
             commands_ready,

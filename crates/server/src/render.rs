@@ -4,7 +4,8 @@ use axum::{Json, http::StatusCode};
 use serde_json::{Value, json};
 use wagroups_core::{
     model::{Group, JoinRequest, Operation, Participant},
-    ops::{JoinRequestResult, ParticipantResult, is_success},
+    ops::{JoinRequestResult, ParticipantResult},
+    provider::ItemStatus,
 };
 
 /// A group as the native API shows it; `participants` only when given.
@@ -56,8 +57,8 @@ pub fn participant_result(r: &ParticipantResult) -> Value {
 }
 
 /// Per-item results: 200 when every item succeeded, 207 when some did not.
-fn per_item<'a>(statuses: impl IntoIterator<Item = &'a str>, items: Vec<Value>) -> (StatusCode, Json<Value>) {
-    let status = if statuses.into_iter().all(is_success) {
+fn per_item(statuses: impl IntoIterator<Item = ItemStatus>, items: Vec<Value>) -> (StatusCode, Json<Value>) {
+    let status = if statuses.into_iter().all(ItemStatus::is_success) {
         StatusCode::OK
     } else {
         StatusCode::MULTI_STATUS
@@ -67,7 +68,7 @@ fn per_item<'a>(statuses: impl IntoIterator<Item = &'a str>, items: Vec<Value>) 
 
 pub fn participant_results(results: &[ParticipantResult]) -> (StatusCode, Json<Value>) {
     per_item(
-        results.iter().map(|r| r.status.as_str()),
+        results.iter().map(|r| r.status),
         results.iter().map(participant_result).collect(),
     )
 }
@@ -83,7 +84,7 @@ pub fn join_request_results(results: &[JoinRequestResult]) -> (StatusCode, Json<
             v
         })
         .collect();
-    per_item(results.iter().map(|r| r.status.as_str()), items)
+    per_item(results.iter().map(|r| r.status), items)
 }
 
 pub fn join_request(r: &JoinRequest) -> Value {

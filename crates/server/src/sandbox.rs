@@ -85,7 +85,7 @@ async fn simulated_group(state: &AppState, key: &wagroups_core::model::ApiKey, g
     group.wa_group_id.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
-            "group_not_active",
+            wagroups_core::error::code::GROUP_NOT_ACTIVE,
             format!("group {group_id:?} is {}, not active", group.status),
         )
         .into()
@@ -308,7 +308,7 @@ async fn leave(
     let jid = group.wa_group_id.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
-            "group_not_active",
+            wagroups_core::error::code::GROUP_NOT_ACTIVE,
             format!("group {group_id:?} is {}, not active", group.status),
         )
     })?;

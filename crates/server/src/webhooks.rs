@@ -113,7 +113,7 @@ async fn create(
     let input = endpoint_input(&f)?;
     check_target(&state, &input).await?;
     let ep = state
-        .service
+        .webhooks
         .create_endpoint(&key, input, state.allow_private_webhook_targets)
         .await?;
     let mut body = render(&ep);
@@ -122,7 +122,7 @@ async fn create(
 }
 
 async fn list(State(state): State<AppState>, Auth(key, ..): Auth<Native>) -> Result<Json<Value>> {
-    let eps = state.service.list_endpoints(&key).await?;
+    let eps = state.webhooks.list_endpoints(&key).await?;
     Ok(Json(json!({ "data": eps.iter().map(render).collect::<Vec<_>>() })))
 }
 
@@ -131,7 +131,7 @@ async fn read(
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
-    Ok(Json(render(&state.service.endpoint(&key, &id).await?)))
+    Ok(Json(render(&state.webhooks.endpoint(&key, &id).await?)))
 }
 
 async fn update(
@@ -143,7 +143,7 @@ async fn update(
     let input = endpoint_input(&f)?;
     check_target(&state, &input).await?;
     let ep = state
-        .service
+        .webhooks
         .update_endpoint(&key, &id, input, state.allow_private_webhook_targets)
         .await?;
     Ok(Json(render(&ep)))
@@ -154,7 +154,7 @@ async fn remove(
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
 ) -> Result<StatusCode> {
-    state.service.delete_endpoint(&key, &id).await?;
+    state.webhooks.delete_endpoint(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,7 +164,7 @@ async fn rotate(
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
 ) -> Result<Json<Value>> {
-    let ep = state.service.rotate_endpoint_secret(&key, &id).await?;
+    let ep = state.webhooks.rotate_endpoint_secret(&key, &id).await?;
     Ok(Json(
         json!({ "secret": ep.secret, "previousSecretExpiresAt": ep.previous_secret_until }),
     ))
@@ -202,7 +202,7 @@ async fn deliveries(
     Query(q, ..): Query<Native>,
 ) -> Result<Json<Value>> {
     let (rows, next) = state
-        .service
+        .webhooks
         .deliveries(&key, &id, q.get("status"), q.get("limit"), q.get("cursor"))
         .await?;
     Ok(Json(
@@ -217,7 +217,7 @@ async fn recover(
     JsonObject(f, ..): JsonObject<Native>,
 ) -> Result<Response> {
     let since = f.string("since")?;
-    let n = state.service.recover(&key, &id, since.as_deref()).await?;
+    let n = state.webhooks.recover(&key, &id, since.as_deref()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n }))).into_response())
 }
 
@@ -226,7 +226,7 @@ async fn redeliver(
     Auth(key, ..): Auth<Native>,
     Path(event_id, ..): Path<Native>,
 ) -> Result<Response> {
-    let n = state.service.redeliver(&key, &event_id).await?;
+    let n = state.webhooks.redeliver(&key, &event_id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n }))).into_response())
 }
 
@@ -248,7 +248,7 @@ async fn events(
     Query(q, ..): Query<Native>,
 ) -> Result<Json<Value>> {
     let events = state
-        .service
+        .webhooks
         .org_events(
             &key,
             q.get("groupId"),

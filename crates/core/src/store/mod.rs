@@ -25,7 +25,6 @@
 //!   claim when its holder dies.
 
 use async_trait::async_trait;
-use thiserror::Error;
 
 use crate::{
     DomainError,
@@ -35,23 +34,7 @@ use crate::{
     time::Timestamp,
 };
 
-/// Storage failed (not the client's fault).
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(String),
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-}
-
-/// A change refused by the rules, or a storage failure.
-#[derive(Debug, Error)]
-pub enum MutateError {
-    #[error(transparent)]
-    Domain(#[from] DomainError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use crate::error::{MutateError, StoreError};
 
 pub struct NewNumber {
     pub org_id: String,

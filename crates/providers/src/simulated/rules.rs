@@ -4,7 +4,7 @@
 use wagroups_core::{
     ids,
     model::Profile,
-    provider::{Capabilities, ItemResult, ProviderEvent, ProviderOp},
+    provider::{Capabilities, ItemResult, ItemStatus, ProviderEvent, ProviderOp},
     store::sim::{SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimUser},
     time::Timestamp,
 };
@@ -232,13 +232,15 @@ pub fn suspend(state: &SimGroupState, suspended: bool, now: Timestamp) -> Result
 }
 
 /// Why a user cannot be added directly, if they cannot.
-fn add_blocker(state: &SimGroupState, user: &SimUser) -> Option<&'static str> {
+fn add_blocker(state: &SimGroupState, user: &SimUser) -> Option<ItemStatus> {
     if !user.on_whatsapp {
-        return Some("not_on_whatsapp");
+        return Some(ItemStatus::NotOnWhatsapp);
     }
     match user.add_privacy.as_str() {
-        "nobody" => Some("invite_required"),
-        "contacts" if !user.contact_of.iter().any(|c| c == &state.group.waba_number) => Some("invite_required"),
+        "nobody" => Some(ItemStatus::InviteRequired),
+        "contacts" if !user.contact_of.iter().any(|c| c == &state.group.waba_number) => {
+            Some(ItemStatus::InviteRequired)
+        }
         _ => None,
     }
 }
@@ -249,11 +251,11 @@ fn add(state: &SimGroupState, change: &mut SimChange, phones: &[String], now: Ti
     for phone in phones {
         let current = member_state(state, change, phone).map(|m| m.state.clone());
         let status = if phone == &state.group.waba_number || current.as_deref() == Some("member") {
-            "already_member"
+            ItemStatus::AlreadyMember
         } else if let Some(blocker) = add_blocker(state, &state.user(phone)) {
             blocker
         } else if seats(state, change, &["member"]) >= cap {
-            "group_full"
+            ItemStatus::GroupFull
         } else {
             put(change, phone, "member", "member");
             change.reports.push(ProviderEvent::ParticipantJoined {
@@ -262,7 +264,7 @@ fn add(state: &SimGroupState, change: &mut SimChange, phones: &[String], now: Ti
                 at: now,
                 reason: Some("added".into()),
             });
-            "added"
+            ItemStatus::Added
         };
         change.results.push(ItemResult::new(phone.clone(), status));
     }
@@ -274,16 +276,16 @@ fn invite(state: &SimGroupState, change: &mut SimChange, phones: &[String], now:
     let link = invite_link_of(state);
     for phone in phones {
         let current = member_state(state, change, phone).map(|m| m.state.clone());
-        let mut result = ItemResult::new(phone.clone(), "invited");
+        let mut result = ItemResult::new(phone.clone(), ItemStatus::Invited);
         if phone == &state.group.waba_number || current.as_deref() == Some("member") {
-            result.status = "already_member".into();
+            result.status = ItemStatus::AlreadyMember;
         } else if !state.user(phone).on_whatsapp {
-            result.status = "not_on_whatsapp".into();
+            result.status = ItemStatus::NotOnWhatsapp;
         } else if profile(state) == Profile::Cloud && current.as_deref() == Some("removed") {
-            result.status = "removed_cannot_rejoin".into();
+            result.status = ItemStatus::RemovedCannotRejoin;
             result.message = Some("a user removed from the group cannot rejoin through the invite link".into());
         } else if current.as_deref() != Some("invited") && seats(state, change, &["member", "invited"]) >= cap {
-            result.status = "group_full".into();
+            result.status = ItemStatus::GroupFull;
         } else {
             put(change, phone, "member", "invited");
             change.reports.push(ProviderEvent::ParticipantInvited {
@@ -334,7 +336,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
             for phone in phones {
                 let current = member_state(state, &change, phone).map(|m| m.state.clone());
                 let status = if phone == &g.waba_number {
-                    "cannot_remove_creator"
+                    ItemStatus::CannotRemoveCreator
                 } else if matches!(current.as_deref(), Some("member") | Some("invited")) {
                     put(&mut change, phone, "member", "removed");
                     change.reports.push(ProviderEvent::ParticipantRemoved {
@@ -342,9 +344,9 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                         phone: phone.clone(),
                         at: now,
                     });
-                    "removed"
+                    ItemStatus::Removed
                 } else {
-                    "not_a_member"
+                    ItemStatus::NotAMember
                 };
                 change.results.push(ItemResult::new(phone.clone(), status));
             }
@@ -355,14 +357,14 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                 let status = match current {
                     _ if phone == &g.waba_number => {
                         if *promote {
-                            "already_admin"
+                            ItemStatus::AlreadyAdmin
                         } else {
-                            "cannot_demote_creator"
+                            ItemStatus::CannotDemoteCreator
                         }
                     }
                     Some(m) if m.state == "member" => match (promote, m.role.as_str()) {
-                        (true, "admin") => "already_admin",
-                        (false, "member") => "not_an_admin",
+                        (true, "admin") => ItemStatus::AlreadyAdmin,
+                        (false, "member") => ItemStatus::NotAnAdmin,
                         (true, _) => {
                             put(&mut change, phone, "admin", "member");
                             change.reports.push(ProviderEvent::ParticipantPromoted {
@@ -370,7 +372,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                                 phone: phone.clone(),
                                 at: now,
                             });
-                            "promoted"
+                            ItemStatus::Promoted
                         }
                         (false, _) => {
                             put(&mut change, phone, "member", "member");
@@ -379,10 +381,10 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                                 phone: phone.clone(),
                                 at: now,
                             });
-                            "demoted"
+                            ItemStatus::Demoted
                         }
                     },
-                    _ => "not_a_member",
+                    _ => ItemStatus::NotAMember,
                 };
                 change.results.push(ItemResult::new(phone.clone(), status));
             }
@@ -399,7 +401,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                 invite_link: link.clone(),
                 at: now,
             });
-            let mut r = ItemResult::new("inviteLink", "reset");
+            let mut r = ItemResult::new("inviteLink", ItemStatus::Reset);
             r.invite_link = Some(link);
             change.results.push(r);
         }
@@ -407,7 +409,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
             let cap = cap(state);
             for id in ids {
                 let Some(req) = state.join_requests.iter().find(|r| &r.id == id && r.state == "pending") else {
-                    change.results.push(ItemResult::new(id.clone(), "not_found"));
+                    change.results.push(ItemResult::new(id.clone(), ItemStatus::NotFound));
                     continue;
                 };
                 let status = if !*approve {
@@ -421,9 +423,9 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                         phone: req.phone.clone(),
                         at: now,
                     });
-                    "rejected"
+                    ItemStatus::Rejected
                 } else if seats(state, &change, &["member"]) >= cap {
-                    "group_full"
+                    ItemStatus::GroupFull
                 } else {
                     change.join_requests.push(SimJoinRequest {
                         state: "approved".into(),
@@ -436,7 +438,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                         at: now,
                         reason: Some("join_request_approved".into()),
                     });
-                    "approved"
+                    ItemStatus::Approved
                 };
                 change.results.push(ItemResult::new(id.clone(), status));
             }
@@ -475,7 +477,7 @@ pub fn populate(state: &SimGroupState, phones: &[String], invite_fallback: bool,
         let blocked: Vec<String> = change
             .results
             .iter()
-            .filter(|r| r.status == "invite_required")
+            .filter(|r| r.status == ItemStatus::InviteRequired)
             .map(|r| r.key.clone())
             .collect();
         if !blocked.is_empty() {
