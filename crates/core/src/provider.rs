@@ -98,108 +98,7 @@ pub enum Operated {
     Accepted { request_id: String },
 }
 
-/// The outcome for one item of a write (a participant, a join request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemStatus {
-    Added,
-    AlreadyMember,
-    /// Sent the invite link 1:1.
-    Invited,
-    /// The user's privacy forbids adding them: they need the invite link.
-    InviteRequired,
-    NotOnWhatsapp,
-    GroupFull,
-    /// Not a phone number or user JID.
-    Invalid,
-    Removed,
-    NotAMember,
-    CannotRemoveCreator,
-    /// Removed before: cannot rejoin through the invite link (Meta's rule).
-    RemovedCannotRejoin,
-    Promoted,
-    Demoted,
-    AlreadyAdmin,
-    NotAnAdmin,
-    CannotDemoteCreator,
-    Approved,
-    Rejected,
-    NotFound,
-    /// The invite link was reset.
-    Reset,
-    GroupCreateFailed,
-    /// WhatsApp gave no answer for the item.
-    Error,
-}
-
-impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Added => "added",
-            ItemStatus::AlreadyMember => "already_member",
-            ItemStatus::Invited => "invited",
-            ItemStatus::InviteRequired => "invite_required",
-            ItemStatus::NotOnWhatsapp => "not_on_whatsapp",
-            ItemStatus::GroupFull => "group_full",
-            ItemStatus::Invalid => "invalid",
-            ItemStatus::Removed => "removed",
-            ItemStatus::NotAMember => "not_a_member",
-            ItemStatus::CannotRemoveCreator => "cannot_remove_creator",
-            ItemStatus::RemovedCannotRejoin => "removed_cannot_rejoin",
-            ItemStatus::Promoted => "promoted",
-            ItemStatus::Demoted => "demoted",
-            ItemStatus::AlreadyAdmin => "already_admin",
-            ItemStatus::NotAnAdmin => "not_an_admin",
-            ItemStatus::CannotDemoteCreator => "cannot_demote_creator",
-            ItemStatus::Approved => "approved",
-            ItemStatus::Rejected => "rejected",
-            ItemStatus::NotFound => "not_found",
-            ItemStatus::Reset => "reset",
-            ItemStatus::GroupCreateFailed => "group_create_failed",
-            ItemStatus::Error => "error",
-        }
-    }
-
-    /// The item achieved what was asked.
-    pub fn is_success(self) -> bool {
-        matches!(
-            self,
-            ItemStatus::Added
-                | ItemStatus::AlreadyMember
-                | ItemStatus::Invited
-                | ItemStatus::Removed
-                | ItemStatus::Promoted
-                | ItemStatus::Demoted
-                | ItemStatus::AlreadyAdmin
-                | ItemStatus::Approved
-                | ItemStatus::Rejected
-                | ItemStatus::Reset
-        )
-    }
-}
-
-/// The outcome for one item of a multi-item operation (a participant, a join request).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ItemResult {
-    /// The phone (digits) or join request ID the result is about.
-    pub key: String,
-    pub status: ItemStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invite_link: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-impl ItemResult {
-    pub fn new(key: impl Into<String>, status: ItemStatus) -> Self {
-        ItemResult {
-            key: key.into(),
-            status,
-            invite_link: None,
-            message: None,
-        }
-    }
-}
+pub use crate::model::{ItemResult, ItemStatus};
 
 /// A write to an existing group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,8 +369,7 @@ pub trait ProviderEventSink: Send + Sync {
     /// Takes one report: when this returns `Ok`, the report is durably the gateway's (applied,
     /// held, or kept as dead) and the provider may forget it. An error (storage) means it
     /// was not taken: deliver it again.
-    async fn deliver(&self, envelope: ProviderEnvelope)
-    -> Result<crate::inbox::Received, crate::service::ServiceError>;
+    async fn deliver(&self, envelope: ProviderEnvelope) -> Result<Received, crate::error::ServiceError>;
 }
 
 impl<'de> Deserialize<'de> for Timestamp {

@@ -217,7 +217,7 @@ impl GroupService {
             .into());
         }
         let mode: JoinApprovalMode = mode.unwrap_or(number.default_join_approval_mode);
-        let participants = crate::ops::parse_participants(req.participants.as_deref().unwrap_or(&[]))?;
+        let participants = crate::participants::parse_participants(req.participants.as_deref().unwrap_or(&[]))?;
         let valid: Vec<String> = participants.valid_phones();
         let command_id = ids::new_id("cmd");
         let outcome = self
