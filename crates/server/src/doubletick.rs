@@ -1,17 +1,17 @@
 //! DoubleTick's public group API: `POST /whatsapp/wa-group/create`.
 
-use axum::{Json, Router, extract::State, routing::post};
+use axum::{Json, extract::State, routing::post};
 use serde_json::{Value, json};
 
 use crate::{
-    AppState,
+    AppState, Routes,
     error::{DialectError, DoubleTick},
     extract::{Auth, JsonObject},
     native::create_request,
 };
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/whatsapp/wa-group/create", post(create))
+pub fn routes() -> Routes {
+    vec![("/whatsapp/wa-group/create", post(create))]
 }
 
 /// `200 {"success": true, "groupId"}`; the `GROUP_CREATED` event follows once WhatsApp

@@ -1,14 +1,12 @@
 //! Liveness and readiness.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::{AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn routes() -> Routes {
+    vec![("/healthz", get(healthz)), ("/readyz", get(readyz))]
 }
 
 /// The process answers.
@@ -30,11 +28,12 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-pub fn metrics_routes() -> Router<AppState> {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/openapi.yaml", get(openapi_yaml))
-        .route("/openapi.json", get(openapi_json))
+pub fn metrics_routes() -> Routes {
+    vec![
+        ("/metrics", get(metrics)),
+        ("/openapi.yaml", get(openapi_yaml)),
+        ("/openapi.json", get(openapi_json)),
+    ]
 }
 
 /// The OpenAPI 3.1 document: every path, and every event as a `webhooks` entry.
@@ -152,6 +151,19 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+
+    /// The router and the document list the same paths.
+    #[test]
+    fn every_served_path_is_documented_and_every_documented_path_is_served() {
+        let doc = doc();
+        let documented: std::collections::BTreeSet<&str> =
+            doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        let served: std::collections::BTreeSet<&str> = crate::served_paths().into_iter().collect();
+        let undocumented: Vec<_> = served.difference(&documented).collect();
+        let unserved: Vec<_> = documented.difference(&served).collect();
+        assert!(undocumented.is_empty(), "served, not documented: {undocumented:?}");
+        assert!(unserved.is_empty(), "documented, not served: {unserved:?}");
     }
 
     #[test]

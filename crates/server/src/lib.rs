@@ -2,6 +2,7 @@
 //! health checks, and the background workers that talk to WhatsApp.
 
 pub mod conn;
+mod docs;
 mod doubletick;
 pub mod error;
 mod extract;
@@ -116,14 +117,34 @@ fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .clone()
 }
 
+/// The routes of one part of the API: path and the methods it serves.
+pub type Routes = Vec<(&'static str, axum::routing::MethodRouter<AppState>)>;
+
+/// Every route the server serves, by part.
+fn all_routes() -> Routes {
+    [
+        health::routes(),
+        native::routes(),
+        sandbox::routes(),
+        doubletick::routes(),
+        webhooks::routes(),
+        health::metrics_routes(),
+        docs::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The paths the router serves (the OpenAPI document must list each).
+pub fn served_paths() -> Vec<&'static str> {
+    all_routes().into_iter().map(|(path, _)| path).collect()
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::routes())
-        .merge(native::routes())
-        .merge(sandbox::routes())
-        .merge(doubletick::routes())
-        .merge(webhooks::routes())
-        .merge(health::metrics_routes())
+    all_routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))

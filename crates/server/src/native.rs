@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -16,7 +16,7 @@ use wagroups_core::{
 };
 
 use crate::{
-    AppState,
+    AppState, Routes,
     error::{ApiError, DialectError, Native},
     extract::{Auth, Fields, JsonObject, Path, Prefer, Query},
     render,
@@ -27,27 +27,28 @@ type Result<T> = std::result::Result<T, DialectError<Native>>;
 /// How long a create with participants waits for WhatsApp's answer about them.
 const CREATE_RESULTS_WAIT: Duration = Duration::from_secs(10);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/groups", get(list_groups).post(create_group))
-        .route(
+pub fn routes() -> Routes {
+    vec![
+        ("/v1/groups", get(list_groups).post(create_group)),
+        (
             "/v1/groups/{groupId}",
             get(get_group).patch(update_group).delete(delete_group),
-        )
-        .route("/v1/groups/{groupId}/events", get(group_events))
-        .route(
+        ),
+        ("/v1/groups/{groupId}/events", get(group_events)),
+        (
             "/v1/groups/{groupId}/participants",
             get(list_participants)
                 .post(add_participants)
                 .delete(remove_participants),
-        )
-        .route("/v1/groups/{groupId}/admins", post(promote).delete(demote))
-        .route("/v1/groups/{groupId}/invite-link", get(invite_link))
-        .route("/v1/groups/{groupId}/invite-link/reset", post(reset_invite_link))
-        .route("/v1/groups/{groupId}/join-requests", get(join_requests))
-        .route("/v1/groups/{groupId}/join-requests/approve", post(approve))
-        .route("/v1/groups/{groupId}/join-requests/reject", post(reject))
-        .route("/v1/operations/{operationId}", get(operation))
+        ),
+        ("/v1/groups/{groupId}/admins", post(promote).delete(demote)),
+        ("/v1/groups/{groupId}/invite-link", get(invite_link)),
+        ("/v1/groups/{groupId}/invite-link/reset", post(reset_invite_link)),
+        ("/v1/groups/{groupId}/join-requests", get(join_requests)),
+        ("/v1/groups/{groupId}/join-requests/approve", post(approve)),
+        ("/v1/groups/{groupId}/join-requests/reject", post(reject)),
+        ("/v1/operations/{operationId}", get(operation)),
+    ]
 }
 
 /// The create-group fields shared by the native API and DoubleTick (both camelCase).

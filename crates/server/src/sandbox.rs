@@ -2,7 +2,7 @@
 //! caller's organisation.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     routing::{post, put},
@@ -17,25 +17,26 @@ use wagroups_core::{
 use wagroups_providers::simulated::{SandboxError, invite_code};
 
 use crate::{
-    AppState,
+    AppState, Routes,
     error::{ApiError, DialectError, Native},
     extract::{Auth, JsonObject, Path},
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sandbox/join", post(join))
-        .route("/v1/sandbox/leave", post(leave))
-        .route("/v1/sandbox/cancel-request", post(cancel_request))
-        .route("/v1/sandbox/users/{phone}", put(put_user).get(get_user))
-        .route("/v1/sandbox/groups/{groupId}/suspend", post(suspend))
-        .route("/v1/sandbox/groups/{groupId}/unsuspend", post(unsuspend))
-        .route(
+pub fn routes() -> Routes {
+    vec![
+        ("/v1/sandbox/join", post(join)),
+        ("/v1/sandbox/leave", post(leave)),
+        ("/v1/sandbox/cancel-request", post(cancel_request)),
+        ("/v1/sandbox/users/{phone}", put(put_user).get(get_user)),
+        ("/v1/sandbox/groups/{groupId}/suspend", post(suspend)),
+        ("/v1/sandbox/groups/{groupId}/unsuspend", post(unsuspend)),
+        (
             "/v1/sandbox/groups/{groupId}/refuse-next-write",
             post(refuse_next_write),
-        )
+        ),
+    ]
 }
 
 fn sandbox_error(e: SandboxError) -> ApiError {

@@ -1,7 +1,7 @@
 //! Webhook endpoints, deliveries, recovery, and the organisation's event log (native API).
 
 use axum::{
-    Json, Router,
+    Json,
     extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -15,22 +15,23 @@ use wagroups_core::{
 };
 
 use crate::{
-    AppState,
+    AppState, Routes,
     error::{ApiError, DialectError, Native},
     extract::{Auth, Fields, JsonObject, Path, Query},
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhook-endpoints", get(list).post(create))
-        .route("/v1/webhook-endpoints/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(rotate))
-        .route("/v1/webhook-endpoints/{id}/deliveries", get(deliveries))
-        .route("/v1/webhook-endpoints/{id}/recover", post(recover))
-        .route("/v1/events", get(events))
-        .route("/v1/events/{eventId}/redeliver", post(redeliver))
+pub fn routes() -> Routes {
+    vec![
+        ("/v1/webhook-endpoints", get(list).post(create)),
+        ("/v1/webhook-endpoints/{id}", get(read).patch(update).delete(remove)),
+        ("/v1/webhook-endpoints/{id}/rotate-secret", post(rotate)),
+        ("/v1/webhook-endpoints/{id}/deliveries", get(deliveries)),
+        ("/v1/webhook-endpoints/{id}/recover", post(recover)),
+        ("/v1/events", get(events)),
+        ("/v1/events/{eventId}/redeliver", post(redeliver)),
+    ]
 }
 
 fn render(e: &Endpoint) -> Value {
