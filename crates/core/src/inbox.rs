@@ -342,3 +342,79 @@ fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, Group
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_reports_back_off_from_50_ms_to_5_minutes() {
+        assert_eq!(hold_backoff_ms(0), 50);
+        assert_eq!(hold_backoff_ms(1), 100);
+        assert_eq!(hold_backoff_ms(10), 51_200);
+        assert_eq!(hold_backoff_ms(13), 300_000);
+        assert_eq!(hold_backoff_ms(1000), 300_000);
+        assert_eq!(hold_backoff_ms(-3), 50);
+    }
+
+    #[test]
+    fn reports_name_the_group_they_queue_behind() {
+        let at = Timestamp(1);
+        let created = ProviderEvent::GroupCreated {
+            request_id: "req-1".into(),
+            wa_group_id: "1@g.us".into(),
+            invite_link: "l".into(),
+            at,
+            participants: vec![],
+        };
+        let joined = ProviderEvent::ParticipantJoined {
+            wa_group_id: "1@g.us".into(),
+            phone: "919000000001".into(),
+            at,
+            reason: None,
+        };
+        let failed = ProviderEvent::OperationFailed {
+            request_id: "op-9".into(),
+            code: "x".into(),
+            message: "y".into(),
+            at,
+        };
+        assert_eq!(
+            created.correlation(),
+            joined.correlation(),
+            "a group's reports queue behind its creation"
+        );
+        assert_eq!(failed.correlation(), "op-9");
+    }
+
+    #[test]
+    fn reports_translate_to_their_group_and_rule() {
+        let (target, input) = translate(
+            7,
+            ProviderEvent::ParticipantJoined {
+                wa_group_id: "1@g.us".into(),
+                phone: "+91 90000 00001".into(),
+                at: Timestamp(1),
+                reason: Some("join_request_approved".into()),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(target, GroupTarget::WaGroupId { number_id: 7, .. }));
+        assert!(matches!(
+            input,
+            GroupInput::Joined {
+                reason: JoinReason::JoinRequestApproved,
+                ..
+            }
+        ));
+        let bad = translate(
+            7,
+            ProviderEvent::ParticipantLeft {
+                wa_group_id: "1@g.us".into(),
+                phone: "not a phone".into(),
+                at: Timestamp(1),
+            },
+        );
+        assert!(bad.is_err(), "a report naming no phone cannot be applied");
+    }
+}
