@@ -31,6 +31,7 @@ use wagroups_core::{
     model::ProviderKind,
     provider::{Provider, ProviderEventSink, ProviderRegistry, Registry},
     service::{DeliverySignal, GroupService, Signals},
+    store::Store,
     webhook_service::Webhooks,
 };
 pub use wagroups_delivery::DeliveryConfig;
@@ -91,7 +92,7 @@ pub struct Server {
     pub bootstrap: Option<Bootstrap>,
     listener: TcpListener,
     state: AppState,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     api_only: bool,
     delivery: Arc<DeliveryWorker>,
     http: HttpLimits,
@@ -253,7 +254,8 @@ impl Server {
     pub async fn start_with(config: &Config, extras: Extras) -> anyhow::Result<Server> {
         // First, so that the store's workers register their metrics with it.
         let metrics = metrics_handle();
-        let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+        let sqlite = Arc::new(SqliteStore::open(&config.database_url).await?);
+        let store: Arc<dyn Store> = sqlite;
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
         let commands_ready = Arc::new(Notify::new());
         let inbox_ready = Arc::new(Notify::new());

@@ -249,4 +249,7 @@ pub trait Store:
 {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Releases what the store holds, at shutdown (after the workers stopped).
+    async fn close(&self) {}
 }
