@@ -527,10 +527,10 @@ struct Service {
     body_timeout: Duration,
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<GuardedBody>, Infallible>> + Send>>;
 
 impl hyper::service::Service<Request<Incoming>> for Service {
-    type Response = Response<Body>;
+    type Response = Response<GuardedBody>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
@@ -538,6 +538,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         self.state.begin_request();
         let guard = BusyGuard(self.state.clone());
         let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let dialect = DialectKind::for_path(req.uri().path());
         let req = req.map(|inner| {
             Body::new(DeadlineBody {
                 inner,
@@ -548,11 +549,14 @@ impl hyper::service::Service<Request<Incoming>> for Service {
         let call = self.router.clone().oneshot(req);
         Box::pin(async move {
             let mut resp = call.await?;
+            if crate::needs_json_error(&resp) {
+                resp = crate::errors_as_json(dialect, resp).await;
+            }
             if resp.status() == StatusCode::REQUEST_TIMEOUT {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok(resp.map(|inner| Body::new(GuardedBody { inner, _guard: guard })))
+            Ok(resp.map(|inner| GuardedBody { inner, _guard: guard }))
         })
     }
 }
@@ -669,7 +673,11 @@ pub async fn serve(
             a = listener.accept() => a,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                // Answers go out as written (hyper writes each response whole).
+                let _ = stream.set_nodelay(true);
+                stream
+            }
             Err(e) => {
                 if is_connection_error(&e) {
                     continue;

@@ -149,11 +149,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        // A panic answers 500 without its text; `errors_as_json` gives it the dialect's shape.
+        // A panic answers 500 without its text; the connection's service gives every error
+        // answer that is not JSON the dialect's shape (`errors_as_json`).
         .layer(CatchPanicLayer::custom(|_| {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }))
-        .layer(axum::middleware::from_fn(errors_as_json))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -178,20 +178,23 @@ async fn method_not_allowed(req: Request) -> Response {
     DialectKind::for_path(path).render(e)
 }
 
-/// The last line of defence for the error shapes: an error answer that is not JSON (from a
-/// layer or an extractor of axum's own) is rendered in the shape of the path's dialect.
-async fn errors_as_json(req: Request, next: axum::middleware::Next) -> Response {
-    let dialect = DialectKind::for_path(req.uri().path());
-    let resp = next.run(req).await;
+/// Whether an answer is an error that is not in JSON (from a layer or an extractor of axum's
+/// own, or a panic).
+pub(crate) fn needs_json_error(resp: &Response) -> bool {
     let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return resp;
-    }
+    (status.is_client_error() || status.is_server_error())
+        && !resp
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// The last line of defence for the error shapes: an error answer that is not JSON is
+/// rendered in the shape of the path's dialect (called for every answer by the connection's
+/// service, when [`needs_json_error`]).
+pub(crate) async fn errors_as_json(dialect: DialectKind, resp: Response) -> Response {
+    let status = resp.status();
     let (mut parts, body) = resp.into_parts();
     let text = axum::body::to_bytes(body, 4096)
         .await
