@@ -1108,13 +1108,29 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
     s.hold_report(&report_ref(na, "k3", wa), &join("919000000002"), "behind", T0, T0)
         .await
         .unwrap();
-    let held = s.held_reports(10).await.unwrap();
-    let keys: Vec<&str> = held.iter().map(|h| h.report.dedup_key.as_str()).collect();
-    assert_eq!(keys, ["k1", "k2", "k3"], "in the order held");
-    assert_eq!(held[0].event, created);
-    assert_eq!(held[0].waba_number, "15550000001");
-    assert!(held[0].report.held_seq < held[1].report.held_seq);
-    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 3, dead: 0 });
+    // Another group's report, held later.
+    let other = report_ref(na, "k9", "120363000000000056@g.us");
+    s.hold_report(&other, &join("919000000009"), "unknown", T0, T0.plus_millis(5))
+        .await
+        .unwrap();
+    let heads = s.held_heads(10, false).await.unwrap();
+    let keys: Vec<&str> = heads.iter().map(|h| h.report.dedup_key.as_str()).collect();
+    assert_eq!(keys, ["k1", "k9"], "each group's first held report, soonest due first");
+    assert_eq!(heads[0].event.as_ref(), Some(&created));
+    assert_eq!(heads[0].waba_number, "15550000001");
+    let newest: Vec<String> = s
+        .held_heads(1, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.report.dedup_key)
+        .collect();
+    assert_eq!(newest, ["k9"], "the most recently held group first");
+    s.mark_dead(&other, "never").await.unwrap();
+    let heads = s.held_heads(10, false).await.unwrap();
+    assert_eq!(heads.len(), 1);
+    let held = vec![heads[0].clone()];
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 3, dead: 1 });
 
     // A new report of the group waits behind them; a held one is not applied as a new one.
     let wa_target = GroupTarget::WaGroupId {
@@ -1159,32 +1175,32 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
         .await
         .unwrap();
     assert!(matches!(m, Mutation::Applied(_)), "{m:?}");
-    let left: Vec<String> = s
-        .held_reports(10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|h| h.report.dedup_key)
-        .collect();
-    assert_eq!(left, ["k2", "k3"]);
-    // k3 cannot go before k2.
+    // The next of its group is now first in line; the one behind it cannot go before it.
+    let heads = s.held_heads(10, false).await.unwrap();
+    let keys: Vec<&str> = heads.iter().map(|h| h.report.dedup_key.as_str()).collect();
+    assert_eq!(keys, ["k2"]);
+    let k2 = heads[0].clone();
+    let k3 = ReportRef {
+        held_seq: k2.report.held_seq.map(|n| n + 1),
+        ..report_ref(na, "k3", wa)
+    };
     let noop: Rule = Box::new(|st| Ok(group::Decision::from_state(st)));
     let m = s
-        .mutate_group(wa_target.clone(), Some(held[2].report.clone()), T0, noop)
+        .mutate_group(wa_target.clone(), Some(k3.clone()), T0, noop)
         .await
         .unwrap();
     assert!(matches!(m, Mutation::Blocked), "{m:?}");
 
     // Retries are counted; a report given up is dead, kept and counted, and blocks nothing.
-    s.retry_report(&held[1].report, "still", T0.plus_millis(100))
-        .await
-        .unwrap();
-    let again = s.held_reports(10).await.unwrap();
+    s.retry_report(&k2.report, "still", T0.plus_millis(100)).await.unwrap();
+    let again = s.held_heads(10, false).await.unwrap();
     assert_eq!((again[0].attempts, again[0].next_attempt_at), (1, T0.plus_millis(100)));
-    s.give_up_report(&held[1].report, &held[1].event, "never", T0)
+    s.give_up_report(&k2.report, k2.event.as_ref().unwrap(), "never", T0)
         .await
         .unwrap();
-    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 1, dead: 1 });
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 1, dead: 2 });
+    let k3 = s.held_heads(10, false).await.unwrap()[0].clone();
+    assert_eq!(k3.report.dedup_key, "k3", "the group goes on without it");
     let input = GroupInput::Joined {
         phone: Phone::from_digits("919000000002"),
         reason: JoinReason::InviteLink,
@@ -1193,24 +1209,19 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
     let m = s
         .mutate_group(
             wa_target,
-            Some(held[2].report.clone()),
+            Some(k3.report.clone()),
             T0,
             Box::new(move |st| group::apply(st, &input, T0)),
         )
         .await
         .unwrap();
     assert!(matches!(m, Mutation::Applied(_)), "{m:?}");
-    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 1 });
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 2 });
     // An applied report is never made dead, nor held again.
-    s.give_up_report(&held[2].report, &held[2].event, "late", T0)
-        .await
-        .unwrap();
-    assert!(
-        !s.hold_report(&held[2].report, &held[2].event, "x", T0, T0)
-            .await
-            .unwrap()
-    );
-    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 1 });
+    let event = k3.event.clone().unwrap();
+    s.give_up_report(&k3.report, &event, "late", T0).await.unwrap();
+    assert!(!s.hold_report(&k3.report, &event, "x", T0, T0).await.unwrap());
+    assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 2 });
     let (g, _) = s.get_group(&a, "late").await.unwrap().unwrap();
     assert_eq!(g.status, GroupStatus::Active);
     assert_eq!(g.last_sequence, 2, "created, then the one join that applied");

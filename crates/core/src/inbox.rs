@@ -4,8 +4,6 @@
 //! held), and a held report is tried again, in order per group, until it applies or is given
 //! up as dead.
 
-use std::collections::HashSet;
-
 use crate::{
     DomainError, ValidationError,
     group::{self, GroupInput},
@@ -17,8 +15,12 @@ use crate::{
     time::Timestamp,
 };
 
-/// Held reports read per round.
+/// Groups whose first held report a round reads.
 pub const HELD_BATCH: i64 = 512;
+/// Groups tried early when the applier is woken (the most recently held).
+pub const WOKEN_TRIES: i64 = 64;
+/// Rounds one call makes while reports keep applying (each round reads the new first ones).
+const ROUNDS_MAX: usize = 16;
 /// How long a report may wait to be correlatable before it is given up (dead).
 pub const HOLD_MAX_MS: i64 = 24 * 3600 * 1000;
 
@@ -46,9 +48,10 @@ impl GroupService {
         let now = Timestamp::now();
         let Some(number) = self.store().find_number(&env.waba_number).await? else {
             tracing::error!(number = %env.waba_number, key = %env.dedup_key, "a provider report for a number that is not registered: kept as dead");
+            // Kept under no number: the key names the number it came for.
             let r = ReportRef {
                 number_id: 0,
-                dedup_key: env.dedup_key.clone(),
+                dedup_key: format!("{}:{}", env.waba_number, env.dedup_key),
                 correlation: env.event.correlation().to_string(),
                 held_seq: None,
             };
@@ -85,49 +88,85 @@ impl GroupService {
         }
     }
 
-    /// One round of the applier over the held reports: each group's first held report is
-    /// tried if its time has come (or, with `now_for_all`, at once: something held reports
-    /// wait for may have come), and the ones behind it while they apply. Returns when the
-    /// next held report is due (`None`: none held).
-    pub async fn apply_held_reports(&self, now_for_all: bool) -> Result<Option<Timestamp>, ServiceError> {
-        let held = self.store().held_reports(HELD_BATCH).await?;
-        let now = Timestamp::now();
-        // A group whose earlier report stays held: its later ones wait this round.
-        let mut stuck: HashSet<(i64, String)> = HashSet::new();
+    /// The applier's work: each group's first held report is tried if its time has come, and
+    /// the next ones of its group as the ones before them apply. `woken` (something held
+    /// reports wait for may have come: a request ID recorded, an operation recorded, a report
+    /// held) also tries, at once and without counting it as an attempt, the [`WOKEN_TRIES`]
+    /// groups held most recently. Returns when the next held report is due (`None`: none
+    /// held).
+    pub async fn apply_held_reports(&self, woken: bool) -> Result<Option<Timestamp>, ServiceError> {
         let mut next_due: Option<Timestamp> = None;
-        for h in held {
-            let chain = (h.report.number_id, h.report.correlation.clone());
-            if stuck.contains(&chain) {
+        let mut early = woken;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > ROUNDS_MAX {
+                break;
+            }
+            let now = Timestamp::now();
+            let (limit, newest_first) = if early {
+                (WOKEN_TRIES, true)
+            } else {
+                (HELD_BATCH, false)
+            };
+            let heads = self.store().held_heads(limit, newest_first).await?;
+            let full = heads.len() as i64 == limit;
+            let mut progress = false;
+            next_due = None;
+            for h in heads {
+                let due = h.next_attempt_at <= now;
+                if !due && !early {
+                    next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
+                    continue;
+                }
+                let Some(event) = &h.event else {
+                    self.give_up(&h, "its stored payload does not read as a report").await?;
+                    progress = true;
+                    continue;
+                };
+                match self.try_apply(h.report.number_id, &h.report, event, now).await? {
+                    Attempt::Done(_) => progress = true,
+                    Attempt::NotYet(_) if !due => {
+                        // Tried early: its own schedule stands.
+                        next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
+                    }
+                    Attempt::NotYet(why) if now.millis() - h.received_at.millis() < HOLD_MAX_MS => {
+                        let at = now.plus_millis(hold_backoff_ms(h.attempts + 1));
+                        self.store().retry_report(&h.report, &why, at).await?;
+                        next_due = Some(next_due.map_or(at, |t: Timestamp| t.min(at)));
+                    }
+                    Attempt::NotYet(why) | Attempt::Never(why) => {
+                        // Its group's later reports go on without it.
+                        self.give_up(&h, &why).await?;
+                        progress = true;
+                    }
+                }
+            }
+            if early {
+                // Early rounds go on while reports apply (the next of their group may now),
+                // then the due ones are taken in their order.
+                if !progress {
+                    early = false;
+                }
                 continue;
             }
-            if h.next_attempt_at > now && !now_for_all {
-                stuck.insert(chain);
-                next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
-                continue;
+            if full {
+                // More held than one read takes: go on at once.
+                next_due = Some(now);
             }
-            match self.try_apply(h.report.number_id, &h.report, &h.event, now).await? {
-                Attempt::Done(_) => {}
-                Attempt::NotYet(why) if now.millis() - h.received_at.millis() < HOLD_MAX_MS => {
-                    let at = now.plus_millis(hold_backoff_ms(h.attempts + 1));
-                    self.store().retry_report(&h.report, &why, at).await?;
-                    next_due = Some(next_due.map_or(at, |t: Timestamp| t.min(at)));
-                    stuck.insert(chain);
-                }
-                Attempt::NotYet(why) | Attempt::Never(why) => {
-                    self.give_up(&h, &why, now).await?;
-                    // Its group's later reports go on without it.
-                }
+            if !progress {
+                break;
             }
         }
         Ok(next_due)
     }
 
-    async fn give_up(&self, h: &HeldReport, why: &str, now: Timestamp) -> Result<(), ServiceError> {
+    async fn give_up(&self, h: &HeldReport, why: &str) -> Result<(), ServiceError> {
         tracing::error!(
             number = %h.waba_number, key = %h.report.dedup_key, attempts = h.attempts, reason = %why,
             "giving up a provider report that never became applicable: kept as dead"
         );
-        Ok(self.store().give_up_report(&h.report, &h.event, why, now).await?)
+        Ok(self.store().mark_dead(&h.report, why).await?)
     }
 
     async fn try_apply(

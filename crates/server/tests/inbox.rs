@@ -183,3 +183,70 @@ async fn a_report_that_can_never_apply_is_kept_dead_and_blocks_nothing() {
     assert_eq!(store.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 2 });
     assert_eq!(service.apply_held_reports(true).await.unwrap(), None);
 }
+
+/// More held reports than one read takes, none of which will apply, do not keep a report that
+/// can apply waiting behind them.
+#[tokio::test]
+async fn a_crowd_of_held_reports_does_not_starve_one_that_can_apply() {
+    let (_dir, store, service, boot) = setup().await;
+    let created = service
+        .create_group(
+            &boot.key,
+            CreateGroupRequest {
+                waba_number: Some(boot.number.waba_number.clone()),
+                subject: Some("Late".into()),
+                group_id: Some("late".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let cmd = store.due_commands(Timestamp::now(), 0, 1).await.unwrap().remove(0);
+    assert_eq!(cmd.command_id, created.command_id);
+    // 600 reports about groups nobody knows are held first, then its confirmation.
+    for i in 0..600 {
+        let stray = ProviderEvent::ParticipantLeft {
+            wa_group_id: format!("1203630000001{i:05}@g.us"),
+            phone: "919000000001".into(),
+            at: Timestamp::now(),
+        };
+        service
+            .receive_report(envelope(&boot, &format!("stray-{i}"), stray))
+            .await
+            .unwrap();
+    }
+    let confirmation = ProviderEvent::GroupCreated {
+        request_id: format!("req-{}", cmd.command_id),
+        wa_group_id: "120363000000000099@g.us".into(),
+        invite_link: "https://chat.whatsapp.com/late".into(),
+        at: Timestamp::now(),
+        participants: vec![],
+    };
+    assert_eq!(
+        service
+            .receive_report(envelope(&boot, "late", confirmation))
+            .await
+            .unwrap(),
+        Received::Held
+    );
+    let Submission::Accepted(request_id) = service
+        .submit_command(&cmd, &boot.number, Some(&LateProvider))
+        .await
+        .unwrap()
+    else {
+        panic!("not accepted")
+    };
+    store
+        .commands_submitted(&[(cmd.id, request_id)], Timestamp::now())
+        .await
+        .unwrap();
+    // Rounds as the applier runs them when nobody wakes it: the due ones, again at once
+    // while a read came back full.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    for _ in 0..3 {
+        service.apply_held_reports(false).await.unwrap();
+    }
+    let (g, _) = store.get_group(&boot.org.id, "late").await.unwrap().unwrap();
+    assert_eq!(g.status.as_str(), "active", "the confirmation applied");
+    assert_eq!(store.inbox_stats().await.unwrap().held, 600);
+}

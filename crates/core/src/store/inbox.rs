@@ -32,7 +32,8 @@ pub struct ReportRef {
 pub struct HeldReport {
     pub report: ReportRef,
     pub waba_number: String,
-    pub event: ProviderEvent,
+    /// `None` when the stored payload no longer reads as a report (kept, to be given up).
+    pub event: Option<ProviderEvent>,
     pub attempts: i64,
     pub received_at: Timestamp,
     pub next_attempt_at: Timestamp,
@@ -58,11 +59,14 @@ pub trait InboxStore: Send + Sync {
         now: Timestamp,
         next_attempt_at: Timestamp,
     ) -> Result<bool, StoreError>;
-    /// Held reports in the order they were held (oldest first), at most `limit`.
-    async fn held_reports(&self, limit: i64) -> Result<Vec<HeldReport>, StoreError>;
+    /// The first held report of each group (correlation): soonest due first, or with
+    /// `newest_first` the most recently held first; at most `limit`.
+    async fn held_heads(&self, limit: i64, newest_first: bool) -> Result<Vec<HeldReport>, StoreError>;
     /// A held report could not be applied again: try at `next_attempt_at`.
     async fn retry_report(&self, report: &ReportRef, error: &str, next_attempt_at: Timestamp)
     -> Result<(), StoreError>;
+    /// A held report that will never apply: kept as dead, with why, its payload as stored.
+    async fn mark_dead(&self, report: &ReportRef, error: &str) -> Result<(), StoreError>;
     /// A report that will never apply: kept as dead, with why. A report not yet in the inbox
     /// is recorded dead.
     async fn give_up_report(

@@ -6,7 +6,7 @@ const HELD_COLS: &str = "p.number_id, p.dedup_key, p.correlation, p.held_seq, p.
      p.next_attempt_at, n.waba_number";
 
 fn held_row(r: &Row) -> Result<HeldReport, StoreError> {
-    let json: String = get(r, "report")?;
+    let json: Option<String> = get(r, "report")?;
     Ok(HeldReport {
         report: ReportRef {
             number_id: get(r, "number_id")?,
@@ -15,7 +15,7 @@ fn held_row(r: &Row) -> Result<HeldReport, StoreError> {
             held_seq: get(r, "held_seq")?,
         },
         waba_number: get::<Option<String>>(r, "waba_number")?.unwrap_or_default(),
-        event: serde_json::from_str(&json).map_err(|e| corrupt("report", &e.to_string()))?,
+        event: json.and_then(|j| serde_json::from_str(&j).ok()),
         attempts: get(r, "attempts")?,
         received_at: ts(r, "received_at")?,
         next_attempt_at: opt_ts(r, "next_attempt_at")?.unwrap_or(Timestamp(0)),
@@ -60,18 +60,40 @@ impl InboxStore for SqliteStore {
             .await
     }
 
-    async fn held_reports(&self, limit: i64) -> Result<Vec<HeldReport>, StoreError> {
+    async fn held_heads(&self, limit: i64, newest_first: bool) -> Result<Vec<HeldReport>, StoreError> {
+        let order = if newest_first {
+            "p.held_seq DESC"
+        } else {
+            "p.next_attempt_at, p.held_seq"
+        };
         self.db
             .read(move |c| {
                 all(
                     c,
                     &format!(
                         "SELECT {HELD_COLS} FROM provider_inbox p LEFT JOIN numbers n ON n.id = p.number_id \
-                         WHERE p.status = 'held' ORDER BY p.held_seq LIMIT ?1"
+                         WHERE p.status = 'held' AND p.held_seq = (SELECT min(h.held_seq) FROM provider_inbox h \
+                           WHERE h.status = 'held' AND h.number_id = p.number_id AND h.correlation = p.correlation) \
+                         ORDER BY {order} LIMIT ?1"
                     ),
                     params![limit],
                     held_row,
                 )
+            })
+            .await
+    }
+
+    async fn mark_dead(&self, report: &ReportRef, error: &str) -> Result<(), StoreError> {
+        let (r, error) = (report.clone(), error.to_string());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE provider_inbox SET status = 'dead', held_seq = NULL, next_attempt_at = NULL, error = ?1 \
+                     WHERE number_id = ?2 AND dedup_key = ?3 AND status = 'held'",
+                    params![error, r.number_id, r.dedup_key],
+                )
+                .map(|_| ())
             })
             .await
     }
