@@ -158,12 +158,13 @@ impl DeliveryWorker {
                 wake = wake.min(t.saturating_duration_since(now));
             }
             // Biased: endpoints that changed are read again before deliveries queued after
-            // the change are sent (a rotated secret signs the next event).
+            // the change are sent (a rotated secret signs the next event); finished attempts
+            // and recordings come before new deliveries, so a steady stream of new events
+            // never keeps slots from being freed.
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = self.changed.notified() => d.resync = true,
-                _ = self.ready.notified() => d.read_tail = true,
                 Some(done) = done_rx.recv() => {
                     d.attempted(done);
                     while let Ok(done) = done_rx.try_recv() {
@@ -179,6 +180,7 @@ impl DeliveryWorker {
                     d.recording = None;
                     d.recorded(finished);
                 }
+                _ = self.ready.notified() => d.read_tail = true,
                 _ = tokio::time::sleep(wake) => d.read_tail = true,
             }
         }

@@ -275,7 +275,14 @@ impl SimStore for SqliteSimStore {
             };
             let change = match rule(&state) {
                 Ok(ch) => ch,
-                Err(refusal) => return Ok(Some(Err(refusal))),
+                Err(refusal) => {
+                    // The refusal the sandbox asked for is used up by refusing (nothing else
+                    // is written).
+                    if state.next_write_refusal.as_ref() == Some(&refusal) {
+                        exec(c, "DELETE FROM sim_write_refusals WHERE jid = ?1", params![state.group.jid])?;
+                    }
+                    return Ok(Some(Err(refusal)));
+                }
             };
             let jid = &state.group.jid;
             if let Some(g) = &change.group {

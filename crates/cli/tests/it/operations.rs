@@ -187,6 +187,35 @@ async fn synchronous_providers_answer_at_once_and_operations_are_tenant_scoped()
     assert_eq!(st, 200, "the linked-device profile answers at once: {r}");
     assert_eq!(r["results"][0]["status"], "added");
 
+    // A refusal asked for on a linked-device group is answered at once, once.
+    let (st, b) = s
+        .post(
+            "/v1/sandbox/groups/sync/refuse-next-write",
+            &s.key,
+            json!({ "code": "131009" }),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = s
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/groups/sync",
+            &s.key,
+            Some(json!({ "subject": "Refused" })),
+        )
+        .await;
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(b["error"]["code"], "131009");
+    let (st, b) = s
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/groups/sync",
+            &s.key,
+            Some(json!({ "subject": "Accepted" })),
+        )
+        .await;
+    assert_eq!(st, 200, "the refusal was used up: {b}");
+
     s.active_group(&s.key, json!({ "groupId": "mine" })).await;
     let (_, op) = send_async(&s, reqwest::Method::POST, "/v1/groups/mine/invite-link/reset", None).await;
     let id = op["operationId"].as_str().unwrap().to_string();
