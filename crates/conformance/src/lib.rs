@@ -31,7 +31,7 @@ macro_rules! conformance_tests {
             tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
-            the_inbox_holds_reports_in_order_until_they_apply);
+            the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1225,4 +1225,80 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
     let (g, _) = s.get_group(&a, "late").await.unwrap().unwrap();
     assert_eq!(g.status, GroupStatus::Active);
     assert_eq!(g.last_sequence, 2, "created, then the one join that applied");
+}
+
+/// Operations: recorded (tenant-scoped), accepted under a request ID, finished once (a
+/// finished one stays as it ended), closed by their confirmation, and listed when stale.
+pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
+    use wagroups_core::{
+        model::{ItemResult, ItemStatus, OperationStatus},
+        store::NewOperation,
+    };
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let wa = "120363000000000061@g.us";
+    active_group(s, &a, na, "op", wa).await;
+    let (g, _) = s.get_group(&a, "op").await.unwrap().unwrap();
+    let new = |id: &str| NewOperation {
+        id: id.into(),
+        org_id: a.clone(),
+        group_row_id: g.id,
+        number_id: na,
+        request_id: id.into(),
+        kind: "reset_invite_link".into(),
+    };
+    let op = s.create_operation(new("op_1"), T0).await.unwrap();
+    assert_eq!(
+        (op.status, op.group_id.as_str(), op.waba_number.as_str()),
+        (OperationStatus::Pending, "op", "15550000001")
+    );
+    assert!(
+        s.get_operation("org_other", "op_1").await.unwrap().is_none(),
+        "tenant-scoped"
+    );
+    // Finished at once: stays as it ended.
+    s.finish_operation("op_1", true, &[ItemResult::new("k", ItemStatus::Reset)], None, T0)
+        .await
+        .unwrap();
+    s.finish_operation("op_1", false, &[], Some(("late", "too late")), T0)
+        .await
+        .unwrap();
+    let done = s.get_operation(&a, "op_1").await.unwrap().unwrap();
+    assert_eq!(done.status, OperationStatus::Succeeded);
+    assert_eq!(done.results, [ItemResult::new("k", ItemStatus::Reset)]);
+    // Accepted under the provider's request ID, then confirmed through it.
+    s.create_operation(new("op_2"), T0).await.unwrap();
+    s.operation_accepted("op_2", "req-2", T0).await.unwrap();
+    assert_eq!(
+        s.stale_operations(T0.plus_millis(1), 10).await.unwrap(),
+        [(na, "req-2".to_string())],
+        "pending and older than the cut"
+    );
+    assert!(s.stale_operations(T0, 10).await.unwrap().is_empty());
+    let input = GroupInput::OperationFailed {
+        code: "131009".into(),
+        message: "no".into(),
+        at: T0,
+    };
+    let m = s
+        .mutate_group(
+            GroupTarget::Operation {
+                number_id: na,
+                request_id: "req-2".into(),
+            },
+            None,
+            T0,
+            Box::new(move |st| group::apply(st, &input, T0)),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(m, Mutation::Applied(_)));
+    let failed = s.get_operation(&a, "op_2").await.unwrap().unwrap();
+    assert_eq!(failed.status, OperationStatus::Failed);
+    assert_eq!(failed.error_code.as_deref(), Some("131009"));
+    let events = s.group_events(g.id, 0, 10).await.unwrap();
+    assert_eq!(events.last().unwrap().event_type, "GROUP_OPERATION_FAILED");
+    assert!(
+        s.stale_operations(T0.plus_millis(1), 10).await.unwrap().is_empty(),
+        "closed"
+    );
 }

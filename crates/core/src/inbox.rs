@@ -95,6 +95,7 @@ impl GroupService {
     /// groups held most recently. Returns when the next held report is due (`None`: none
     /// held).
     pub async fn apply_held_reports(&self, woken: bool) -> Result<Option<Timestamp>, ServiceError> {
+        self.expire_operations().await?;
         let mut next_due: Option<Timestamp> = None;
         let mut early = woken;
         let mut rounds = 0;
@@ -159,6 +160,44 @@ impl GroupService {
             }
         }
         Ok(next_due)
+    }
+
+    /// Operations WhatsApp never confirmed within [`HOLD_MAX_MS`] end as failed
+    /// (`no_confirmation`, a `GROUP_OPERATION_FAILED` event).
+    async fn expire_operations(&self) -> Result<(), ServiceError> {
+        let now = Timestamp::now();
+        let stale = self
+            .store()
+            .stale_operations(now.plus_millis(-HOLD_MAX_MS), HELD_BATCH)
+            .await?;
+        for (number_id, request_id) in stale {
+            let input = GroupInput::OperationFailed {
+                code: "no_confirmation".into(),
+                message: format!(
+                    "WhatsApp did not confirm the write within {} hours",
+                    HOLD_MAX_MS / 3_600_000
+                ),
+                at: now,
+            };
+            let m = self
+                .store()
+                .mutate_group(
+                    GroupTarget::Operation { number_id, request_id },
+                    None,
+                    now,
+                    Box::new(move |state| group::apply(state, &input, now)),
+                )
+                .await;
+            match m {
+                Ok(Mutation::Applied(d)) if !d.events.is_empty() => self.deliveries_queued(),
+                Ok(_) => {}
+                Err(crate::store::MutateError::Store(e)) => return Err(e.into()),
+                Err(crate::store::MutateError::Domain(e)) => {
+                    tracing::warn!(error = %e, "expiring an unconfirmed operation failed");
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn give_up(&self, h: &HeldReport, why: &str) -> Result<(), ServiceError> {

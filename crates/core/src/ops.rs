@@ -168,40 +168,82 @@ impl GroupService {
     ) -> Result<Written<Vec<ItemResult>>, ServiceError> {
         let operation_id = ids::new_id("op");
         let kind = op.kind();
-        match w
-            .provider
-            .operate(&w.number, &w.wa_group_id, &op, &operation_id)
-            .await
-            .map_err(provider_failed)?
-        {
-            Operated::Done(answers) => {
+        // A provider that confirms later: the operation is recorded before it is asked, so a
+        // crash after WhatsApp accepted the write leaves the operation to close (or expire),
+        // and its confirmation always finds it.
+        let recorded = if w.capabilities.confirms_writes_later {
+            Some(self.record_operation(w, &operation_id, &operation_id, kind).await?)
+        } else {
+            None
+        };
+        let answer = w.provider.operate(&w.number, &w.wa_group_id, &op, &operation_id).await;
+        let now = Timestamp::now();
+        match (answer, recorded) {
+            (Err(e), recorded) => {
+                if recorded.is_some() {
+                    let (code, message) = match &e {
+                        ProviderError::Retryable(m) => ("provider_unavailable", m.as_str()),
+                        ProviderError::Rejected { code, message } => (code.as_str(), message.as_str()),
+                    };
+                    self.store()
+                        .finish_operation(&operation_id, false, &[], Some((code, message)), now)
+                        .await?;
+                }
+                Err(provider_failed(e))
+            }
+            (Ok(Operated::Done(answers)), recorded) => {
+                if recorded.is_some() {
+                    self.store()
+                        .finish_operation(&operation_id, true, &answers, None, now)
+                        .await?;
+                }
                 w.provider.flush(self).await;
                 Ok(Written::Done(answers))
             }
-            Operated::Accepted { request_id } => {
-                let recorded = self
-                    .store()
-                    .create_operation(
-                        NewOperation {
-                            id: operation_id,
-                            org_id: w.group.org_id.clone(),
-                            group_row_id: w.group.id,
-                            number_id: w.number.id,
-                            request_id,
-                            kind: kind.to_string(),
-                        },
-                        Timestamp::now(),
-                    )
-                    .await?;
-                // A confirmation that came before the operation was recorded is held: now it
-                // applies.
-                self.inbox_changed();
+            (Ok(Operated::Accepted { request_id }), recorded) => {
+                let recorded = match recorded {
+                    Some(r) if request_id == operation_id => r,
+                    Some(r) => {
+                        self.store().operation_accepted(&operation_id, &request_id, now).await?;
+                        // A confirmation that came before the request ID was recorded is held.
+                        self.inbox_changed();
+                        r
+                    }
+                    None => {
+                        let r = self.record_operation(w, &operation_id, &request_id, kind).await?;
+                        self.inbox_changed();
+                        r
+                    }
+                };
                 if opts.respond_async {
                     return Ok(Written::Pending(Box::new(recorded)));
                 }
                 self.await_operation(w, recorded).await
             }
         }
+    }
+
+    async fn record_operation(
+        &self,
+        w: &Writable,
+        operation_id: &str,
+        request_id: &str,
+        kind: &str,
+    ) -> Result<Operation, ServiceError> {
+        Ok(self
+            .store()
+            .create_operation(
+                NewOperation {
+                    id: operation_id.to_string(),
+                    org_id: w.group.org_id.clone(),
+                    group_row_id: w.group.id,
+                    number_id: w.number.id,
+                    request_id: request_id.to_string(),
+                    kind: kind.to_string(),
+                },
+                Timestamp::now(),
+            )
+            .await?)
     }
 
     async fn await_operation(&self, w: &Writable, op: Operation) -> Result<Written<Vec<ItemResult>>, ServiceError> {

@@ -23,6 +23,9 @@ pub struct Capabilities {
     pub announcement_and_locked: bool,
     /// Participants besides the business number.
     pub max_participants: usize,
+    /// Writes are accepted and confirmed later by a report (Meta's Cloud API): the gateway
+    /// records the operation before asking.
+    pub confirms_writes_later: bool,
 }
 
 impl Capabilities {
@@ -33,12 +36,14 @@ impl Capabilities {
                 admin_promotion: false,
                 announcement_and_locked: false,
                 max_participants: 8,
+                confirms_writes_later: true,
             },
             Profile::LinkedDevice => Capabilities {
                 direct_add: true,
                 admin_promotion: true,
                 announcement_and_locked: true,
                 max_participants: 1023,
+                confirms_writes_later: false,
             },
         }
     }

@@ -22,4 +22,17 @@ pub trait OperationStore: Send + Sync {
     async fn create_operation(&self, op: NewOperation, now: Timestamp) -> Result<Operation, StoreError>;
     /// An operation of the organisation.
     async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError>;
+    /// The provider accepted the write under `request_id` (its confirmation will name it).
+    async fn operation_accepted(&self, id: &str, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// The provider answered at once: the operation ends here (a pending one only).
+    async fn finish_operation(
+        &self,
+        id: &str,
+        succeeded: bool,
+        results: &[crate::model::ItemResult],
+        error: Option<(&str, &str)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Pending operations recorded before `before`, oldest first: (number row, request ID).
+    async fn stale_operations(&self, before: Timestamp, limit: i64) -> Result<Vec<(i64, String)>, StoreError>;
 }

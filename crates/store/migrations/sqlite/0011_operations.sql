@@ -15,3 +15,4 @@ CREATE TABLE operations (
     updated_at     INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX operations_request ON operations (number_id, request_id);
+CREATE INDEX operations_pending ON operations (created_at) WHERE status = 'pending';

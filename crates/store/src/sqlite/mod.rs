@@ -15,7 +15,7 @@ use wagroups_core::{
     event::StoredEvent,
     group::{CommandClose, GroupState, PendingOperation},
     model::{
-        ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Operation,
+        ApiKey, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Operation,
         OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,

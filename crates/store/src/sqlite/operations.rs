@@ -48,6 +48,68 @@ impl OperationStore for SqliteStore {
             .await
     }
 
+    async fn operation_accepted(&self, id: &str, request_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let (id, request_id) = (id.to_string(), request_id.to_string());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE operations SET request_id = ?1, updated_at = ?2 WHERE id = ?3",
+                    params![request_id, now.millis(), id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn finish_operation(
+        &self,
+        id: &str,
+        succeeded: bool,
+        results: &[ItemResult],
+        error: Option<(&str, &str)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        let results = serde_json::to_string(results).map_err(|e| StoreError::Database(e.to_string()))?;
+        let (code, message) = match error {
+            Some((c, m)) => (Some(c.to_string()), Some(m.to_string())),
+            None => (None, None),
+        };
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE operations SET status = ?1, results = ?2, error_code = ?3, error_message = ?4, \
+                     updated_at = ?5 WHERE id = ?6 AND status = 'pending'",
+                    params![
+                        if succeeded { "succeeded" } else { "failed" },
+                        results,
+                        code,
+                        message,
+                        now.millis(),
+                        id
+                    ],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn stale_operations(&self, before: Timestamp, limit: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT number_id, request_id FROM operations WHERE status = 'pending' AND created_at < ?1 \
+                     ORDER BY created_at LIMIT ?2",
+                    params![before.millis(), limit],
+                    |r| Ok((get(r, "number_id")?, get(r, "request_id")?)),
+                )
+            })
+            .await
+    }
+
     async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
         self.db.lookup(move |c| {
