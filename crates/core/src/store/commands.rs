@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::*;
+use super::StoreError;
 use crate::command::Command;
 use crate::time::Timestamp;
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::*;
+use super::{EventFilter, StoreError};
 use crate::event::StoredEvent;
 
 #[async_trait]

@@ -7,9 +7,12 @@
 
 use async_trait::async_trait;
 
-use super::*;
+use super::{
+    CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewGroup, ReportRef, Rule, StoreError,
+};
 use crate::event::StoredEvent;
 use crate::model::{Group, Participant};
+use crate::time::Timestamp;
 
 #[async_trait]
 pub trait GroupStore: Send + Sync {

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::*;
+use super::{NewApiKey, NewNumber, NewOrg, StoreError};
 use crate::model::{ApiKey, Number, Org};
 use crate::time::Timestamp;
 

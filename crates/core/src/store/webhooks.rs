@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::*;
+use super::{EndpointPatch, NewEndpoint, StoreError};
 use crate::time::Timestamp;
 use crate::webhook::{AttemptRecord, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery};
 
