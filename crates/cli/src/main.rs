@@ -389,7 +389,7 @@ async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> 
                 Some(o) => Some(admin::org(store, &o).await?.id),
                 None => None,
             };
-            for n in store.list_numbers(org_id.as_deref()).await? {
+            for n in store.list_numbers(org_id.as_ref()).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     n.waba_number,
@@ -426,10 +426,10 @@ async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> 
             }
         }
         Command::Keys(KeysCmd::Revoke { key_id }) => {
-            if store
-                .revoke_api_key(&key_id, wagroups_core::time::Timestamp::now())
-                .await?
-            {
+            let Some(id) = wagroups_core::ids::ApiKeyId::parse(&key_id) else {
+                anyhow::bail!("{key_id:?} is not an API key ID (key_…)");
+            };
+            if store.revoke_api_key(&id, wagroups_core::time::Timestamp::now()).await? {
                 println!("revoked {key_id}");
             } else {
                 anyhow::bail!("no active API key {key_id}");

@@ -10,6 +10,7 @@ use wagroups_core::{
     DomainError,
     command::{CommandPayload, JoinApprovalModeWire},
     group::{self, GroupInput},
+    ids::{ApiKeyId, EndpointId, EventId, GroupId, OrgId},
     model::{GroupStatus, JoinApprovalMode, JoinReason, Profile, ProviderKind},
     phone::Phone,
     provider::ProviderEvent,
@@ -55,7 +56,7 @@ macro_rules! sim_conformance_tests {
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
 
-async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (String, i64) {
+async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (OrgId, i64) {
     let org = s
         .create_org(wagroups_core::store::NewOrg::named(name), T0)
         .await
@@ -87,7 +88,7 @@ fn new_group(org: &str, number_id: i64, id: &str, now: Timestamp) -> NewGroup {
         subject: format!("Subject {id}"),
         description: String::new(),
         join_approval_mode: JoinApprovalMode::AutoApprove,
-        command_id: format!("cmd_{org}_{id}"),
+        command_id: format!("cmd_{org}_{id}").into(),
         command: CommandPayload::CreateGroup {
             subject: format!("Subject {id}"),
             description: String::new(),
@@ -127,7 +128,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
     assert!(s.find_number("15550000001").await.unwrap().unwrap().disabled);
     assert!(s.set_number_disabled("19999999999", true).await.unwrap().is_none());
     assert_eq!(s.list_numbers(Some(&org)).await.unwrap().len(), 1);
-    assert_eq!(s.list_numbers(Some("org_other")).await.unwrap().len(), 0);
+    assert_eq!(s.list_numbers(Some(&"org_other".into())).await.unwrap().len(), 0);
     // A number keeps its provider's configuration as given.
     let config = serde_json::json!({ "phoneNumberId": "106540352242922", "sealed": { "token": "v1.abc" } });
     let meta = s
@@ -155,7 +156,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
     let key = s
         .create_api_key(
             NewApiKey {
-                id: wagroups_core::ids::new_id("key"),
+                id: ApiKeyId::new(),
                 org_id: org.clone(),
                 name: Some("k".into()),
                 numbers: Some(vec!["15550000001".into()]),
@@ -193,8 +194,8 @@ pub async fn groups_are_unique_per_org<S: Store>(s: &S) {
         s.create_group(new_group(&b, nb, "same", T0)).await.unwrap(),
         CreateGroupOutcome::Created(_)
     ));
-    assert!(s.get_group(&a, "same").await.unwrap().is_some());
-    assert!(s.get_group(&a, "other").await.unwrap().is_none());
+    assert!(s.get_group(&a, &"same".into()).await.unwrap().is_some());
+    assert!(s.get_group(&a, &"other".into()).await.unwrap().is_none());
     assert_eq!(
         s.open_commands().await.unwrap(),
         2,
@@ -276,7 +277,7 @@ async fn apply<S: Store>(
         correlation: match &target {
             GroupTarget::WaGroupId { wa_group_id, .. } => wa_group_id.clone(),
             GroupTarget::Request { request_id, .. } | GroupTarget::Operation { request_id, .. } => request_id.clone(),
-            GroupTarget::ClientId { group_id, .. } => group_id.clone(),
+            GroupTarget::ClientId { group_id, .. } => group_id.to_string(),
         },
         held_seq: None,
     });
@@ -333,7 +334,7 @@ pub async fn mutations_append_gap_free_events<S: Store>(s: &S) {
     apply(s, wa.clone(), Some("r3"), GroupInput::Left { phone, at: T0 })
         .await
         .unwrap();
-    let (g, participants) = s.get_group(&a, "g").await.unwrap().unwrap();
+    let (g, participants) = s.get_group(&a, &"g".into()).await.unwrap().unwrap();
     assert_eq!(g.status, GroupStatus::Active);
     assert_eq!(g.last_sequence, 3);
     assert_eq!(participants.len(), 2);
@@ -375,7 +376,7 @@ pub async fn rejected_mutations_write_nothing<S: Store>(s: &S) {
         matches!(r, Err(MutateError::Domain(DomainError::Conflict { .. }))),
         "{r:?}"
     );
-    let (g, ps) = s.get_group(&a, "g").await.unwrap().unwrap();
+    let (g, ps) = s.get_group(&a, &"g".into()).await.unwrap().unwrap();
     assert_eq!((g.last_sequence, ps.len()), (0, 0));
     let missing = GroupTarget::ClientId {
         org_id: a.clone(),
@@ -421,7 +422,7 @@ pub async fn keyset_listing<S: Store>(s: &S) {
         before = page.last().map(|g| g.id);
         ids.extend(page.into_iter().map(|g| g.group_id));
     }
-    let expected: Vec<String> = (0..30).rev().map(|i| format!("g{i:02}")).collect();
+    let expected: Vec<GroupId> = (0..30).rev().map(|i| format!("g{i:02}").into()).collect();
     assert_eq!(ids, expected);
     let on2 = GroupFilter {
         number_id: Some(s2.id),
@@ -443,7 +444,12 @@ pub async fn keyset_listing<S: Store>(s: &S) {
         ..GroupFilter::default()
     };
     assert!(s.list_groups(&a, &active, None, 100).await.unwrap().is_empty());
-    assert!(s.list_groups("org_other", &all, None, 100).await.unwrap().is_empty());
+    assert!(
+        s.list_groups(&"org_other".into(), &all, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn simulated_network_state<S: SimStore>(s: &S) {
@@ -654,7 +660,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let ep = s
         .create_endpoint(
             NewEndpoint {
-                id: wagroups_core::ids::new_id("ep"),
+                id: EndpointId::new(),
                 org_id: a.clone(),
                 url: "https://example.com/hook".into(),
                 description: None,
@@ -670,7 +676,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let only_joins = s
         .create_endpoint(
             NewEndpoint {
-                id: wagroups_core::ids::new_id("ep"),
+                id: EndpointId::new(),
                 org_id: a.clone(),
                 url: "https://example.com/joins".into(),
                 description: None,
@@ -844,7 +850,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         Some(2),
         "to both endpoints"
     );
-    assert_eq!(s.redeliver_event(&a, "evt_nope", T0).await.unwrap(), None);
+    assert_eq!(s.redeliver_event(&a, &"evt_nope".into(), T0).await.unwrap(), None);
     // Open: the first endpoint's g1 join and g2 join; the second's two joins.
     assert_eq!(s.delivery_stats().await.unwrap().open, 4);
     // Deleting an endpoint drops what it had not received.
@@ -862,7 +868,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
     let other = s
         .create_endpoint(
             NewEndpoint {
-                id: wagroups_core::ids::new_id("ep"),
+                id: EndpointId::new(),
                 org_id: b,
                 url: "https://example.com/b".into(),
                 description: None,
@@ -875,7 +881,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
         )
         .await
         .unwrap();
-    let mut active: Vec<String> = s.active_endpoints().await.unwrap().into_iter().map(|e| e.id).collect();
+    let mut active: Vec<EndpointId> = s.active_endpoints().await.unwrap().into_iter().map(|e| e.id).collect();
     active.sort();
     let mut expected = vec![ep.id.clone(), other.id.clone()];
     expected.sort();
@@ -940,7 +946,7 @@ pub async fn concurrent_changes_of_one_group_share_no_sequence<S: Store>(s: &S) 
     });
     let applied = join_all(changes).await;
     assert!(applied.iter().all(|m| matches!(m, Mutation::Applied(_))));
-    let (g, participants) = s.get_group(&a, "busy").await.unwrap().unwrap();
+    let (g, participants) = s.get_group(&a, &"busy".into()).await.unwrap().unwrap();
     let n = (writers * each) as i64;
     assert_eq!(g.last_sequence, n + 1);
     assert_eq!(participants.iter().filter(|p| !p.is_business).count() as i64, n);
@@ -960,7 +966,7 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
     let (a, na) = org_with_number(s, "a", "15550000001").await;
     s.create_endpoint(
         NewEndpoint {
-            id: wagroups_core::ids::new_id("ep"),
+            id: EndpointId::new(),
             org_id: a.clone(),
             url: "https://example.com/all".into(),
             description: None,
@@ -1031,7 +1037,7 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
     };
     let ((), (events, deliveries, commands)) = futures_util::join!(writers, reader);
     let all_events = s.list_events(&a, &EventFilter::default(), 0, 1000).await.unwrap();
-    let expected: Vec<String> = all_events.iter().map(|(_, e)| e.event_id.clone()).collect();
+    let expected: Vec<EventId> = all_events.iter().map(|(_, e)| e.event_id.clone()).collect();
     assert_eq!(all_events.len(), base_events.len() + writes, "one event per change");
     assert_eq!(events, expected, "the event cursor saw every event once, in order");
     let all_deliveries: Vec<i64> = s
@@ -1222,7 +1228,7 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
     s.give_up_report(&k3.report, &event, "late", T0).await.unwrap();
     assert!(!s.hold_report(&k3.report, &event, "x", T0, T0).await.unwrap());
     assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 2 });
-    let (g, _) = s.get_group(&a, "late").await.unwrap().unwrap();
+    let (g, _) = s.get_group(&a, &"late".into()).await.unwrap().unwrap();
     assert_eq!(g.status, GroupStatus::Active);
     assert_eq!(g.last_sequence, 2, "created, then the one join that applied");
 }
@@ -1237,7 +1243,7 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
     let (a, na) = org_with_number(s, "a", "15550000001").await;
     let wa = "120363000000000061@g.us";
     active_group(s, &a, na, "op", wa).await;
-    let (g, _) = s.get_group(&a, "op").await.unwrap().unwrap();
+    let (g, _) = s.get_group(&a, &"op".into()).await.unwrap().unwrap();
     let new = |id: &str| NewOperation {
         id: id.into(),
         org_id: a.clone(),
@@ -1252,22 +1258,31 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
         (OperationStatus::Pending, "op", "15550000001")
     );
     assert!(
-        s.get_operation("org_other", "op_1").await.unwrap().is_none(),
+        s.get_operation(&"org_other".into(), &"op_1".into())
+            .await
+            .unwrap()
+            .is_none(),
         "tenant-scoped"
     );
     // Finished at once: stays as it ended.
-    s.finish_operation("op_1", true, &[ItemResult::new("k", ItemStatus::Reset)], None, T0)
+    s.finish_operation(
+        &"op_1".into(),
+        true,
+        &[ItemResult::new("k", ItemStatus::Reset)],
+        None,
+        T0,
+    )
+    .await
+    .unwrap();
+    s.finish_operation(&"op_1".into(), false, &[], Some(("late", "too late")), T0)
         .await
         .unwrap();
-    s.finish_operation("op_1", false, &[], Some(("late", "too late")), T0)
-        .await
-        .unwrap();
-    let done = s.get_operation(&a, "op_1").await.unwrap().unwrap();
+    let done = s.get_operation(&a, &"op_1".into()).await.unwrap().unwrap();
     assert_eq!(done.status, OperationStatus::Succeeded);
     assert_eq!(done.results, [ItemResult::new("k", ItemStatus::Reset)]);
     // Accepted under the provider's request ID, then confirmed through it.
     s.create_operation(new("op_2"), T0).await.unwrap();
-    s.operation_accepted("op_2", "req-2", T0).await.unwrap();
+    s.operation_accepted(&"op_2".into(), "req-2", T0).await.unwrap();
     assert_eq!(
         s.stale_operations(T0.plus_millis(1), 10).await.unwrap(),
         [(na, "req-2".to_string())],
@@ -1292,7 +1307,7 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
         .await
         .unwrap();
     assert!(matches!(m, Mutation::Applied(_)));
-    let failed = s.get_operation(&a, "op_2").await.unwrap().unwrap();
+    let failed = s.get_operation(&a, &"op_2".into()).await.unwrap().unwrap();
     assert_eq!(failed.status, OperationStatus::Failed);
     assert_eq!(failed.error_code.as_deref(), Some("131009"));
     let events = s.group_events(g.id, 0, 10).await.unwrap();

@@ -98,7 +98,7 @@ pub async fn create_key(
     let key = store
         .create_api_key(
             NewApiKey {
-                id: ids::new_id("key"),
+                id: ids::ApiKeyId::new(),
                 org_id: org.id,
                 name,
                 numbers,

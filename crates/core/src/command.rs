@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{CommandId, OrgId};
 use crate::model::JoinApprovalMode;
 
 /// What the provider is asked to do.
@@ -65,8 +66,8 @@ impl From<JoinApprovalModeWire> for JoinApprovalMode {
 pub struct Command {
     pub id: i64,
     /// Stable across retries; providers use it to make submission idempotent.
-    pub command_id: String,
-    pub org_id: String,
+    pub command_id: CommandId,
+    pub org_id: OrgId,
     pub number_id: i64,
     pub group_row_id: i64,
     pub payload: CommandPayload,

@@ -1,6 +1,7 @@
 //! The event vocabulary: what happened to a group, as appended to its log and delivered
 //! to webhooks. The JSON payload built here is the object clients receive.
 
+use crate::ids::EventId;
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -115,7 +116,7 @@ pub enum EventBody {
     },
     /// WhatsApp refused a write it had accepted (its confirmation came back a failure).
     OperationFailed {
-        operation_id: String,
+        operation_id: crate::ids::OperationId,
         /// The write: `update_settings`, `add_participants`, `remove_participants`…
         operation: String,
         code: String,
@@ -248,7 +249,7 @@ impl EventBody {
 /// An event appended to a group's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub event_id: String,
+    pub event_id: EventId,
     pub sequence: i64,
     pub occurred_at: Timestamp,
     pub body: EventBody,
@@ -280,7 +281,7 @@ impl Event {
 /// filter and order it.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    pub event_id: String,
+    pub event_id: EventId,
     pub event_type: String,
     pub sequence: i64,
     pub occurred_at: Timestamp,

@@ -2,12 +2,12 @@
 //! report or an API request), decide the new state and the events it produces. Pure: the
 //! store loads the state and persists the decision in one transaction.
 
+use crate::ids::{EventId, OperationId};
 use std::collections::BTreeSet;
 
 use crate::{
     DomainError,
     event::{Event, EventBody},
-    ids::new_id,
     model::{
         Group, GroupStatus, JoinReason, JoinRequest, JoinRequestState, Participant, ParticipantRole, ParticipantState,
     },
@@ -30,7 +30,7 @@ pub struct GroupState {
 /// A write WhatsApp accepted and has not confirmed yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingOperation {
-    pub id: String,
+    pub id: OperationId,
     /// `update_settings`, `add_participants`, …
     pub kind: String,
 }
@@ -38,7 +38,7 @@ pub struct PendingOperation {
 /// How a confirmation closes its operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationClose {
-    pub id: String,
+    pub id: OperationId,
     pub succeeded: bool,
     /// The per-item outcome (JSON array of `ItemResult`).
     pub results: String,
@@ -91,7 +91,7 @@ impl Decision {
     pub fn emit(&mut self, body: EventBody, at: Timestamp) {
         self.group.last_sequence += 1;
         self.events.push(Event {
-            event_id: new_id("evt"),
+            event_id: EventId::new(),
             sequence: self.group.last_sequence,
             occurred_at: at,
             body,

@@ -1,4 +1,10 @@
 //! Typed, prefixed identifiers (`org_…`, `key_…`, `evt_…`) and secrets.
+//!
+//! Each kind of identifier is its own type, with its prefix named once here, so an endpoint ID
+//! cannot be passed where an organisation's is wanted. They serialize as their plain text and
+//! dereference to `str` for reading; a store builds them back from the text it kept
+//! ([`From<String>`]), and the HTTP layer checks a client's with `parse` (right prefix, sane
+//! length), so a malformed one is simply not found.
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -6,6 +12,137 @@ use sha2::{Digest, Sha256};
 /// A new identifier with the given prefix: the prefix, `_`, and a time-ordered UUIDv7 in hex.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+macro_rules! typed_id {
+    ($(#[$m:meta])* $name:ident $(= $prefix:literal)?) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The text, as stored and shown.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        $(
+        impl $name {
+            /// What every identifier of this kind begins with, before the `_`.
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, unique, time-ordered identifier.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                $name(new_id($prefix))
+            }
+
+            /// A client's text, if it can be an identifier of this kind (its prefix and `_`, then at
+            /// most 64 ASCII letters and digits).
+            pub fn parse(s: &str) -> Option<Self> {
+                let rest = s.strip_prefix($prefix)?.strip_prefix('_')?;
+                (!rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+                    .then(|| $name(s.to_owned()))
+            }
+        }
+        )?
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name(s)
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// An organisation (tenant): `org_…`.
+    OrgId = "org"
+);
+typed_id!(
+    /// An API key's public identifier (not its secret): `key_…`.
+    ApiKeyId = "key"
+);
+typed_id!(
+    /// A webhook endpoint: `ep_…`.
+    EndpointId = "ep"
+);
+typed_id!(
+    /// An event, and the `webhook-id` of every delivery of it: `evt_…`.
+    EventId = "evt"
+);
+typed_id!(
+    /// A command to the provider (also the idempotency key it is sent with): `cmd_…`.
+    CommandId = "cmd"
+);
+typed_id!(
+    /// A write WhatsApp confirms later: `op_…`.
+    OperationId = "op"
+);
+typed_id!(
+    /// A group's identifier in the client's hands: one wagroups minted (`grp_…`, see
+    /// [`GroupId::new`]) or one the client chose when it created the group, so any text
+    /// `validate::group_id` accepts.
+    GroupId
+);
+
+impl GroupId {
+    /// A new `grp_…` identifier, for a group created without one.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        GroupId(new_id("grp"))
+    }
 }
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -55,6 +192,24 @@ mod tests {
         let b = new_id("evt");
         assert!(a.starts_with("evt_") && a.len() == 36);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn typed_ids_carry_their_prefix() {
+        let e = EndpointId::new();
+        assert!(e.starts_with("ep_") && e.len() == 35, "{e}");
+        assert_eq!(EndpointId::parse(&e), Some(e.clone()));
+        assert_eq!(EndpointId::PREFIX, "ep");
+        assert_eq!(EndpointId::parse("org_0190"), None);
+        assert_eq!(EndpointId::parse("ep_"), None);
+        assert_eq!(EndpointId::parse("ep"), None);
+        assert_eq!(EndpointId::parse("ep_a/b"), None);
+        assert_eq!(EndpointId::parse(&format!("ep_{}", "a".repeat(65))), None);
+        assert!(OrgId::new().starts_with("org_") && GroupId::new().starts_with("grp_"));
+        // Serialized as the bare text.
+        let id = OperationId::from("op_1");
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"op_1\"");
+        assert_eq!(format!("{id:?} {id}"), "\"op_1\" op_1");
     }
 
     #[test]

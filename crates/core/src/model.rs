@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{phone::Phone, time::Timestamp};
+use crate::{
+    ids::{ApiKeyId, GroupId, OperationId, OrgId},
+    phone::Phone,
+    time::Timestamp,
+};
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -70,7 +74,7 @@ string_enum!(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Org {
-    pub id: String,
+    pub id: OrgId,
     pub name: String,
     pub created_at: Timestamp,
 }
@@ -81,7 +85,7 @@ pub struct Org {
 pub struct Number {
     #[serde(skip)]
     pub id: i64,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub waba_number: String,
     pub provider: ProviderKind,
     pub profile: Profile,
@@ -98,8 +102,8 @@ pub struct Number {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
-    pub id: String,
-    pub org_id: String,
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
     pub name: Option<String>,
     /// Business numbers the key may act on; `None` means every number of the organisation.
     pub numbers: Option<Vec<String>>,
@@ -120,10 +124,10 @@ impl ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub id: i64,
-    pub org_id: String,
+    pub org_id: OrgId,
     pub number_id: i64,
     pub waba_number: String,
-    pub group_id: String,
+    pub group_id: GroupId,
     pub status: GroupStatus,
     pub subject: String,
     pub description: String,
@@ -171,12 +175,11 @@ pub struct JoinRequest {
 /// come in time, and `GET /v1/operations/{id}` shows how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
-    /// `op_…`.
-    pub id: String,
-    pub org_id: String,
+    pub id: OperationId,
+    pub org_id: OrgId,
     pub group_row_id: i64,
     /// The client's group ID.
-    pub group_id: String,
+    pub group_id: GroupId,
     pub waba_number: String,
     /// `update_settings`, `add_participants`, `invite_participants`, `remove_participants`,
     /// `set_admins`, `reset_invite_link`, `resolve_join_requests`, `delete_group`.

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::{
-    DomainError, ValidationError, ids,
+    DomainError, ValidationError,
+    ids::OperationId,
     model::{ApiKey, Group, GroupStatus, JoinRequest, Number, Operation, OperationStatus},
     provider::{Capabilities, ItemResult, ItemStatus, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
     service::{GroupService, ServiceError},
@@ -166,7 +167,7 @@ impl GroupService {
         op: ProviderOp,
         opts: WriteOptions,
     ) -> Result<Written<Vec<ItemResult>>, ServiceError> {
-        let operation_id = ids::new_id("op");
+        let operation_id = OperationId::new();
         let kind = op.kind();
         // A provider that confirms later: the operation is recorded before it is asked, so a
         // crash after WhatsApp accepted the write leaves the operation to close (or expire),
@@ -202,7 +203,7 @@ impl GroupService {
             }
             (Ok(Operated::Accepted { request_id }), recorded) => {
                 let recorded = match recorded {
-                    Some(r) if request_id == operation_id => r,
+                    Some(r) if request_id == operation_id.as_str() => r,
                     Some(r) => {
                         self.store().operation_accepted(&operation_id, &request_id, now).await?;
                         // A confirmation that came before the request ID was recorded is held.
@@ -226,7 +227,7 @@ impl GroupService {
     async fn record_operation(
         &self,
         w: &Writable,
-        operation_id: &str,
+        operation_id: &OperationId,
         request_id: &str,
         kind: &str,
     ) -> Result<Operation, ServiceError> {
@@ -234,7 +235,7 @@ impl GroupService {
             .store()
             .create_operation(
                 NewOperation {
-                    id: operation_id.to_string(),
+                    id: operation_id.clone(),
                     org_id: w.group.org_id.clone(),
                     group_row_id: w.group.id,
                     number_id: w.number.id,
@@ -276,11 +277,13 @@ impl GroupService {
 
     /// An operation of the key's organisation, on a number the key may use.
     pub async fn operation(&self, key: &ApiKey, id: &str) -> Result<Operation, ServiceError> {
+        let not_found = || DomainError::not_found(format!("operation {id:?}"));
+        let id = OperationId::parse(id).ok_or_else(not_found)?;
         let op = self
             .store()
-            .get_operation(&key.org_id, id)
+            .get_operation(&key.org_id, &id)
             .await?
-            .ok_or_else(|| DomainError::not_found(format!("operation {id:?}")))?;
+            .ok_or_else(not_found)?;
         if !key.allows(&op.waba_number) {
             return Err(DomainError::Forbidden {
                 message: format!("this API key is not allowed to use number {}", op.waba_number),

@@ -2,6 +2,7 @@
 //! writes rows and reads them back. A plan carries the rows whole: their IDs, the event
 //! payloads as clients receive them, and the deliveries each event queues.
 
+use crate::ids::{EndpointId, EventId};
 use crate::{
     group::{CommandClose, Decision, OperationClose},
     model::{Group, JoinRequest, Participant},
@@ -14,7 +15,7 @@ use crate::{
 /// wholly out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub event_types: Option<Vec<String>>,
     pub waba_numbers: Option<Vec<String>>,
 }
@@ -33,7 +34,7 @@ impl Subscription {
 /// An event row to append, with the endpoints a delivery is queued for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventWrite<'a> {
-    pub event_id: String,
+    pub event_id: EventId,
     pub sequence: i64,
     pub event_type: &'static str,
     pub occurred_at: Timestamp,
@@ -111,7 +112,7 @@ pub fn group_write<'a>(before: &Group, d: &'a Decision, subscriptions: &'a [Subs
 
 /// The endpoints an event of `event_type` on `waba_number` is delivered to again (besides
 /// those that had it): every subscription that wants it now.
-pub fn redelivery(event_type: &str, waba_number: &str, subscriptions: &[Subscription]) -> Vec<String> {
+pub fn redelivery(event_type: &str, waba_number: &str, subscriptions: &[Subscription]) -> Vec<EndpointId> {
     subscriptions
         .iter()
         .filter(|s| s.wants(event_type, waba_number))

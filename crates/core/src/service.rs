@@ -10,7 +10,7 @@ use crate::{
     command::{COMMAND_MAX_ATTEMPTS, Command, CommandPayload, command_backoff_ms},
     event::StoredEvent,
     group::{self, GroupInput},
-    ids,
+    ids::{self, CommandId, GroupId},
     model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Participant},
     participants::{ParsedParticipants, ParticipantResult},
     provider::{ItemResult, ItemStatus, Provider, ProviderError, ProviderRegistry},
@@ -39,7 +39,7 @@ pub struct CreateGroupRequest {
 /// A group just created, with what is needed to report its participants' outcomes.
 pub struct Created {
     pub group: Group,
-    pub command_id: String,
+    pub command_id: CommandId,
     pub participants: ParsedParticipants,
 }
 
@@ -204,8 +204,8 @@ impl GroupService {
             .map(|m| validate::join_approval_mode("joinApprovalMode", m))
             .transpose()?;
         let group_id = match req.group_id.as_deref() {
-            Some(g) => validate::group_id("groupId", g)?,
-            None => ids::new_id("grp"),
+            Some(g) => GroupId::from(validate::group_id("groupId", g)?),
+            None => GroupId::new(),
         };
         let number = self.number_for(key, "wabaNumber", &waba).await?;
         if number.disabled {
@@ -219,7 +219,7 @@ impl GroupService {
         let mode: JoinApprovalMode = mode.unwrap_or(number.default_join_approval_mode);
         let participants = crate::participants::parse_participants(req.participants.as_deref().unwrap_or(&[]))?;
         let valid: Vec<String> = participants.valid_phones();
-        let command_id = ids::new_id("cmd");
+        let command_id = CommandId::new();
         let outcome = self
             .store
             .create_group(NewGroup {
@@ -396,7 +396,7 @@ impl GroupService {
             .mutate_group(
                 GroupTarget::Request {
                     number_id: cmd.number_id,
-                    request_id: cmd.command_id.clone(),
+                    request_id: cmd.command_id.to_string(),
                 },
                 None,
                 now,

@@ -3,6 +3,7 @@
 use crate::{
     DomainError, ValidationError,
     error::ServiceError,
+    ids::GroupId,
     model::{ApiKey, Group, Number, Participant},
     store::Store,
     validate,
@@ -52,7 +53,7 @@ pub async fn group_of(
     group_id: &str,
 ) -> Result<(Group, Vec<Participant>), ServiceError> {
     let (g, participants) = store
-        .get_group(&key.org_id, group_id)
+        .get_group(&key.org_id, &GroupId::from(group_id))
         .await?
         .ok_or_else(|| DomainError::not_found(format!("group {group_id:?}")))?;
     if !key.allows(&g.waba_number) {

@@ -9,6 +9,7 @@ use std::{
 use base64::Engine as _;
 use rand::Rng;
 
+use crate::ids::{EndpointId, EventId, GroupId, OrgId};
 use crate::{ValidationError, event::EventType, time::Timestamp};
 
 pub const URL_MAX: usize = 2048;
@@ -51,8 +52,8 @@ impl WebhookFormat {
 /// A customer's webhook endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub id: String,
-    pub org_id: String,
+    pub id: EndpointId,
+    pub org_id: OrgId,
     pub url: String,
     pub description: Option<String>,
     /// Event types delivered; `None` means all.
@@ -364,13 +365,13 @@ impl DeliveryStatus {
 #[derive(Debug, Clone)]
 pub struct OpenDelivery {
     pub id: i64,
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     /// Deliveries of one group to one endpoint go out one at a time, in ID order.
     pub group_row_id: i64,
     /// Attempts made so far.
     pub attempts: i64,
     pub next_attempt_at: Timestamp,
-    pub event_id: String,
+    pub event_id: EventId,
     pub payload: String,
 }
 
@@ -407,9 +408,9 @@ pub struct AttemptView {
 #[derive(Debug, Clone)]
 pub struct DeliveryView {
     pub id: i64,
-    pub event_id: String,
+    pub event_id: EventId,
     pub event_type: String,
-    pub group_id: String,
+    pub group_id: GroupId,
     pub sequence: i64,
     pub status: DeliveryStatus,
     pub next_attempt_at: Option<Timestamp>,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::{
     DomainError, ValidationError,
     event::{EventType, StoredEvent},
+    ids::{EndpointId, EventId},
     model::{ApiKey, Group, Number, Participant},
     service::{
         DeliverySignal, DeliveryWake, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, ServiceError, Signals, parse_limit,
@@ -122,7 +123,7 @@ impl Webhooks {
             .store()
             .create_endpoint(
                 NewEndpoint {
-                    id: crate::ids::new_id("ep"),
+                    id: EndpointId::new(),
                     org_id: key.org_id.clone(),
                     url,
                     description,
@@ -146,12 +147,15 @@ impl Webhooks {
         Ok(all.into_iter().filter(|e| Self::endpoint_visible(key, e)).collect())
     }
 
+    /// The endpoint a client names (text that is not an endpoint ID names none).
     pub async fn endpoint(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
+        let not_found = || DomainError::not_found(format!("webhook endpoint {id:?}"));
+        let id = EndpointId::parse(id).ok_or_else(not_found)?;
         self.store()
-            .get_endpoint(&key.org_id, id)
+            .get_endpoint(&key.org_id, &id)
             .await?
             .filter(|e| Self::endpoint_visible(key, e))
-            .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")).into())
+            .ok_or_else(|| not_found().into())
     }
 
     pub async fn update_endpoint(
@@ -161,7 +165,7 @@ impl Webhooks {
         input: EndpointInput,
         allow_private: bool,
     ) -> Result<Endpoint, ServiceError> {
-        self.endpoint(key, id).await?;
+        let id = self.endpoint(key, id).await?.id;
         let mut patch = EndpointPatch::default();
         if let Some(url) = input.url {
             patch.url = Some(webhook::validate_url("url", &url, allow_private)?.to_string());
@@ -187,7 +191,7 @@ impl Webhooks {
         patch.disabled = input.disabled;
         let ep = self
             .store()
-            .update_endpoint(&key.org_id, id, patch, Timestamp::now())
+            .update_endpoint(&key.org_id, &id, patch, Timestamp::now())
             .await?
             .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")))?;
         self.deliveries_changed();
@@ -195,21 +199,21 @@ impl Webhooks {
     }
 
     pub async fn delete_endpoint(&self, key: &ApiKey, id: &str) -> Result<(), ServiceError> {
-        self.endpoint(key, id).await?;
-        self.store().delete_endpoint(&key.org_id, id, Timestamp::now()).await?;
+        let id = self.endpoint(key, id).await?.id;
+        self.store().delete_endpoint(&key.org_id, &id, Timestamp::now()).await?;
         self.deliveries_changed();
         Ok(())
     }
 
     /// A new secret; the previous one keeps signing for 24 hours.
     pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
-        self.endpoint(key, id).await?;
+        let id = self.endpoint(key, id).await?.id;
         let now = Timestamp::now();
         let ep = self
             .store()
             .rotate_endpoint_secret(
                 &key.org_id,
-                id,
+                &id,
                 &webhook::new_secret(),
                 now.plus_millis(ROTATION_OVERLAP_MS),
                 now,
@@ -228,7 +232,7 @@ impl Webhooks {
         limit: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<(Vec<DeliveryView>, Option<String>), ServiceError> {
-        self.endpoint(key, endpoint_id).await?;
+        let endpoint_id = self.endpoint(key, endpoint_id).await?.id;
         let status = status
             .filter(|s| !s.is_empty())
             .map(|s| {
@@ -251,7 +255,7 @@ impl Webhooks {
             .transpose()?;
         let mut rows = self
             .store()
-            .list_deliveries(&key.org_id, endpoint_id, status, before, limit + 1)
+            .list_deliveries(&key.org_id, &endpoint_id, status, before, limit + 1)
             .await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
@@ -264,14 +268,14 @@ impl Webhooks {
 
     /// Re-queues the endpoint's failed and dead deliveries since `since` (RFC 3339).
     pub async fn recover(&self, key: &ApiKey, endpoint_id: &str, since: Option<&str>) -> Result<u64, ServiceError> {
-        self.endpoint(key, endpoint_id).await?;
+        let endpoint_id = self.endpoint(key, endpoint_id).await?.id;
         let since = since.ok_or_else(|| ValidationError::new("since", "is required (an RFC 3339 time)"))?;
         let since = Timestamp::parse_rfc3339(since)
             .ok_or_else(|| ValidationError::new("since", format!("must be an RFC 3339 time, got {since:?}")))?;
         let now = Timestamp::now();
         let n = self
             .store()
-            .recover_deliveries(&key.org_id, endpoint_id, since, now)
+            .recover_deliveries(&key.org_id, &endpoint_id, since, now)
             .await?;
         self.deliveries_changed();
         Ok(n)
@@ -280,6 +284,7 @@ impl Webhooks {
     /// Sends one event again to its endpoints.
     pub async fn redeliver(&self, key: &ApiKey, event_id: &str) -> Result<u64, ServiceError> {
         let not_found = || ServiceError::from(DomainError::not_found(format!("event {event_id:?}")));
+        let event_id = &EventId::parse(event_id).ok_or_else(not_found)?;
         if let Some(ids) = self.allowed_number_ids(key).await? {
             // A key limited to some numbers sees only their events.
             let position = self
@@ -292,7 +297,7 @@ impl Webhooks {
                 ..EventFilter::default()
             };
             let visible = self.store().list_events(&key.org_id, &filter, position - 1, 1).await?;
-            if visible.first().is_none_or(|(_, e)| e.event_id != event_id) {
+            if visible.first().is_none_or(|(_, e)| e.event_id != *event_id) {
                 return Err(not_found());
             }
         }
@@ -300,7 +305,7 @@ impl Webhooks {
             .store()
             .redeliver_event(&key.org_id, event_id, Timestamp::now())
             .await?
-            .ok_or_else(|| DomainError::not_found(format!("event {event_id:?}")))?;
+            .ok_or_else(not_found)?;
         self.deliveries_changed();
         Ok(n)
     }
@@ -327,11 +332,14 @@ impl Webhooks {
         }
         let after = match after.filter(|a| !a.is_empty()) {
             None => 0,
-            Some(a) => self
-                .store()
-                .event_position(&key.org_id, a)
-                .await?
-                .ok_or_else(|| ValidationError::new("after", format!("no event {a:?} in this organisation")))?,
+            Some(a) => {
+                let unknown = || ValidationError::new("after", format!("no event {a:?} in this organisation"));
+                let a = EventId::parse(a).ok_or_else(unknown)?;
+                self.store()
+                    .event_position(&key.org_id, &a)
+                    .await?
+                    .ok_or_else(unknown)?
+            }
         };
         let limit = parse_limit("limit", limit, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX)?;
         Ok(self

@@ -18,6 +18,7 @@ use std::{
 
 use bytes::Bytes;
 use wagroups_core::{
+    ids::{EndpointId, EventId},
     time::Timestamp,
     webhook::{AttemptNext, Endpoint, OpenDelivery},
 };
@@ -65,7 +66,7 @@ pub struct Job {
     pub id: i64,
     pub target: Arc<Target>,
     pub group_row_id: i64,
-    pub event_id: String,
+    pub event_id: EventId,
     pub payload: Bytes,
     /// Attempts made before this one.
     pub attempts: i64,
@@ -76,7 +77,7 @@ struct Queued {
     id: i64,
     attempts: i64,
     due: i64,
-    event_id: String,
+    event_id: EventId,
     payload: Bytes,
 }
 
@@ -188,7 +189,7 @@ impl EndpointQueue {
 pub struct Schedule {
     per_endpoint: usize,
     window: usize,
-    endpoints: HashMap<String, EndpointQueue>,
+    endpoints: HashMap<EndpointId, EndpointQueue>,
     tail: i64,
 }
 
@@ -224,7 +225,7 @@ impl Schedule {
     /// Takes the enabled endpoints as they are now: new ones start with a backfill, changed
     /// ones sign and send with their new settings, missing ones (disabled, deleted) are dropped.
     pub fn set_endpoints(&mut self, endpoints: Vec<Endpoint>) {
-        let mut fresh: HashMap<String, Endpoint> = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut fresh: HashMap<EndpointId, Endpoint> = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
         self.endpoints.retain(|id, q| match fresh.remove(id) {
             Some(e) => {
                 if q.target.endpoint != e {
@@ -266,7 +267,7 @@ impl Schedule {
     }
 
     /// Endpoints that read their backlog next: (endpoint, after, how many).
-    pub fn backfills(&self) -> Vec<(String, i64, usize)> {
+    pub fn backfills(&self) -> Vec<(EndpointId, i64, usize)> {
         self.endpoints
             .iter()
             .filter_map(|(id, q)| {
@@ -405,7 +406,7 @@ mod tests {
             group_row_id: group,
             attempts: 0,
             next_attempt_at: Timestamp(due),
-            event_id: format!("evt_{id}"),
+            event_id: format!("evt_{id}").into(),
             payload: "{}".into(),
         }
     }
@@ -497,7 +498,7 @@ mod tests {
             s.attempted("a");
             s.recorded("a", j.group_row_id, j.id, &AttemptNext::Succeeded);
         }
-        assert_eq!(s.backfills(), vec![("a".to_string(), 2, 2)], "reads from 3 on");
+        assert_eq!(s.backfills(), vec![(EndpointId::from("a"), 2, 2)], "reads from 3 on");
         s.accept_backfill("a", vec![row(3, "a", 3, 0), row(4, "a", 4, 0)], 2);
         assert_eq!(s.backfills(), vec![], "window full again");
         // Rows of the tail are left to the backfill meanwhile.
@@ -552,7 +553,7 @@ mod tests {
         assert!(!s.knows("b"));
         assert_eq!(
             s.backfills(),
-            vec![("a".to_string(), 0, 100)],
+            vec![(EndpointId::from("a"), 0, 100)],
             "a re-enabled endpoint reads its backlog"
         );
         s.attempted("b");

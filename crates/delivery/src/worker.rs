@@ -14,6 +14,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
+    ids::EndpointId,
     store::{Store, StoreError},
     time::Timestamp,
     webhook::{AttemptNext, AttemptRecord, RetrySchedule},
@@ -68,7 +69,7 @@ const BODY_EXCERPT: usize = 512;
 
 /// A finished attempt, waiting to be recorded.
 struct Done {
-    endpoint_id: String,
+    endpoint_id: EndpointId,
     group_row_id: i64,
     id: i64,
     record: AttemptRecord,

@@ -232,7 +232,7 @@ async fn submit(state: AppState, cmd: Command) -> (i64, Outcome) {
         Ok(Some(n)) => n,
         Ok(None) => {
             tracing::error!(
-                command = cmd.command_id,
+                command = cmd.command_id.as_str(),
                 "command for an unknown number; left until a restart"
             );
             return (cmd.id, Outcome::Stuck);
@@ -247,7 +247,7 @@ async fn submit(state: AppState, cmd: Command) -> (i64, Outcome) {
         Ok(Submission::Accepted(request_id)) => (cmd.id, Outcome::Accepted(request_id)),
         Ok(Submission::Recorded) => (cmd.id, Outcome::Settled),
         Err(e) => {
-            tracing::warn!(command = cmd.command_id, error = %e, "submitting a command failed; it will be retried");
+            tracing::warn!(command = cmd.command_id.as_str(), error = %e, "submitting a command failed; it will be retried");
             (cmd.id, Outcome::Settled)
         }
     }

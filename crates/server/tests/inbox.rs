@@ -120,7 +120,7 @@ async fn late_reversed_and_repeated_confirmations_give_the_log_in_order_confirma
         "held (request unknown, or behind it), and seen once"
     );
     assert_eq!(store.inbox_stats().await.unwrap(), InboxStats { held: 4, dead: 0 });
-    let (g, _) = store.get_group(&boot.org.id, "first").await.unwrap().unwrap();
+    let (g, _) = store.get_group(&boot.org.id, &"first".into()).await.unwrap().unwrap();
     assert_eq!(g.last_sequence, 0, "nothing applied yet");
 
     // The worker records the request IDs; the applier then applies what was held, in order.
@@ -138,7 +138,7 @@ async fn late_reversed_and_repeated_confirmations_give_the_log_in_order_confirma
     assert_eq!(next, None, "nothing left held");
     assert_eq!(store.inbox_stats().await.unwrap(), InboxStats { held: 0, dead: 0 });
     for (i, id) in ["first", "second"].into_iter().enumerate() {
-        let (g, participants) = store.get_group(&boot.org.id, id).await.unwrap().unwrap();
+        let (g, participants) = store.get_group(&boot.org.id, &id.into()).await.unwrap().unwrap();
         assert_eq!(g.status.as_str(), "active", "{id}");
         assert_eq!(
             g.wa_group_id.as_deref(),
@@ -246,7 +246,7 @@ async fn a_crowd_of_held_reports_does_not_starve_one_that_can_apply() {
     for _ in 0..3 {
         service.apply_held_reports(false).await.unwrap();
     }
-    let (g, _) = store.get_group(&boot.org.id, "late").await.unwrap().unwrap();
+    let (g, _) = store.get_group(&boot.org.id, &"late".into()).await.unwrap().unwrap();
     assert_eq!(g.status.as_str(), "active", "the confirmation applied");
     assert_eq!(store.inbox_stats().await.unwrap().held, 600);
 }

@@ -61,7 +61,7 @@ async fn main() {
     for i in 0..eps {
         s.create_endpoint(
             NewEndpoint {
-                id: wagroups_core::ids::new_id("ep"),
+                id: wagroups_core::ids::EndpointId::new(),
                 org_id: org.id.clone(),
                 url: format!("http://127.0.0.1:9/{i}"),
                 description: None,
@@ -89,11 +89,11 @@ async fn main() {
                 s.create_group(NewGroup {
                     org_id: org.clone(),
                     number_id: nid,
-                    group_id: id.clone(),
+                    group_id: id.clone().into(),
                     subject: format!("Subject {i}"),
                     description: String::new(),
                     join_approval_mode: JoinApprovalMode::AutoApprove,
-                    command_id: format!("cmd_{i}"),
+                    command_id: format!("cmd_{i}").into(),
                     command: CommandPayload::CreateGroup {
                         subject: format!("Subject {i}"),
                         description: String::new(),

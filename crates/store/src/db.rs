@@ -126,6 +126,16 @@ pub(crate) fn get<T: rusqlite::types::FromSql>(r: &Row, col: &str) -> Result<T, 
     r.get(col).map_err(db)
 }
 
+/// A typed identifier (`OrgId`, `EndpointId`, …) kept as text.
+pub(crate) fn id<T: From<String>>(r: &Row, col: &str) -> Result<T, StoreError> {
+    get::<String>(r, col).map(T::from)
+}
+
+/// Column `i`, a typed identifier kept as text.
+pub(crate) fn id_at<T: From<String>>(r: &Row, i: usize) -> Result<T, StoreError> {
+    at::<String>(r, i).map(T::from)
+}
+
 /// Column `i` of a row (for hot mappings of a fixed column list).
 pub(crate) fn at<T: rusqlite::types::FromSql>(r: &Row, i: usize) -> Result<T, StoreError> {
     r.get(i).map_err(db)

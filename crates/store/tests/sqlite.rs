@@ -209,7 +209,7 @@ mod auth_lookups {
         let key = cli
             .create_api_key(
                 NewApiKey {
-                    id: wagroups_core::ids::new_id("key"),
+                    id: wagroups_core::ids::ApiKeyId::new(),
                     org_id: org.id.clone(),
                     name: None,
                     key_hash: "h1".into(),

@@ -11,17 +11,22 @@ use super::{
     CreateGroupOutcome, GroupFilter, GroupTarget, MutateError, Mutation, NewGroup, ReportRef, Rule, StoreError,
 };
 use crate::event::StoredEvent;
+use crate::ids::{GroupId, OrgId};
 use crate::model::{Group, Participant};
 use crate::time::Timestamp;
 
 #[async_trait]
 pub trait GroupStore: Send + Sync {
     async fn create_group(&self, g: NewGroup) -> Result<CreateGroupOutcome, StoreError>;
-    async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
+    async fn get_group(
+        &self,
+        org_id: &OrgId,
+        group_id: &GroupId,
+    ) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
     /// Newest first; `before` is the row ID the previous page ended with.
     async fn list_groups(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         filter: &GroupFilter,
         before: Option<i64>,
         limit: i64,

@@ -26,6 +26,7 @@
 
 use async_trait::async_trait;
 
+use crate::ids::{ApiKeyId, CommandId, EndpointId, GroupId, OrgId};
 use crate::{
     DomainError,
     command::CommandPayload,
@@ -37,7 +38,7 @@ use crate::{
 pub use crate::error::{MutateError, StoreError};
 
 pub struct NewNumber {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub waba_number: String,
     pub provider: ProviderKind,
     pub profile: Profile,
@@ -48,14 +49,14 @@ pub struct NewNumber {
 
 /// An organisation to create; its ID is minted by the core (`NewOrg::named`).
 pub struct NewOrg {
-    pub id: String,
+    pub id: OrgId,
     pub name: String,
 }
 
 impl NewOrg {
     pub fn named(name: &str) -> NewOrg {
         NewOrg {
-            id: crate::ids::new_id("org"),
+            id: OrgId::new(),
             name: name.to_string(),
         }
     }
@@ -63,8 +64,8 @@ impl NewOrg {
 
 pub struct NewApiKey {
     /// `key_…`, minted by the core.
-    pub id: String,
-    pub org_id: String,
+    pub id: ApiKeyId,
+    pub org_id: OrgId,
     pub name: Option<String>,
     pub numbers: Option<Vec<String>>,
     pub key_hash: String,
@@ -72,13 +73,13 @@ pub struct NewApiKey {
 
 /// A group to create, with the command that asks the provider to create it.
 pub struct NewGroup {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub number_id: i64,
-    pub group_id: String,
+    pub group_id: GroupId,
     pub subject: String,
     pub description: String,
     pub join_approval_mode: JoinApprovalMode,
-    pub command_id: String,
+    pub command_id: CommandId,
     pub command: CommandPayload,
     pub now: Timestamp,
 }
@@ -113,8 +114,8 @@ impl NewGroup {
 
 pub struct NewEndpoint {
     /// `ep_…`, minted by the core.
-    pub id: String,
-    pub org_id: String,
+    pub id: EndpointId,
+    pub org_id: OrgId,
     pub url: String,
     pub description: Option<String>,
     pub event_types: Option<Vec<String>>,
@@ -184,7 +185,7 @@ pub enum CreateGroupOutcome {
 #[derive(Debug, Clone)]
 pub enum GroupTarget {
     /// By the client's group ID within an organisation (API requests).
-    ClientId { org_id: String, group_id: String },
+    ClientId { org_id: OrgId, group_id: GroupId },
     /// By WhatsApp's group ID on a number (provider reports).
     WaGroupId { number_id: i64, wa_group_id: String },
     /// By the provider request ID of a submitted command (provider confirmations).

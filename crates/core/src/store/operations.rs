@@ -4,12 +4,13 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::ids::{OperationId, OrgId};
 use crate::{model::Operation, time::Timestamp};
 
 pub struct NewOperation {
     /// `op_…`, minted by the core.
-    pub id: String,
-    pub org_id: String,
+    pub id: OperationId,
+    pub org_id: OrgId,
     pub group_row_id: i64,
     pub number_id: i64,
     /// What the provider accepted it under (its confirmation names it).
@@ -21,13 +22,13 @@ pub struct NewOperation {
 pub trait OperationStore: Send + Sync {
     async fn create_operation(&self, op: NewOperation, now: Timestamp) -> Result<Operation, StoreError>;
     /// An operation of the organisation.
-    async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError>;
+    async fn get_operation(&self, org_id: &OrgId, id: &OperationId) -> Result<Option<Operation>, StoreError>;
     /// The provider accepted the write under `request_id` (its confirmation will name it).
-    async fn operation_accepted(&self, id: &str, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn operation_accepted(&self, id: &OperationId, request_id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// The provider answered at once: the operation ends here (a pending one only).
     async fn finish_operation(
         &self,
-        id: &str,
+        id: &OperationId,
         succeeded: bool,
         results: &[crate::model::ItemResult],
         error: Option<(&str, &str)>,

@@ -5,28 +5,29 @@
 use async_trait::async_trait;
 
 use super::{EndpointPatch, NewEndpoint, StoreError};
+use crate::ids::{EndpointId, EventId, OrgId};
 use crate::time::Timestamp;
 use crate::webhook::{AttemptRecord, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery};
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
     async fn create_endpoint(&self, e: NewEndpoint, now: Timestamp) -> Result<Endpoint, StoreError>;
-    async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError>;
-    async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError>;
+    async fn list_endpoints(&self, org_id: &OrgId) -> Result<Vec<Endpoint>, StoreError>;
+    async fn get_endpoint(&self, org_id: &OrgId, id: &EndpointId) -> Result<Option<Endpoint>, StoreError>;
     async fn update_endpoint(
         &self,
-        org_id: &str,
-        id: &str,
+        org_id: &OrgId,
+        id: &EndpointId,
         patch: EndpointPatch,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError>;
     /// Deletes the endpoint; its undelivered deliveries are dropped with it.
-    async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn delete_endpoint(&self, org_id: &OrgId, id: &EndpointId, now: Timestamp) -> Result<bool, StoreError>;
     /// Makes `secret` current; the old one keeps signing until `previous_until`.
     async fn rotate_endpoint_secret(
         &self,
-        org_id: &str,
-        id: &str,
+        org_id: &OrgId,
+        id: &EndpointId,
         secret: &str,
         previous_until: Timestamp,
         now: Timestamp,
@@ -40,7 +41,7 @@ pub trait WebhookStore: Send + Sync {
     /// one endpoint or of all.
     async fn open_deliveries(
         &self,
-        endpoint_id: Option<&str>,
+        endpoint_id: Option<&EndpointId>,
         after: i64,
         upto: Option<i64>,
         limit: i64,
@@ -51,8 +52,8 @@ pub trait WebhookStore: Send + Sync {
     /// Newest first; `before` is the delivery ID the previous page ended with.
     async fn list_deliveries(
         &self,
-        org_id: &str,
-        endpoint_id: &str,
+        org_id: &OrgId,
+        endpoint_id: &EndpointId,
         status: Option<DeliveryStatus>,
         before: Option<i64>,
         limit: i64,
@@ -60,13 +61,18 @@ pub trait WebhookStore: Send + Sync {
     /// Re-queues the endpoint's failed and dead deliveries created since `since`.
     async fn recover_deliveries(
         &self,
-        org_id: &str,
-        endpoint_id: &str,
+        org_id: &OrgId,
+        endpoint_id: &EndpointId,
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
     /// Queues the event again for its endpoints and for the endpoints that match it now.
     /// `None` when the organisation has no such event.
-    async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError>;
+    async fn redeliver_event(
+        &self,
+        org_id: &OrgId,
+        event_id: &EventId,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError>;
     async fn delivery_stats(&self) -> Result<DeliveryStats, StoreError>;
 }

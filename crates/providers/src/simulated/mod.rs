@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
     command::{Command, CommandPayload, JoinApprovalModeWire},
-    ids,
+    ids::{self, OrgId},
     model::{Number, Profile},
     provider::{
         Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
@@ -188,12 +188,12 @@ impl SimNetwork {
     }
 
     /// Configures a simulated user, as organisation `org_id` sees it.
-    pub async fn put_user(&self, org_id: &str, user: SimUser) -> Result<(), StoreError> {
+    pub async fn put_user(&self, org_id: &OrgId, user: SimUser) -> Result<(), StoreError> {
         self.store.sim_put_user(org_id, user).await
     }
 
     /// A simulated user as organisation `org_id` configured it.
-    pub async fn user(&self, org_id: &str, phone: &str) -> Result<SimUser, StoreError> {
+    pub async fn user(&self, org_id: &OrgId, phone: &str) -> Result<SimUser, StoreError> {
         self.store.sim_user(org_id, phone).await
     }
 
@@ -329,12 +329,12 @@ impl Provider for SimNetwork {
                 let jid = format!("120363{}@g.us", ids::random_digits(12));
                 let code = ids::random_alnum(22);
                 // The simulated network echoes the command ID as its request ID.
-                let request_id = command.command_id.clone();
+                let request_id = command.command_id.to_string();
                 let group = SimGroup {
                     jid: jid.clone(),
                     waba_number: number.waba_number.clone(),
                     profile: number.profile.as_str().to_string(),
-                    create_key: command.command_id.clone(),
+                    create_key: request_id.clone(),
                     subject: subject.clone(),
                     description: description.clone(),
                     approval_required: *join_approval_mode == JoinApprovalModeWire::ApprovalRequired,
@@ -394,7 +394,7 @@ impl Provider for SimNetwork {
         operation_id: &str,
     ) -> Result<Operated, ProviderError> {
         let users = SimUsers {
-            scope: number.org_id.clone(),
+            scope: number.org_id.to_string(),
             phones: match op {
                 ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => phones.clone(),
                 _ => Vec::new(),

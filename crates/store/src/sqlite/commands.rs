@@ -15,8 +15,8 @@ impl CommandStore for SqliteStore {
                     let payload: String = get(r, "payload")?;
                     Ok(Command {
                         id: get(r, "id")?,
-                        command_id: get(r, "command_id")?,
-                        org_id: get(r, "org_id")?,
+                        command_id: id(r, "command_id")?,
+                        org_id: id(r, "org_id")?,
                         number_id: get(r, "number_id")?,
                         group_row_id: get(r, "group_id")?,
                         payload: serde_json::from_str::<CommandPayload>(&payload)
@@ -68,7 +68,7 @@ impl CommandStore for SqliteStore {
             .await
     }
 
-    async fn command_outcome(&self, command_id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<(String, Option<String>)>, StoreError> {
         let id = command_id.to_string();
         self.db.lookup(move |c| {
             one(

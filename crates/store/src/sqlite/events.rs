@@ -4,7 +4,7 @@ use super::*;
 
 #[async_trait]
 impl EventLogStore for SqliteStore {
-    async fn event_position(&self, org_id: &str, event_id: &str) -> Result<Option<i64>, StoreError> {
+    async fn event_position(&self, org_id: &OrgId, event_id: &EventId) -> Result<Option<i64>, StoreError> {
         let (org, ev) = (org_id.to_string(), event_id.to_string());
         self.db.lookup(move |c| {
             one(
@@ -18,7 +18,7 @@ impl EventLogStore for SqliteStore {
 
     async fn list_events(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         filter: &EventFilter,
         after: i64,
         limit: i64,

@@ -16,7 +16,7 @@ impl GroupStore for SqliteStore {
                 )
                 .map_err(db)?
                 .query_row(
-                    params![g.org_id, g.number_id, g.group_id, g.subject, g.description, g.join_approval_mode.as_str(), now],
+                    params![g.org_id.as_str(), g.number_id, g.group_id.as_str(), g.subject, g.description, g.join_approval_mode.as_str(), now],
                     |r| r.get(0),
                 )
                 .optional()
@@ -28,7 +28,7 @@ impl GroupStore for SqliteStore {
                 c,
                 "INSERT INTO commands (command_id, org_id, number_id, group_id, kind, payload, status, not_before, \
                  created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7, ?7)",
-                params![g.command_id, g.org_id, g.number_id, row_id, g.command.kind(), payload, now],
+                params![g.command_id.as_str(), g.org_id.as_str(), g.number_id, row_id, g.command.kind(), payload, now],
             )?;
             let waba_number: String = c
                 .prepare_cached("SELECT waba_number FROM numbers WHERE id = ?1")
@@ -41,7 +41,11 @@ impl GroupStore for SqliteStore {
         .await
     }
 
-    async fn get_group(&self, org_id: &str, group_id: &str) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
+    async fn get_group(
+        &self,
+        org_id: &OrgId,
+        group_id: &GroupId,
+    ) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
         let (org, gid) = (org_id.to_string(), group_id.to_string());
         self.db.lookup(move |c| {
             let Some(g) = group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org, gid])? else {
@@ -54,7 +58,7 @@ impl GroupStore for SqliteStore {
 
     async fn list_groups(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         filter: &GroupFilter,
         before: Option<i64>,
         limit: i64,
@@ -185,7 +189,7 @@ impl GroupStore for SqliteStore {
                 let mut operation = None;
                 let (group, command_id) = match &target {
                     GroupTarget::ClientId { org_id, group_id } => (
-                        group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id, group_id])?,
+                        group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id.as_str(), group_id.as_str()])?,
                         None,
                     ),
                     GroupTarget::WaGroupId { number_id, wa_group_id } => (
@@ -203,7 +207,7 @@ impl GroupStore for SqliteStore {
                             params![number_id, request_id],
                             |r| {
                                 Ok((
-                                    get::<String>(r, "id")?,
+                                    id::<OperationId>(r, "id")?,
                                     get::<i64>(r, "group_id")?,
                                     get::<String>(r, "kind")?,
                                     get::<String>(r, "status")?,

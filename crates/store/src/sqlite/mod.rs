@@ -14,6 +14,7 @@ use wagroups_core::{
     command::{Command, CommandPayload},
     event::StoredEvent,
     group::{CommandClose, GroupState, PendingOperation},
+    ids::{ApiKeyId, CommandId, EndpointId, EventId, GroupId, OperationId, OrgId},
     model::{
         ApiKey, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Operation,
         OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
@@ -37,7 +38,8 @@ use wagroups_core::{
 use crate::{
     conn::db,
     db::{
-        Db, all, at, corrupt, exec, file_of, get, ids_json, json_list, one, opt_ts, parse, parse_at, to_json_list, ts,
+        Db, all, at, corrupt, exec, file_of, get, id, id_at, ids_json, json_list, one, opt_ts, parse, parse_at,
+        to_json_list, ts,
     },
 };
 
@@ -148,7 +150,7 @@ const ORG_COLS: &str = "id, name, created_at";
 
 fn org_row(r: &Row) -> Result<Org, StoreError> {
     Ok(Org {
-        id: get(r, "id")?,
+        id: id(r, "id")?,
         name: get(r, "name")?,
         created_at: ts(r, "created_at")?,
     })
@@ -160,7 +162,7 @@ const NUMBER_COLS: &str =
 fn number_row(r: &Row) -> Result<Number, StoreError> {
     Ok(Number {
         id: get(r, "id")?,
-        org_id: get(r, "org_id")?,
+        org_id: id(r, "org_id")?,
         waba_number: get(r, "waba_number")?,
         provider: parse(r, "provider", ProviderKind::parse)?,
         profile: parse(r, "profile", Profile::parse)?,
@@ -178,8 +180,8 @@ const KEY_COLS: &str = "id, org_id, name, numbers, created_at, revoked_at";
 
 fn key_row(r: &Row) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
-        id: get(r, "id")?,
-        org_id: get(r, "org_id")?,
+        id: id(r, "id")?,
+        org_id: id(r, "org_id")?,
         name: get(r, "name")?,
         numbers: json_list(r, "numbers")?,
         created_at: ts(r, "created_at")?,
@@ -196,10 +198,10 @@ const GROUP_SELECT: &str = "SELECT g.id, g.org_id, g.number_id, n.waba_number, g
 fn group_row(r: &Row) -> Result<Group, StoreError> {
     Ok(Group {
         id: at(r, 0)?,
-        org_id: at(r, 1)?,
+        org_id: id_at(r, 1)?,
         number_id: at(r, 2)?,
         waba_number: at(r, 3)?,
-        group_id: at(r, 4)?,
+        group_id: id_at(r, 4)?,
         status: parse_at(r, 5, "status", GroupStatus::parse)?,
         subject: at(r, 6)?,
         description: at(r, 7)?,
@@ -241,7 +243,7 @@ fn join_request_row(r: &Row) -> Result<JoinRequest, StoreError> {
 
 fn stored_event_row(r: &Row) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        event_id: get(r, "event_id")?,
+        event_id: id(r, "event_id")?,
         event_type: get(r, "event_type")?,
         sequence: get(r, "sequence")?,
         occurred_at: ts(r, "occurred_at")?,
@@ -254,8 +256,8 @@ const ENDPOINT_COLS: &str = "id, org_id, url, description, event_types, waba_num
 
 fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
-        id: get(r, "id")?,
-        org_id: get(r, "org_id")?,
+        id: id(r, "id")?,
+        org_id: id(r, "org_id")?,
         url: get(r, "url")?,
         description: get(r, "description")?,
         event_types: json_list(r, "event_types")?,
@@ -294,7 +296,7 @@ fn subscriptions(c: &Connection, org_id: &str) -> Result<Vec<Subscription>, Stor
         params![org_id],
         |r| {
             Ok(Subscription {
-                endpoint_id: get(r, "id")?,
+                endpoint_id: id(r, "id")?,
                 event_types: json_list(r, "event_types")?,
                 waba_numbers: json_list(r, "waba_numbers")?,
             })
@@ -415,8 +417,8 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
             "INSERT INTO events (event_id, org_id, group_id, sequence, event_type, occurred_at, payload) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
-                e.event_id,
-                g.org_id,
+                e.event_id.as_str(),
+                g.org_id.as_str(),
                 g.id,
                 e.sequence,
                 e.event_type,
@@ -440,7 +442,7 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
                 op.error_code,
                 op.error_message,
                 g.updated_at.millis(),
-                op.id
+                op.id.as_str()
             ],
         )?;
     }

@@ -9,10 +9,10 @@ const OPERATION_SELECT: &str = "SELECT o.id, o.org_id, o.group_id AS group_row_i
 fn operation_row(r: &Row) -> Result<Operation, StoreError> {
     let results: String = get(r, "results")?;
     Ok(Operation {
-        id: get(r, "id")?,
-        org_id: get(r, "org_id")?,
+        id: id(r, "id")?,
+        org_id: id(r, "org_id")?,
         group_row_id: get(r, "group_row_id")?,
-        group_id: get(r, "group_id")?,
+        group_id: id(r, "group_id")?,
         waba_number: get(r, "waba_number")?,
         kind: get(r, "kind")?,
         status: parse(r, "status", OperationStatus::parse)?,
@@ -35,12 +35,12 @@ impl OperationStore for SqliteStore {
                     c,
                     "INSERT INTO operations (id, org_id, group_id, number_id, request_id, kind, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                    params![op.id, op.org_id, op.group_row_id, op.number_id, op.request_id, op.kind, now.millis()],
+                    params![op.id.as_str(), op.org_id.as_str(), op.group_row_id, op.number_id, op.request_id, op.kind, now.millis()],
                 )?;
                 one(
                     c,
                     &format!("{OPERATION_SELECT} WHERE o.id = ?1 AND o.org_id = ?2"),
-                    params![id, org],
+                    params![id.as_str(), org.as_str()],
                     operation_row,
                 )?
                 .ok_or_else(|| StoreError::Database("the operation just written is gone".into()))
@@ -48,7 +48,7 @@ impl OperationStore for SqliteStore {
             .await
     }
 
-    async fn operation_accepted(&self, id: &str, request_id: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn operation_accepted(&self, id: &OperationId, request_id: &str, now: Timestamp) -> Result<(), StoreError> {
         let (id, request_id) = (id.to_string(), request_id.to_string());
         self.db
             .write(move |c| {
@@ -64,7 +64,7 @@ impl OperationStore for SqliteStore {
 
     async fn finish_operation(
         &self,
-        id: &str,
+        id: &OperationId,
         succeeded: bool,
         results: &[ItemResult],
         error: Option<(&str, &str)>,
@@ -110,7 +110,7 @@ impl OperationStore for SqliteStore {
             .await
     }
 
-    async fn get_operation(&self, org_id: &str, id: &str) -> Result<Option<Operation>, StoreError> {
+    async fn get_operation(&self, org_id: &OrgId, id: &OperationId) -> Result<Option<Operation>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
         self.db.lookup(move |c| {
             one(

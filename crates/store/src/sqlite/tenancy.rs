@@ -11,7 +11,7 @@ impl TenancyStore for SqliteStore {
                 &format!(
                     "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING RETURNING {ORG_COLS}"
                 ),
-                params![org.id, org.name, now.millis()],
+                params![org.id.as_str(), org.name, now.millis()],
                 org_row,
             )
         })
@@ -53,7 +53,7 @@ impl TenancyStore for SqliteStore {
                      RETURNING {NUMBER_COLS}"
                 ),
                 params![
-                    n.org_id,
+                    n.org_id.as_str(),
                     n.waba_number,
                     n.provider.as_str(),
                     n.profile.as_str(),
@@ -81,8 +81,8 @@ impl TenancyStore for SqliteStore {
             .await
     }
 
-    async fn list_numbers(&self, org_id: Option<&str>) -> Result<Vec<Number>, StoreError> {
-        let org = org_id.map(str::to_string);
+    async fn list_numbers(&self, org_id: Option<&OrgId>) -> Result<Vec<Number>, StoreError> {
+        let org = org_id.map(OrgId::to_string);
         self.db
             .read(move |c| {
                 all(
@@ -137,7 +137,7 @@ impl TenancyStore for SqliteStore {
                     "INSERT INTO api_keys (id, org_id, name, key_hash, numbers, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                      RETURNING {KEY_COLS}"
                 ),
-                params![k.id, k.org_id, k.name, k.key_hash, to_json_list(&k.numbers), now.millis()],
+                params![k.id.as_str(), k.org_id.as_str(), k.name, k.key_hash, to_json_list(&k.numbers), now.millis()],
                 key_row,
             )?
             .ok_or_else(|| StoreError::Database("the new key was not returned".into()))
@@ -145,7 +145,7 @@ impl TenancyStore for SqliteStore {
         .await
     }
 
-    async fn list_api_keys(&self, org_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+    async fn list_api_keys(&self, org_id: &OrgId) -> Result<Vec<ApiKey>, StoreError> {
         let org = org_id.to_string();
         self.db
             .read(move |c| {
@@ -159,7 +159,7 @@ impl TenancyStore for SqliteStore {
             .await
     }
 
-    async fn revoke_api_key(&self, key_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn revoke_api_key(&self, key_id: &ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
         let id = key_id.to_string();
         self.db
             .write(move |c| {

@@ -14,8 +14,8 @@ impl WebhookStore for SqliteStore {
                      created_at, updated_at, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
-                    e.id,
-                    e.org_id,
+                    e.id.as_str(),
+                    e.org_id.as_str(),
                     e.url,
                     e.description,
                     to_json_list(&e.event_types),
@@ -31,7 +31,7 @@ impl WebhookStore for SqliteStore {
             .await
     }
 
-    async fn list_endpoints(&self, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+    async fn list_endpoints(&self, org_id: &OrgId) -> Result<Vec<Endpoint>, StoreError> {
         let org = org_id.to_string();
         self.db.read(move |c| {
             all(
@@ -46,7 +46,7 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn get_endpoint(&self, org_id: &str, id: &str) -> Result<Option<Endpoint>, StoreError> {
+    async fn get_endpoint(&self, org_id: &OrgId, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
         self.db.lookup(move |c| {
             one(
@@ -62,8 +62,8 @@ impl WebhookStore for SqliteStore {
 
     async fn update_endpoint(
         &self,
-        org_id: &str,
-        id: &str,
+        org_id: &OrgId,
+        id: &EndpointId,
         patch: EndpointPatch,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
@@ -104,7 +104,7 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn delete_endpoint(&self, org_id: &str, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn delete_endpoint(&self, org_id: &OrgId, id: &EndpointId, now: Timestamp) -> Result<bool, StoreError> {
         let (org, id) = (org_id.to_string(), id.to_string());
         self.db
             .write(move |c| {
@@ -130,8 +130,8 @@ impl WebhookStore for SqliteStore {
 
     async fn rotate_endpoint_secret(
         &self,
-        org_id: &str,
-        id: &str,
+        org_id: &OrgId,
+        id: &EndpointId,
         secret: &str,
         previous_until: Timestamp,
         now: Timestamp,
@@ -176,22 +176,22 @@ impl WebhookStore for SqliteStore {
 
     async fn open_deliveries(
         &self,
-        endpoint_id: Option<&str>,
+        endpoint_id: Option<&EndpointId>,
         after: i64,
         upto: Option<i64>,
         limit: i64,
     ) -> Result<Vec<OpenDelivery>, StoreError> {
-        let endpoint_id = endpoint_id.map(str::to_string);
+        let endpoint_id = endpoint_id.cloned();
         self.db.lookup(move |c| {
             // By position: both statements below select these columns in this order.
             let map = |r: &Row| {
                 Ok(OpenDelivery {
                     id: at(r, 0)?,
-                    endpoint_id: at(r, 1)?,
+                    endpoint_id: id_at(r, 1)?,
                     group_row_id: at(r, 2)?,
                     attempts: at(r, 3)?,
                     next_attempt_at: at::<Option<i64>>(r, 4)?.map(Timestamp).unwrap_or_default(),
-                    event_id: at(r, 5)?,
+                    event_id: id_at(r, 5)?,
                     payload: at(r, 6)?,
                 })
             };
@@ -204,7 +204,7 @@ impl WebhookStore for SqliteStore {
                      FROM deliveries d INDEXED BY deliveries_open JOIN events ev ON ev.id = d.event_row_id \
                      WHERE d.endpoint_id = ?1 AND d.status IN ('pending', 'failed') AND d.id > ?2 AND d.id <= ?3 \
                      ORDER BY d.id LIMIT ?4",
-                    params![ep, after, upto, limit],
+                    params![ep.as_str(), after, upto, limit],
                     map,
                 ),
                 // The tail of the queue: the rowid range after the last one seen.
@@ -268,8 +268,8 @@ impl WebhookStore for SqliteStore {
 
     async fn list_deliveries(
         &self,
-        org_id: &str,
-        endpoint_id: &str,
+        org_id: &OrgId,
+        endpoint_id: &EndpointId,
         status: Option<DeliveryStatus>,
         before: Option<i64>,
         limit: i64,
@@ -301,9 +301,9 @@ impl WebhookStore for SqliteStore {
                     Ok((
                         DeliveryView {
                             id: get(r, "id")?,
-                            event_id: get(r, "event_id")?,
+                            event_id: id(r, "event_id")?,
                             event_type: get(r, "event_type")?,
-                            group_id: get(r, "group_id")?,
+                            group_id: id(r, "group_id")?,
                             sequence: get(r, "sequence")?,
                             status,
                             next_attempt_at,
@@ -342,8 +342,8 @@ impl WebhookStore for SqliteStore {
 
     async fn recover_deliveries(
         &self,
-        org_id: &str,
-        endpoint_id: &str,
+        org_id: &OrgId,
+        endpoint_id: &EndpointId,
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
@@ -365,7 +365,12 @@ impl WebhookStore for SqliteStore {
             .await
     }
 
-    async fn redeliver_event(&self, org_id: &str, event_id: &str, now: Timestamp) -> Result<Option<u64>, StoreError> {
+    async fn redeliver_event(
+        &self,
+        org_id: &OrgId,
+        event_id: &EventId,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
         let (org, event_id) = (org_id.to_string(), event_id.to_string());
         self.db
             .write(move |c| {
