@@ -8,7 +8,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::webhook::{RetrySchedule, parse_duration};
 use wagroups_core::{
@@ -18,6 +18,12 @@ use wagroups_core::{
 };
 use wagroups_server::{Config, DeliveryConfig, HttpLimits, Server};
 use wagroups_store::SqliteStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
 
 #[derive(Parser)]
 #[command(name = "wagroups", version, about = "Self-hosted WhatsApp Groups API gateway")]
@@ -35,10 +41,10 @@ struct Cli {
         long,
         global = true,
         env = "WAGROUPS_LOG_FORMAT",
-        default_value = "text",
-        value_parser = ["text", "json"]
+        value_enum,
+        default_value_t = LogFormat::Text
     )]
-    log_format: String,
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -211,7 +217,7 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
-    if cli.log_format == "json" {
+    if cli.log_format == LogFormat::Json {
         logs.json().init();
     } else {
         // Colour codes only for a person at a terminal, never into a file or a pipe.

@@ -8,10 +8,12 @@
 use futures_util::future::join_all;
 use wagroups_core::{
     DomainError,
-    command::{CommandPayload, JoinApprovalModeWire},
+    command::CommandPayload,
     group::{self, GroupInput},
     ids::{ApiKeyId, EndpointId, EventId, GroupId, OrgId},
-    model::{GroupStatus, JoinApprovalMode, JoinReason, Profile, ProviderKind},
+    model::{
+        AddPrivacy, GroupStatus, JoinApprovalMode, JoinReason, ParticipantRole, ParticipantState, Profile, ProviderKind,
+    },
     phone::Phone,
     provider::ProviderEvent,
     store::{
@@ -92,7 +94,7 @@ fn new_group(org: &str, number_id: i64, id: &str, now: Timestamp) -> NewGroup {
         command: CommandPayload::CreateGroup {
             subject: format!("Subject {id}"),
             description: String::new(),
-            join_approval_mode: JoinApprovalModeWire::AutoApprove,
+            join_approval_mode: JoinApprovalMode::AutoApprove,
             participants: vec![],
             invite_fallback: true,
         },
@@ -456,7 +458,7 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     let group = SimGroup {
         jid: "120363000000000009@g.us".into(),
         waba_number: "15550000001".into(),
-        profile: "cloud".into(),
+        profile: Profile::Cloud,
         create_key: "cmd_1".into(),
         subject: "S".into(),
         description: String::new(),
@@ -477,8 +479,8 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
     };
     let business = SimMember {
         phone: "15550000001".into(),
-        role: "superadmin".into(),
-        state: "member".into(),
+        role: ParticipantRole::Superadmin,
+        state: ParticipantState::Member,
     };
     let (g, new) = s
         .sim_create_group(group.clone(), vec![business.clone()], vec![report.clone()])
@@ -530,8 +532,8 @@ pub async fn simulated_network_state<S: SimStore>(s: &S) {
                 Ok(SimChange {
                     members: vec![SimMember {
                         phone: "919999999999".into(),
-                        role: "member".into(),
-                        state: "member".into(),
+                        role: ParticipantRole::Member,
+                        state: ParticipantState::Member,
                     }],
                     reports: vec![j.clone()],
                     ..SimChange::default()
@@ -603,14 +605,14 @@ pub async fn simulated_users_per_organisation<S: SimStore>(s: &S) {
     let hidden = SimUser {
         phone: phone.into(),
         on_whatsapp: false,
-        add_privacy: "nobody".into(),
+        add_privacy: AddPrivacy::Nobody,
         contact_of: vec!["15550000001".into()],
     };
     s.sim_put_user("org_a", hidden.clone()).await.unwrap();
     assert_eq!(s.sim_user("org_a", phone).await.unwrap(), hidden);
     assert_eq!(s.sim_user("org_b", phone).await.unwrap(), SimUser::default_for(phone));
     let b = SimUser {
-        add_privacy: "contacts".into(),
+        add_privacy: AddPrivacy::Contacts,
         contact_of: vec![],
         ..SimUser::default_for(phone)
     };
@@ -621,7 +623,7 @@ pub async fn simulated_users_per_organisation<S: SimStore>(s: &S) {
     let group = SimGroup {
         jid: "120363000000000077@g.us".into(),
         waba_number: "15550000002".into(),
-        profile: "linked-device".into(),
+        profile: Profile::LinkedDevice,
         create_key: "cmd_users".into(),
         subject: "s".into(),
         description: String::new(),

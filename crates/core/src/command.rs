@@ -13,7 +13,7 @@ pub enum CommandPayload {
     CreateGroup {
         subject: String,
         description: String,
-        join_approval_mode: JoinApprovalModeWire,
+        join_approval_mode: JoinApprovalMode,
         /// Participants to add at creation (digits).
         #[serde(default)]
         participants: Vec<String>,
@@ -31,32 +31,6 @@ impl CommandPayload {
     pub fn kind(&self) -> &'static str {
         match self {
             CommandPayload::CreateGroup { .. } => "create_group",
-        }
-    }
-}
-
-/// Serde form of [`JoinApprovalMode`] for stored payloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JoinApprovalModeWire {
-    AutoApprove,
-    ApprovalRequired,
-}
-
-impl From<JoinApprovalMode> for JoinApprovalModeWire {
-    fn from(m: JoinApprovalMode) -> Self {
-        match m {
-            JoinApprovalMode::AutoApprove => JoinApprovalModeWire::AutoApprove,
-            JoinApprovalMode::ApprovalRequired => JoinApprovalModeWire::ApprovalRequired,
-        }
-    }
-}
-
-impl From<JoinApprovalModeWire> for JoinApprovalMode {
-    fn from(m: JoinApprovalModeWire) -> Self {
-        match m {
-            JoinApprovalModeWire::AutoApprove => JoinApprovalMode::AutoApprove,
-            JoinApprovalModeWire::ApprovalRequired => JoinApprovalMode::ApprovalRequired,
         }
     }
 }

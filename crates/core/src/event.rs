@@ -10,37 +10,30 @@ use crate::{
     time::Timestamp,
 };
 
-macro_rules! event_types {
-    ($($variant:ident = $text:literal),+ $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum EventType { $($variant),+ }
-        impl EventType {
-            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
-            pub fn as_str(self) -> &'static str { match self { $(EventType::$variant => $text),+ } }
-            pub fn parse(s: &str) -> Option<Self> { match s { $($text => Some(EventType::$variant),)+ _ => None } }
-        }
-    };
-}
+use crate::enums::string_enum;
 
-event_types! {
-    GroupCreated = "GROUP_CREATED",
-    GroupCreateFailed = "GROUP_CREATE_FAILED",
-    GroupUpdated = "GROUP_UPDATED",
-    GroupDeleted = "GROUP_DELETED",
-    GroupSuspended = "GROUP_SUSPENDED",
-    GroupSuspensionCleared = "GROUP_SUSPENSION_CLEARED",
-    GroupInviteLinkReset = "GROUP_INVITE_LINK_RESET",
-    ParticipantJoined = "GROUP_PARTICIPANT_JOINED",
-    ParticipantLeft = "GROUP_PARTICIPANT_LEFT",
-    ParticipantRemoved = "GROUP_PARTICIPANT_REMOVED",
-    ParticipantInvited = "GROUP_PARTICIPANT_INVITED",
-    ParticipantPromoted = "GROUP_PARTICIPANT_PROMOTED",
-    ParticipantDemoted = "GROUP_PARTICIPANT_DEMOTED",
-    JoinRequestCreated = "GROUP_JOIN_REQUEST_CREATED",
-    JoinRequestRevoked = "GROUP_JOIN_REQUEST_REVOKED",
-    JoinRequestRejected = "GROUP_JOIN_REQUEST_REJECTED",
-    OperationFailed = "GROUP_OPERATION_FAILED",
-}
+string_enum!(
+    /// What happened to a group: the `eventType` of every event.
+    EventType {
+        GroupCreated = "GROUP_CREATED",
+        GroupCreateFailed = "GROUP_CREATE_FAILED",
+        GroupUpdated = "GROUP_UPDATED",
+        GroupDeleted = "GROUP_DELETED",
+        GroupSuspended = "GROUP_SUSPENDED",
+        GroupSuspensionCleared = "GROUP_SUSPENSION_CLEARED",
+        GroupInviteLinkReset = "GROUP_INVITE_LINK_RESET",
+        ParticipantJoined = "GROUP_PARTICIPANT_JOINED",
+        ParticipantLeft = "GROUP_PARTICIPANT_LEFT",
+        ParticipantRemoved = "GROUP_PARTICIPANT_REMOVED",
+        ParticipantInvited = "GROUP_PARTICIPANT_INVITED",
+        ParticipantPromoted = "GROUP_PARTICIPANT_PROMOTED",
+        ParticipantDemoted = "GROUP_PARTICIPANT_DEMOTED",
+        JoinRequestCreated = "GROUP_JOIN_REQUEST_CREATED",
+        JoinRequestRevoked = "GROUP_JOIN_REQUEST_REVOKED",
+        JoinRequestRejected = "GROUP_JOIN_REQUEST_REJECTED",
+        OperationFailed = "GROUP_OPERATION_FAILED",
+    }
+);
 
 /// What happened, with the fields particular to each event type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -537,11 +537,7 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 note("locked", g.locked.into(), v.into());
                 g.locked = v;
             }
-            if let Some(m) = change
-                .join_approval_mode
-                .as_deref()
-                .and_then(crate::model::JoinApprovalMode::parse)
-            {
+            if let Some(m) = change.join_approval_mode {
                 note(
                     "joinApprovalMode",
                     g.join_approval_mode.as_str().into(),
@@ -630,7 +626,7 @@ mod tests {
             command: crate::command::CommandPayload::CreateGroup {
                 subject: "S".into(),
                 description: String::new(),
-                join_approval_mode: crate::command::JoinApprovalModeWire::AutoApprove,
+                join_approval_mode: JoinApprovalMode::AutoApprove,
                 participants: vec![],
                 invite_fallback: true,
             },

@@ -1,6 +1,8 @@
 //! wagroups domain core: types, validation, group rules, the event vocabulary and the
 //! ports (store and provider traits). Nothing in this crate performs I/O itself.
 
+mod enums;
+
 pub mod admin;
 pub mod command;
 pub mod error;

@@ -8,29 +8,7 @@ use crate::{
     time::Timestamp,
 };
 
-macro_rules! string_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::enums::string_enum;
 
 string_enum!(
     /// Who may join through the invite link without an admin's approval.
@@ -39,6 +17,10 @@ string_enum!(
 string_enum!(
     /// Lifecycle of a group as wagroups knows it.
     GroupStatus { Pending = "pending", Active = "active", Failed = "failed", Deleted = "deleted" }
+);
+string_enum!(
+    /// Where a command to the provider stands: queued, sent, carried out or given up.
+    CommandStatus { Pending = "pending", Submitted = "submitted", Done = "done", Failed = "failed" }
 );
 string_enum!(
     /// A write WhatsApp confirms later: pending until its confirmation comes.
@@ -193,68 +175,41 @@ pub struct Operation {
     pub updated_at: Timestamp,
 }
 
-/// The outcome for one item of a write (a participant, a join request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItemStatus {
-    Added,
-    AlreadyMember,
-    /// Sent the invite link 1:1.
-    Invited,
-    /// The user's privacy forbids adding them: they need the invite link.
-    InviteRequired,
-    NotOnWhatsapp,
-    GroupFull,
-    /// Not a phone number or user JID.
-    Invalid,
-    Removed,
-    NotAMember,
-    CannotRemoveCreator,
-    /// Removed before: cannot rejoin through the invite link (Meta's rule).
-    RemovedCannotRejoin,
-    Promoted,
-    Demoted,
-    AlreadyAdmin,
-    NotAnAdmin,
-    CannotDemoteCreator,
-    Approved,
-    Rejected,
-    NotFound,
-    /// The invite link was reset.
-    Reset,
-    GroupCreateFailed,
-    /// WhatsApp gave no answer for the item.
-    Error,
-}
+string_enum!(
+    /// The outcome for one item of a write (a participant, a join request).
+    ItemStatus {
+        Added = "added",
+        AlreadyMember = "already_member",
+        /// Sent the invite link 1:1.
+        Invited = "invited",
+        /// The user's privacy forbids adding them: they need the invite link.
+        InviteRequired = "invite_required",
+        NotOnWhatsapp = "not_on_whatsapp",
+        GroupFull = "group_full",
+        /// Not a phone number or user JID.
+        Invalid = "invalid",
+        Removed = "removed",
+        NotAMember = "not_a_member",
+        CannotRemoveCreator = "cannot_remove_creator",
+        /// Removed before: cannot rejoin through the invite link (Meta's rule).
+        RemovedCannotRejoin = "removed_cannot_rejoin",
+        Promoted = "promoted",
+        Demoted = "demoted",
+        AlreadyAdmin = "already_admin",
+        NotAnAdmin = "not_an_admin",
+        CannotDemoteCreator = "cannot_demote_creator",
+        Approved = "approved",
+        Rejected = "rejected",
+        NotFound = "not_found",
+        /// The invite link was reset.
+        Reset = "reset",
+        GroupCreateFailed = "group_create_failed",
+        /// WhatsApp gave no answer for the item.
+        Error = "error",
+    }
+);
 
 impl ItemStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Added => "added",
-            ItemStatus::AlreadyMember => "already_member",
-            ItemStatus::Invited => "invited",
-            ItemStatus::InviteRequired => "invite_required",
-            ItemStatus::NotOnWhatsapp => "not_on_whatsapp",
-            ItemStatus::GroupFull => "group_full",
-            ItemStatus::Invalid => "invalid",
-            ItemStatus::Removed => "removed",
-            ItemStatus::NotAMember => "not_a_member",
-            ItemStatus::CannotRemoveCreator => "cannot_remove_creator",
-            ItemStatus::RemovedCannotRejoin => "removed_cannot_rejoin",
-            ItemStatus::Promoted => "promoted",
-            ItemStatus::Demoted => "demoted",
-            ItemStatus::AlreadyAdmin => "already_admin",
-            ItemStatus::NotAnAdmin => "not_an_admin",
-            ItemStatus::CannotDemoteCreator => "cannot_demote_creator",
-            ItemStatus::Approved => "approved",
-            ItemStatus::Rejected => "rejected",
-            ItemStatus::NotFound => "not_found",
-            ItemStatus::Reset => "reset",
-            ItemStatus::GroupCreateFailed => "group_create_failed",
-            ItemStatus::Error => "error",
-        }
-    }
-
     /// The item achieved what was asked.
     pub fn is_success(self) -> bool {
         matches!(

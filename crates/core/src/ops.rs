@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::{
     DomainError, ValidationError,
     ids::OperationId,
-    model::{ApiKey, Group, GroupStatus, JoinRequest, Number, Operation, OperationStatus},
+    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, Number, Operation, OperationStatus},
     provider::{Capabilities, ItemResult, ItemStatus, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
     service::{GroupService, ServiceError},
     store::NewOperation,
@@ -325,11 +325,7 @@ impl GroupService {
             change.description = Some(validate::description("description", d)?);
         }
         if let Some(m) = &patch.join_approval_mode {
-            change.join_approval_mode = Some(
-                validate::join_approval_mode("joinApprovalMode", m)?
-                    .as_str()
-                    .to_string(),
-            );
+            change.join_approval_mode = Some(JoinApprovalMode::validate("joinApprovalMode", m)?);
         }
         change.announcement_only = patch.announcement_only;
         change.locked = patch.locked;

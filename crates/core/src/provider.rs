@@ -161,9 +161,8 @@ pub struct SettingsChange {
     pub announcement_only: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
-    /// `auto_approve` or `approval_required`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub join_approval_mode: Option<String>,
+    pub join_approval_mode: Option<crate::model::JoinApprovalMode>,
 }
 
 impl SettingsChange {

@@ -11,7 +11,7 @@ use crate::{
     event::StoredEvent,
     group::{self, GroupInput},
     ids::{self, CommandId, GroupId},
-    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, Number, Participant},
+    model::{ApiKey, CommandStatus, Group, GroupStatus, JoinApprovalMode, Number, Participant},
     participants::{ParsedParticipants, ParticipantResult},
     provider::{ItemResult, ItemStatus, Provider, ProviderError, ProviderRegistry},
     store::{CreateGroupOutcome, GroupFilter, GroupTarget, Mutation, NewGroup, Store},
@@ -201,7 +201,7 @@ impl GroupService {
         let mode = req
             .join_approval_mode
             .as_deref()
-            .map(|m| validate::join_approval_mode("joinApprovalMode", m))
+            .map(|m| JoinApprovalMode::validate("joinApprovalMode", m))
             .transpose()?;
         let group_id = match req.group_id.as_deref() {
             Some(g) => GroupId::from(validate::group_id("groupId", g)?),
@@ -233,7 +233,7 @@ impl GroupService {
                 command: CommandPayload::CreateGroup {
                     subject,
                     description,
-                    join_approval_mode: mode.into(),
+                    join_approval_mode: mode,
                     participants: valid,
                     invite_fallback: req.invite_fallback.unwrap_or(true),
                 },
@@ -268,15 +268,15 @@ impl GroupService {
         let Some((status, result)) = self.store.command_outcome(&created.command_id).await? else {
             return Ok(None);
         };
-        match status.as_str() {
-            "done" => {
+        match status {
+            CommandStatus::Done => {
                 let answers: Vec<ItemResult> = result
                     .as_deref()
                     .and_then(|r| serde_json::from_str(r).ok())
                     .unwrap_or_default();
                 Ok(Some(created.participants.results(&answers)))
             }
-            "failed" => {
+            CommandStatus::Failed => {
                 let answers: Vec<ItemResult> = created
                     .participants
                     .valid_phones()
@@ -285,7 +285,7 @@ impl GroupService {
                     .collect();
                 Ok(Some(created.participants.results(&answers)))
             }
-            _ => Ok(None),
+            CommandStatus::Pending | CommandStatus::Submitted => Ok(None),
         }
     }
 
@@ -320,12 +320,7 @@ impl GroupService {
             filter.number_ids = self.allowed_number_ids(key).await?;
         }
         if let Some(s) = status.filter(|s| !s.is_empty()) {
-            filter.status = Some(GroupStatus::parse(s).ok_or_else(|| {
-                ValidationError::new(
-                    "status",
-                    format!("must be one of pending, active, failed, deleted; got {s:?}"),
-                )
-            })?);
+            filter.status = Some(GroupStatus::validate("status", s)?);
         }
         let before = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
         let mut groups = self.store.list_groups(&key.org_id, &filter, before, limit + 1).await?;

@@ -1,7 +1,7 @@
 //! Field rules shared by every dialect: subject, description, client group ID, join
 //! approval mode and business numbers.
 
-use crate::{ValidationError, model::JoinApprovalMode};
+use crate::ValidationError;
 
 pub const SUBJECT_MAX: usize = 128;
 pub const DESCRIPTION_MAX: usize = 2048;
@@ -91,15 +91,6 @@ pub fn group_id(field: &str, raw: &str) -> Result<String, ValidationError> {
         ));
     }
     Ok(raw.to_string())
-}
-
-pub fn join_approval_mode(field: &str, raw: &str) -> Result<JoinApprovalMode, ValidationError> {
-    JoinApprovalMode::parse(raw).ok_or_else(|| {
-        ValidationError::new(
-            field,
-            format!("must be one of auto_approve, approval_required; got {raw:?}"),
-        )
-    })
 }
 
 /// A business number as digits (a leading `+` and spaces are tolerated), 7 to 15 digits.

@@ -10,44 +10,24 @@ use base64::Engine as _;
 use rand::Rng;
 
 use crate::ids::{EndpointId, EventId, GroupId, OrgId};
-use crate::{ValidationError, event::EventType, time::Timestamp};
+use crate::{ValidationError, enums::string_enum, event::EventType, time::Timestamp};
 
 pub const URL_MAX: usize = 2048;
 pub const DESCRIPTION_MAX: usize = 512;
 /// For how long the previous secret still signs after a rotation.
 pub const ROTATION_OVERLAP_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// How an endpoint receives its events: the body and the headers (signature scheme) of each
-/// delivery, rendered from the stored event when it is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum WebhookFormat {
-    /// [Standard Webhooks](https://www.standardwebhooks.com): the event as the event log has
-    /// it, signed in `webhook-signature`.
-    #[default]
-    Standard,
-}
-
-impl WebhookFormat {
-    pub const ALL: &'static [WebhookFormat] = &[WebhookFormat::Standard];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookFormat::Standard => "standard",
-        }
+string_enum!(
+    /// How an endpoint receives its events: the body and the headers (signature scheme) of
+    /// each delivery, rendered from the stored event when it is sent.
+    #[derive(Default)]
+    WebhookFormat {
+        /// [Standard Webhooks](https://www.standardwebhooks.com): the event as the event log
+        /// has it, signed in `webhook-signature`.
+        #[default]
+        Standard = "standard",
     }
-
-    pub fn parse(s: &str) -> Option<WebhookFormat> {
-        WebhookFormat::ALL.iter().copied().find(|f| f.as_str() == s)
-    }
-
-    /// Reads a `format` field.
-    pub fn validate(field: &str, raw: &str) -> Result<WebhookFormat, ValidationError> {
-        WebhookFormat::parse(raw).ok_or_else(|| {
-            let all: Vec<&str> = WebhookFormat::ALL.iter().map(|f| f.as_str()).collect();
-            ValidationError::new(field, format!("must be one of {}; got {raw:?}", all.join(", ")))
-        })
-    }
-}
+);
 
 /// A customer's webhook endpoint.
 #[derive(Clone, PartialEq, Eq)]
@@ -329,37 +309,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The state of one (event, endpoint) delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Not attempted yet (or re-queued).
-    Pending,
-    Succeeded,
-    /// The last attempt failed; another is scheduled.
-    Failed,
-    /// Every attempt failed (or the endpoint answered 410): not retried unless recovered.
-    Dead,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Dead => "dead",
-        }
+string_enum!(
+    /// The state of one (event, endpoint) delivery.
+    DeliveryStatus {
+        /// Not attempted yet (or re-queued).
+        Pending = "pending",
+        Succeeded = "succeeded",
+        /// The last attempt failed; another is scheduled.
+        Failed = "failed",
+        /// Every attempt failed (or the endpoint answered 410): not retried unless recovered.
+        Dead = "dead",
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(DeliveryStatus::Pending),
-            "succeeded" => Some(DeliveryStatus::Succeeded),
-            "failed" => Some(DeliveryStatus::Failed),
-            "dead" => Some(DeliveryStatus::Dead),
-            _ => None,
-        }
-    }
-}
+);
 
 /// An open delivery as the dispatcher loads it.
 #[derive(Debug, Clone)]

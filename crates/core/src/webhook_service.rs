@@ -235,14 +235,7 @@ impl Webhooks {
         let endpoint_id = self.endpoint(key, endpoint_id).await?.id;
         let status = status
             .filter(|s| !s.is_empty())
-            .map(|s| {
-                DeliveryStatus::parse(s).ok_or_else(|| {
-                    ValidationError::new(
-                        "status",
-                        format!("must be one of pending, succeeded, failed, dead; got {s:?}"),
-                    )
-                })
-            })
+            .map(|s| DeliveryStatus::validate("status", s))
             .transpose()?;
         let limit = parse_limit("limit", limit, DELIVERIES_LIMIT_DEFAULT, DELIVERIES_LIMIT_MAX)?;
         let before = cursor

@@ -34,7 +34,7 @@ fn group(jid: &str) -> SimGroup {
     SimGroup {
         jid: jid.into(),
         waba_number: "15550100001".into(),
-        profile: "cloud".into(),
+        profile: wagroups_core::model::Profile::Cloud,
         create_key: format!("cmd_{jid}"),
         subject: "S".into(),
         description: String::new(),

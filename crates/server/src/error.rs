@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::{Value, json};
-use wagroups_core::{DomainError, service::ServiceError};
+use wagroups_core::{DomainError, ValidationError, service::ServiceError};
 
 /// A client-facing error: status, a stable code, a message naming the field and the rule.
 #[derive(Debug, Clone)]
@@ -70,10 +70,16 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+impl From<ValidationError> for ApiError {
+    fn from(v: ValidationError) -> Self {
+        ApiError::invalid(&v.field, v.message)
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(d: DomainError) -> Self {
         match d {
-            DomainError::Invalid(v) => ApiError::invalid(&v.field, v.message),
+            DomainError::Invalid(v) => v.into(),
             DomainError::NotFound { what } => ApiError::not_found(&what),
             DomainError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, &code, message),
             DomainError::Unprocessable { code, message, field } => ApiError {

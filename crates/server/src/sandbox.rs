@@ -181,13 +181,7 @@ async fn put_user(
         user.on_whatsapp = b;
     }
     if let Some(p) = f.string("addPrivacy")? {
-        let p = AddPrivacy::parse(&p).ok_or_else(|| {
-            ApiError::invalid(
-                "addPrivacy",
-                format!("must be one of everyone, contacts, nobody; got {p:?}"),
-            )
-        })?;
-        user.add_privacy = p.as_str().to_string();
+        user.add_privacy = AddPrivacy::validate("addPrivacy", &p)?;
     }
     // The caller's users hold the caller's numbers only (one configured before users were
     // kept per organisation may name others).

@@ -6,7 +6,7 @@ mod app;
 use serde_json::json;
 use wagroups_core::{
     DomainError, admin,
-    model::{Profile, ProviderKind},
+    model::{AddPrivacy, Profile, ProviderKind},
     ops::{GroupPatch, WriteOptions, Written},
     provider::ItemStatus,
     service::ServiceError,
@@ -98,7 +98,7 @@ async fn adds_fall_back_to_invites_only_when_asked() {
         .put_user(
             &org.id,
             SimUser {
-                add_privacy: "nobody".into(),
+                add_privacy: AddPrivacy::Nobody,
                 ..SimUser::default_for("919000000001")
             },
         )

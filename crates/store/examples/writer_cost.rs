@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::{sync::Arc, time::Instant};
 use wagroups_core::{
-    command::{CommandPayload, JoinApprovalModeWire},
+    command::CommandPayload,
     group::{self, GroupInput},
     model::{JoinApprovalMode, Profile, ProviderKind},
     store::{GroupTarget, NewEndpoint, NewGroup, NewNumber, prelude::*},
@@ -97,7 +97,7 @@ async fn main() {
                     command: CommandPayload::CreateGroup {
                         subject: format!("Subject {i}"),
                         description: String::new(),
-                        join_approval_mode: JoinApprovalModeWire::AutoApprove,
+                        join_approval_mode: wagroups_core::model::JoinApprovalMode::AutoApprove,
                         participants: vec![],
                         invite_fallback: true,
                     },

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
 use wagroups_core::{
+    model::{AddPrivacy, JoinRequestState, ParticipantRole, ParticipantState, Profile},
     provider::ProviderEvent,
     store::{
         StoreError,
@@ -16,7 +17,7 @@ use wagroups_core::{
     },
 };
 
-use crate::db::{Db, all, corrupt, exec, file_of, get, ids_json, json_list, one, ts};
+use crate::db::{Db, all, corrupt, exec, file_of, get, ids_json, json_list, one, parse, ts};
 
 static SIM_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sim");
 
@@ -99,7 +100,7 @@ fn sim_group_row(r: &Row) -> Result<SimGroup, StoreError> {
     Ok(SimGroup {
         jid: get(r, "jid")?,
         waba_number: get(r, "waba_number")?,
-        profile: get(r, "profile")?,
+        profile: parse(r, "profile", Profile::parse)?,
         create_key: get(r, "create_key")?,
         subject: get(r, "subject")?,
         description: get(r, "description")?,
@@ -122,7 +123,7 @@ fn sim_user_row(c: &Connection, scope: &str, phone: &str) -> Result<Option<SimUs
             Ok(SimUser {
                 phone: get(r, "phone")?,
                 on_whatsapp: get(r, "on_whatsapp")?,
-                add_privacy: get(r, "add_privacy")?,
+                add_privacy: parse(r, "add_privacy", AddPrivacy::parse)?,
                 contact_of: json_list(r, "contact_of")?.unwrap_or_default(),
             })
         },
@@ -153,8 +154,8 @@ fn sim_load(c: &Connection, target: &SimTarget, users: &SimUsers) -> Result<Opti
         |r| {
             Ok(SimMember {
                 phone: get(r, "phone")?,
-                role: get(r, "role")?,
-                state: get(r, "state")?,
+                role: parse(r, "role", ParticipantRole::parse)?,
+                state: parse(r, "state", ParticipantState::parse)?,
             })
         },
     )?;
@@ -166,7 +167,7 @@ fn sim_load(c: &Connection, target: &SimTarget, users: &SimUsers) -> Result<Opti
             Ok(SimJoinRequest {
                 id: get(r, "id")?,
                 phone: get(r, "phone")?,
-                state: get(r, "state")?,
+                state: parse(r, "state", JoinRequestState::parse)?,
                 created_at: ts(r, "created_at")?,
             })
         },
@@ -202,7 +203,7 @@ fn sim_put_member(c: &Connection, jid: &str, m: &SimMember) -> Result<(), StoreE
         c,
         "INSERT INTO sim_members (jid, phone, role, state) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (jid, phone) DO UPDATE SET role = excluded.role, state = excluded.state",
-        params![jid, m.phone, m.role, m.state],
+        params![jid, m.phone, m.role.as_str(), m.state.as_str()],
     )
     .map(|_| ())
 }
@@ -241,7 +242,7 @@ impl SimStore for SqliteSimStore {
                 params![
                     group.jid,
                     group.waba_number,
-                    group.profile,
+                    group.profile.as_str(),
                     group.create_key,
                     group.subject,
                     group.description,
@@ -311,7 +312,7 @@ impl SimStore for SqliteSimStore {
                     c,
                     "INSERT INTO sim_join_requests (jid, id, phone, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
                      ON CONFLICT (jid, id) DO UPDATE SET state = excluded.state",
-                    params![jid, r.id, r.phone, r.state, r.created_at.millis()],
+                    params![jid, r.id, r.phone, r.state.as_str(), r.created_at.millis()],
                 )?;
             }
             for report in &change.reports {
@@ -363,7 +364,7 @@ impl SimStore for SqliteSimStore {
                     scope,
                     user.phone,
                     user.on_whatsapp,
-                    user.add_privacy,
+                    user.add_privacy.as_str(),
                     serde_json::Value::from(user.contact_of.clone()).to_string()
                 ],
             )

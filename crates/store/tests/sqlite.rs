@@ -146,7 +146,7 @@ mod simulated_network_file {
                 wagroups_core::store::sim::SimGroup {
                     jid: "120363000000000002@g.us".into(),
                     waba_number: "15550100001".into(),
-                    profile: "cloud".into(),
+                    profile: wagroups_core::model::Profile::Cloud,
                     create_key: "cmd_2".into(),
                     subject: "New".into(),
                     description: String::new(),

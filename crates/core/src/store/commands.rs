@@ -20,7 +20,10 @@ pub trait CommandStore: Send + Sync {
     /// Submission failed; try again at `not_before` (the attempt is counted).
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
     /// A command's status and its provider's answer (JSON), if the command exists.
-    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<(String, Option<String>)>, StoreError>;
+    async fn command_outcome(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Option<(crate::model::CommandStatus, Option<String>)>, StoreError>;
     /// Commands not yet carried out (pending or awaiting confirmation).
     async fn open_commands(&self) -> Result<i64, StoreError>;
 }

@@ -4,13 +4,17 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::{provider::ProviderEvent, time::Timestamp};
+use crate::{
+    model::{AddPrivacy, JoinRequestState, ParticipantRole, ParticipantState, Profile},
+    provider::ProviderEvent,
+    time::Timestamp,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimGroup {
     pub jid: String,
     pub waba_number: String,
-    pub profile: String,
+    pub profile: Profile,
     pub create_key: String,
     pub subject: String,
     pub description: String,
@@ -28,8 +32,7 @@ pub struct SimGroup {
 pub struct SimUser {
     pub phone: String,
     pub on_whatsapp: bool,
-    /// `everyone`, `contacts` or `nobody`.
-    pub add_privacy: String,
+    pub add_privacy: AddPrivacy,
     /// Business numbers that have the user as a contact.
     pub contact_of: Vec<String>,
 }
@@ -40,7 +43,7 @@ impl SimUser {
         SimUser {
             phone: phone.to_string(),
             on_whatsapp: true,
-            add_privacy: "everyone".into(),
+            add_privacy: AddPrivacy::Everyone,
             contact_of: Vec::new(),
         }
     }
@@ -49,18 +52,16 @@ impl SimUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimMember {
     pub phone: String,
-    /// `superadmin`, `admin` or `member`.
-    pub role: String,
-    /// `member`, `left` or `removed`.
-    pub state: String,
+    pub role: ParticipantRole,
+    /// `member`, `invited`, `left` or `removed`.
+    pub state: ParticipantState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimJoinRequest {
     pub id: String,
     pub phone: String,
-    /// `pending`, `approved`, `rejected` or `revoked`.
-    pub state: String,
+    pub state: JoinRequestState,
     pub created_at: Timestamp,
 }
 

@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
-    command::{Command, CommandPayload, JoinApprovalModeWire},
+    command::{Command, CommandPayload},
     ids::{self, OrgId},
-    model::{Number, Profile},
+    model::{JoinApprovalMode, Number, ParticipantRole, ParticipantState, Profile},
     provider::{
         Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
     },
@@ -333,11 +333,11 @@ impl Provider for SimNetwork {
                 let group = SimGroup {
                     jid: jid.clone(),
                     waba_number: number.waba_number.clone(),
-                    profile: number.profile.as_str().to_string(),
+                    profile: number.profile,
                     create_key: request_id.clone(),
                     subject: subject.clone(),
                     description: description.clone(),
-                    approval_required: *join_approval_mode == JoinApprovalModeWire::ApprovalRequired,
+                    approval_required: *join_approval_mode == JoinApprovalMode::ApprovalRequired,
                     invite_code: code.clone(),
                     created_at: now,
                     announcement_only: false,
@@ -347,8 +347,8 @@ impl Provider for SimNetwork {
                 };
                 let business = SimMember {
                     phone: number.waba_number.clone(),
-                    role: "superadmin".into(),
-                    state: "member".into(),
+                    role: ParticipantRole::Superadmin,
+                    state: ParticipantState::Member,
                 };
                 let retry = |e: StoreError| ProviderError::Retryable(e.to_string());
                 let mut users = Vec::with_capacity(participants.len());

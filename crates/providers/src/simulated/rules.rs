@@ -3,7 +3,10 @@
 
 use wagroups_core::{
     ids,
-    model::Profile,
+    model::{
+        AddPrivacy, JoinApprovalMode, JoinRequestState as Jr, ParticipantRole as Role, ParticipantState as State,
+        Profile,
+    },
     provider::{Capabilities, ItemResult, ItemStatus, ProviderEvent, ProviderOp},
     store::sim::{SimChange, SimGroup, SimGroupState, SimJoinRequest, SimMember, SimRefusal, SimUser},
     time::Timestamp,
@@ -17,18 +20,18 @@ fn refuse(code: &str, message: String) -> SimRefusal {
 }
 
 fn profile(state: &SimGroupState) -> Profile {
-    Profile::parse(&state.group.profile).unwrap_or(Profile::Cloud)
+    state.group.profile
 }
 
 fn cap(state: &SimGroupState) -> usize {
     Capabilities::for_profile(profile(state)).max_participants
 }
 
-fn count(state: &SimGroupState, states: &[&str]) -> usize {
+fn count(state: &SimGroupState, states: &[State]) -> usize {
     state
         .members
         .iter()
-        .filter(|m| states.contains(&m.state.as_str()) && m.phone != state.group.waba_number)
+        .filter(|m| states.contains(&m.state) && m.phone != state.group.waba_number)
         .count()
 }
 
@@ -42,7 +45,7 @@ fn member_state<'a>(state: &'a SimGroupState, change: &'a SimChange, phone: &str
         .or_else(|| state.members.iter().find(|m| m.phone == phone))
 }
 
-fn seats(state: &SimGroupState, change: &SimChange, states: &[&str]) -> usize {
+fn seats(state: &SimGroupState, change: &SimChange, states: &[State]) -> usize {
     let mut phones: Vec<&str> = state
         .members
         .iter()
@@ -54,15 +57,15 @@ fn seats(state: &SimGroupState, change: &SimChange, states: &[&str]) -> usize {
     phones.dedup();
     phones
         .into_iter()
-        .filter(|p| member_state(state, change, p).is_some_and(|m| states.contains(&m.state.as_str())))
+        .filter(|p| member_state(state, change, p).is_some_and(|m| states.contains(&m.state)))
         .count()
 }
 
-fn put(change: &mut SimChange, phone: &str, role: &str, state: &str) {
+fn put(change: &mut SimChange, phone: &str, role: Role, state: State) {
     change.members.push(SimMember {
         phone: phone.to_string(),
-        role: role.to_string(),
-        state: state.to_string(),
+        role,
+        state,
     });
 }
 
@@ -91,27 +94,27 @@ pub fn join_via_link(state: &SimGroupState, phone: &str, now: Timestamp) -> Resu
         return Err(refuse("group_suspended", "the group is suspended".into()));
     }
     let existing = state.members.iter().find(|m| m.phone == phone);
-    if existing.is_some_and(|m| m.state == "member") || phone == g.waba_number {
+    if existing.is_some_and(|m| m.state == State::Member) || phone == g.waba_number {
         return Err(refuse(
             "already_member",
             format!("{phone} is already a member of the group"),
         ));
     }
-    if profile(state) == Profile::Cloud && existing.is_some_and(|m| m.state == "removed") {
+    if profile(state) == Profile::Cloud && existing.is_some_and(|m| m.state == State::Removed) {
         return Err(refuse(
             "removed_cannot_rejoin",
             format!("{phone} was removed from the group and cannot rejoin through the invite link"),
         ));
     }
     let cap = cap(state);
-    if count(state, &["member"]) >= cap {
+    if count(state, &[State::Member]) >= cap {
         return Err(refuse("group_full", format!("the group is full ({cap} participants)")));
     }
     if g.approval_required {
         if state
             .join_requests
             .iter()
-            .any(|r| r.phone == phone && r.state == "pending")
+            .any(|r| r.phone == phone && r.state == Jr::Pending)
         {
             return Err(refuse(
                 "join_request_pending",
@@ -123,7 +126,7 @@ pub fn join_via_link(state: &SimGroupState, phone: &str, now: Timestamp) -> Resu
             join_requests: vec![SimJoinRequest {
                 id: id.clone(),
                 phone: phone.to_string(),
-                state: "pending".into(),
+                state: Jr::Pending,
                 created_at: now,
             }],
             reports: vec![ProviderEvent::JoinRequestCreated {
@@ -136,7 +139,7 @@ pub fn join_via_link(state: &SimGroupState, phone: &str, now: Timestamp) -> Resu
         });
     }
     let mut change = SimChange::default();
-    put(&mut change, phone, "member", "member");
+    put(&mut change, phone, Role::Member, State::Member);
     change.reports.push(ProviderEvent::ParticipantJoined {
         wa_group_id: g.jid.clone(),
         phone: phone.to_string(),
@@ -154,11 +157,15 @@ pub fn leave(state: &SimGroupState, phone: &str, now: Timestamp) -> Result<SimCh
             "the business number created the group and cannot leave it through the sandbox".into(),
         ));
     }
-    match state.members.iter().find(|m| m.phone == phone && m.state == "member") {
+    match state
+        .members
+        .iter()
+        .find(|m| m.phone == phone && m.state == State::Member)
+    {
         None => Err(refuse("not_a_member", format!("{phone} is not a member of the group"))),
         Some(_) => {
             let mut change = SimChange::default();
-            put(&mut change, phone, "member", "left");
+            put(&mut change, phone, Role::Member, State::Left);
             change.reports.push(ProviderEvent::ParticipantLeft {
                 wa_group_id: state.group.jid.clone(),
                 phone: phone.to_string(),
@@ -174,7 +181,7 @@ pub fn cancel_request(state: &SimGroupState, phone: &str, now: Timestamp) -> Res
     let Some(r) = state
         .join_requests
         .iter()
-        .find(|r| r.phone == phone && r.state == "pending")
+        .find(|r| r.phone == phone && r.state == Jr::Pending)
     else {
         return Err(refuse(
             "no_pending_request",
@@ -183,7 +190,7 @@ pub fn cancel_request(state: &SimGroupState, phone: &str, now: Timestamp) -> Res
     };
     Ok(SimChange {
         join_requests: vec![SimJoinRequest {
-            state: "revoked".into(),
+            state: Jr::Revoked,
             ..r.clone()
         }],
         reports: vec![ProviderEvent::JoinRequestRevoked {
@@ -236,9 +243,9 @@ fn add_blocker(state: &SimGroupState, user: &SimUser) -> Option<ItemStatus> {
     if !user.on_whatsapp {
         return Some(ItemStatus::NotOnWhatsapp);
     }
-    match user.add_privacy.as_str() {
-        "nobody" => Some(ItemStatus::InviteRequired),
-        "contacts" if !user.contact_of.iter().any(|c| c == &state.group.waba_number) => {
+    match user.add_privacy {
+        AddPrivacy::Nobody => Some(ItemStatus::InviteRequired),
+        AddPrivacy::Contacts if !user.contact_of.iter().any(|c| c == &state.group.waba_number) => {
             Some(ItemStatus::InviteRequired)
         }
         _ => None,
@@ -249,15 +256,15 @@ fn add_blocker(state: &SimGroupState, user: &SimUser) -> Option<ItemStatus> {
 fn add(state: &SimGroupState, change: &mut SimChange, phones: &[String], now: Timestamp) {
     let cap = cap(state);
     for phone in phones {
-        let current = member_state(state, change, phone).map(|m| m.state.clone());
-        let status = if phone == &state.group.waba_number || current.as_deref() == Some("member") {
+        let current = member_state(state, change, phone).map(|m| m.state);
+        let status = if phone == &state.group.waba_number || current == Some(State::Member) {
             ItemStatus::AlreadyMember
         } else if let Some(blocker) = add_blocker(state, &state.user(phone)) {
             blocker
-        } else if seats(state, change, &["member"]) >= cap {
+        } else if seats(state, change, &[State::Member]) >= cap {
             ItemStatus::GroupFull
         } else {
-            put(change, phone, "member", "member");
+            put(change, phone, Role::Member, State::Member);
             change.reports.push(ProviderEvent::ParticipantJoined {
                 wa_group_id: state.group.jid.clone(),
                 phone: phone.clone(),
@@ -275,19 +282,19 @@ fn invite(state: &SimGroupState, change: &mut SimChange, phones: &[String], now:
     let cap = cap(state);
     let link = invite_link_of(state);
     for phone in phones {
-        let current = member_state(state, change, phone).map(|m| m.state.clone());
+        let current = member_state(state, change, phone).map(|m| m.state);
         let mut result = ItemResult::new(phone.clone(), ItemStatus::Invited);
-        if phone == &state.group.waba_number || current.as_deref() == Some("member") {
+        if phone == &state.group.waba_number || current == Some(State::Member) {
             result.status = ItemStatus::AlreadyMember;
         } else if !state.user(phone).on_whatsapp {
             result.status = ItemStatus::NotOnWhatsapp;
-        } else if profile(state) == Profile::Cloud && current.as_deref() == Some("removed") {
+        } else if profile(state) == Profile::Cloud && current == Some(State::Removed) {
             result.status = ItemStatus::RemovedCannotRejoin;
             result.message = Some("a user removed from the group cannot rejoin through the invite link".into());
-        } else if current.as_deref() != Some("invited") && seats(state, change, &["member", "invited"]) >= cap {
+        } else if current != Some(State::Invited) && seats(state, change, &[State::Member, State::Invited]) >= cap {
             result.status = ItemStatus::GroupFull;
         } else {
-            put(change, phone, "member", "invited");
+            put(change, phone, Role::Member, State::Invited);
             change.reports.push(ProviderEvent::ParticipantInvited {
                 wa_group_id: state.group.jid.clone(),
                 phone: phone.clone(),
@@ -320,8 +327,8 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
             if let Some(v) = c.locked {
                 ng.locked = v;
             }
-            if let Some(v) = &c.join_approval_mode {
-                ng.approval_required = v == "approval_required";
+            if let Some(v) = c.join_approval_mode {
+                ng.approval_required = v == JoinApprovalMode::ApprovalRequired;
             }
             change.group = Some(ng);
             change.reports.push(ProviderEvent::SettingsUpdated {
@@ -334,11 +341,11 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
         ProviderOp::Invite { phones } => invite(state, &mut change, phones, now),
         ProviderOp::RemoveParticipants { phones } => {
             for phone in phones {
-                let current = member_state(state, &change, phone).map(|m| m.state.clone());
+                let current = member_state(state, &change, phone).map(|m| m.state);
                 let status = if phone == &g.waba_number {
                     ItemStatus::CannotRemoveCreator
-                } else if matches!(current.as_deref(), Some("member") | Some("invited")) {
-                    put(&mut change, phone, "member", "removed");
+                } else if matches!(current, Some(State::Member | State::Invited)) {
+                    put(&mut change, phone, Role::Member, State::Removed);
                     change.reports.push(ProviderEvent::ParticipantRemoved {
                         wa_group_id: g.jid.clone(),
                         phone: phone.clone(),
@@ -362,11 +369,11 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                             ItemStatus::CannotDemoteCreator
                         }
                     }
-                    Some(m) if m.state == "member" => match (promote, m.role.as_str()) {
-                        (true, "admin") => ItemStatus::AlreadyAdmin,
-                        (false, "member") => ItemStatus::NotAnAdmin,
+                    Some(m) if m.state == State::Member => match (promote, m.role) {
+                        (true, Role::Admin) => ItemStatus::AlreadyAdmin,
+                        (false, Role::Member) => ItemStatus::NotAnAdmin,
                         (true, _) => {
-                            put(&mut change, phone, "admin", "member");
+                            put(&mut change, phone, Role::Admin, State::Member);
                             change.reports.push(ProviderEvent::ParticipantPromoted {
                                 wa_group_id: g.jid.clone(),
                                 phone: phone.clone(),
@@ -375,7 +382,7 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                             ItemStatus::Promoted
                         }
                         (false, _) => {
-                            put(&mut change, phone, "member", "member");
+                            put(&mut change, phone, Role::Member, State::Member);
                             change.reports.push(ProviderEvent::ParticipantDemoted {
                                 wa_group_id: g.jid.clone(),
                                 phone: phone.clone(),
@@ -408,13 +415,17 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
         ProviderOp::ResolveJoinRequests { ids, approve } => {
             let cap = cap(state);
             for id in ids {
-                let Some(req) = state.join_requests.iter().find(|r| &r.id == id && r.state == "pending") else {
+                let Some(req) = state
+                    .join_requests
+                    .iter()
+                    .find(|r| &r.id == id && r.state == Jr::Pending)
+                else {
                     change.results.push(ItemResult::new(id.clone(), ItemStatus::NotFound));
                     continue;
                 };
                 let status = if !*approve {
                     change.join_requests.push(SimJoinRequest {
-                        state: "rejected".into(),
+                        state: Jr::Rejected,
                         ..req.clone()
                     });
                     change.reports.push(ProviderEvent::JoinRequestRejected {
@@ -424,14 +435,14 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
                         at: now,
                     });
                     ItemStatus::Rejected
-                } else if seats(state, &change, &["member"]) >= cap {
+                } else if seats(state, &change, &[State::Member]) >= cap {
                     ItemStatus::GroupFull
                 } else {
                     change.join_requests.push(SimJoinRequest {
-                        state: "approved".into(),
+                        state: Jr::Approved,
                         ..req.clone()
                     });
-                    put(&mut change, &req.phone, "member", "member");
+                    put(&mut change, &req.phone, Role::Member, State::Member);
                     change.reports.push(ProviderEvent::ParticipantJoined {
                         wa_group_id: g.jid.clone(),
                         phone: req.phone.clone(),
@@ -451,9 +462,9 @@ pub fn operate(state: &SimGroupState, op: &ProviderOp, now: Timestamp) -> Result
             for m in state
                 .members
                 .iter()
-                .filter(|m| m.state == "member" || m.state == "invited")
+                .filter(|m| m.state == State::Member || m.state == State::Invited)
             {
-                put(&mut change, &m.phone, &m.role, "removed");
+                put(&mut change, &m.phone, m.role, State::Removed);
             }
             change.reports.push(ProviderEvent::GroupDeleted {
                 wa_group_id: g.jid.clone(),
@@ -504,12 +515,12 @@ mod tests {
     use super::*;
     use wagroups_core::store::sim::SimGroup;
 
-    fn group(approval: bool, profile: &str) -> SimGroupState {
+    fn group(approval: bool, profile: Profile) -> SimGroupState {
         SimGroupState {
             group: SimGroup {
                 jid: "120363000000000001@g.us".into(),
                 waba_number: "15550100001".into(),
-                profile: profile.into(),
+                profile,
                 create_key: "cmd_1".into(),
                 subject: "S".into(),
                 description: String::new(),
@@ -523,8 +534,8 @@ mod tests {
             },
             members: vec![SimMember {
                 phone: "15550100001".into(),
-                role: "superadmin".into(),
-                state: "member".into(),
+                role: Role::Superadmin,
+                state: State::Member,
             }],
             join_requests: vec![],
             users: vec![],
@@ -534,7 +545,7 @@ mod tests {
 
     #[test]
     fn join_leave_and_requests() -> Result<(), SimRefusal> {
-        let mut s = group(false, "cloud");
+        let mut s = group(false, Profile::Cloud);
         let c = join_via_link(&s, "919999999999", Timestamp(1))?;
         assert!(matches!(c.reports[0], ProviderEvent::ParticipantJoined { .. }));
         s.members.extend(c.members);
@@ -550,7 +561,7 @@ mod tests {
         );
         assert!(leave(&s, "15550100001", Timestamp(3)).is_err());
 
-        let mut s = group(true, "cloud");
+        let mut s = group(true, Profile::Cloud);
         let c = join_via_link(&s, "919999999999", Timestamp(1))?;
         assert!(matches!(c.reports[0], ProviderEvent::JoinRequestCreated { .. }));
         s.join_requests.extend(c.join_requests);
@@ -563,23 +574,23 @@ mod tests {
 
     #[test]
     fn cloud_groups_hold_eight_participants_and_refuse_removed_users() {
-        let mut s = group(false, "cloud");
+        let mut s = group(false, Profile::Cloud);
         for i in 0..8 {
             s.members.push(SimMember {
                 phone: format!("9199999999{i:02}"),
-                role: "member".into(),
-                state: "member".into(),
+                role: Role::Member,
+                state: State::Member,
             });
         }
         assert_eq!(
             join_via_link(&s, "918888888888", Timestamp(1)).map_err(|r| r.code),
             Err("group_full".into())
         );
-        let mut s = group(false, "cloud");
+        let mut s = group(false, Profile::Cloud);
         s.members.push(SimMember {
             phone: "918888888888".into(),
-            role: "member".into(),
-            state: "removed".into(),
+            role: Role::Member,
+            state: State::Removed,
         });
         assert_eq!(
             join_via_link(&s, "918888888888", Timestamp(1)).map_err(|r| r.code),

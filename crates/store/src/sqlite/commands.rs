@@ -68,14 +68,17 @@ impl CommandStore for SqliteStore {
             .await
     }
 
-    async fn command_outcome(&self, command_id: &CommandId) -> Result<Option<(String, Option<String>)>, StoreError> {
+    async fn command_outcome(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Option<(CommandStatus, Option<String>)>, StoreError> {
         let id = command_id.to_string();
         self.db.lookup(move |c| {
             one(
                 c,
                 "SELECT status, result FROM commands WHERE command_id = ?1",
                 params![id],
-                |r| Ok((get(r, "status")?, get(r, "result")?)),
+                |r| Ok((parse(r, "status", CommandStatus::parse)?, get(r, "result")?)),
             )
         })
     }

@@ -210,7 +210,7 @@ impl GroupStore for SqliteStore {
                                     id::<OperationId>(r, "id")?,
                                     get::<i64>(r, "group_id")?,
                                     get::<String>(r, "kind")?,
-                                    get::<String>(r, "status")?,
+                                    parse(r, "status", OperationStatus::parse)?,
                                 ))
                             },
                         )?;
@@ -218,7 +218,7 @@ impl GroupStore for SqliteStore {
                             None => (None, None),
                             Some((id, group_row_id, kind, status)) => {
                                 // A confirmation of a closed operation changes nothing.
-                                if status == "pending" {
+                                if status == OperationStatus::Pending {
                                     operation = Some(PendingOperation { id, kind });
                                 }
                                 (group_where(c, "g.id = ?1", params![group_row_id])?, None)

@@ -16,8 +16,8 @@ use wagroups_core::{
     group::{CommandClose, GroupState, PendingOperation},
     ids::{ApiKeyId, CommandId, EndpointId, EventId, GroupId, OperationId, OrgId},
     model::{
-        ApiKey, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number, Operation,
-        OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
+        ApiKey, CommandStatus, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number,
+        Operation, OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,
     plan::{self, GroupWrite, Subscription},
