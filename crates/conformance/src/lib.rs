@@ -34,7 +34,8 @@ macro_rules! conformance_tests {
             tenancy_records, groups_are_unique_per_org, commands_in_dispatch_order, mutations_append_gap_free_events,
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
-            the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed);
+            the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
+            a_claim_ends_once);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1317,5 +1318,134 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
     assert!(
         s.stale_operations(T0.plus_millis(1), 10).await.unwrap().is_empty(),
         "closed"
+    );
+}
+
+/// However the ends of one piece of work race, it ends once: a command is submitted once (one
+/// request ID) and a retry after its submission changes nothing; a
+/// delivery's success is final, and an attempt recorded after it leaves no trace.
+pub async fn a_claim_ends_once<S: Store>(s: &S) {
+    use wagroups_core::webhook::{AttemptNext, AttemptRecord, DeliveryStatus};
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_group(new_group(&a, na, "g1", T0)).await.unwrap();
+    let cmd = s.due_commands(T0, 0, 10).await.unwrap().remove(0);
+    let request = |r: &str| GroupTarget::Request {
+        number_id: na,
+        request_id: r.into(),
+    };
+    let ends = (0..6).map(|i| async move {
+        if i % 3 == 2 {
+            s.command_retry(cmd.id, "timed out", T0.plus_millis(1)).await.unwrap();
+        } else {
+            s.commands_submitted(&[(cmd.id, format!("req-{i}"))], T0).await.unwrap();
+        }
+    });
+    join_all(ends).await;
+    assert!(
+        s.due_commands(T0.plus_millis(999_999), 0, 10).await.unwrap().is_empty(),
+        "submitted, and no retry reopened it"
+    );
+    assert_eq!(s.open_commands().await.unwrap(), 1);
+    // Exactly one of the request IDs is the command's.
+    let mut found = 0;
+    for i in [0, 1, 3, 4] {
+        let created = GroupInput::Created {
+            wa_group_id: "120363000000000071@g.us".into(),
+            invite_link: "https://chat.whatsapp.com/c".into(),
+            at: T0,
+            participants: vec![],
+        };
+        match apply(s, request(&format!("req-{i}")), None, created).await {
+            Ok(Mutation::Applied(_)) => found += 1,
+            Ok(other) => panic!("req-{i}: {other:?}"),
+            Err(_) => {}
+        }
+    }
+    assert_eq!(found, 1, "one submission recorded");
+    assert_eq!(s.open_commands().await.unwrap(), 0, "closed by its confirmation");
+
+    // Deliveries are queued with the events: an endpoint, then four joins.
+    let ep = s
+        .create_endpoint(
+            NewEndpoint {
+                id: EndpointId::new(),
+                org_id: a.clone(),
+                url: "https://example.com/hook".into(),
+                description: None,
+                event_types: None,
+                waba_numbers: None,
+                format: Default::default(),
+                secret: "whsec_AAAA".into(),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let wa = GroupTarget::WaGroupId {
+        number_id: na,
+        wa_group_id: "120363000000000071@g.us".into(),
+    };
+    for i in 0..4 {
+        apply(s, wa.clone(), None, joined(i)).await.unwrap();
+    }
+    let open = s.open_deliveries(Some(&ep.id), 0, None, 100).await.unwrap();
+    assert_eq!(open.len(), 4);
+    let rec = |at: i64, next| AttemptRecord {
+        attempted_at: T0.plus_millis(at),
+        status_code: Some(200),
+        latency_ms: 1,
+        error: None,
+        next,
+    };
+    // Per delivery, a success raced by a failure and by another success.
+    let races = open.iter().map(|d| {
+        let id = d.id;
+        async move {
+            let outcomes = [
+                rec(1, AttemptNext::Succeeded),
+                rec(2, AttemptNext::RetryAt(T0.plus_millis(60_000))),
+                rec(3, AttemptNext::Succeeded),
+            ];
+            join_all(
+                outcomes
+                    .into_iter()
+                    .map(|r| async move { s.record_attempts(&[(id, r)]).await.unwrap() }),
+            )
+            .await;
+        }
+    });
+    join_all(races).await;
+    assert!(s.open_deliveries(Some(&ep.id), 0, None, 100).await.unwrap().is_empty());
+    let done = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Succeeded), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 4, "every delivery succeeded");
+    for d in &done {
+        let successes = d
+            .attempts
+            .iter()
+            .filter(|t| t.status_code == Some(200) && t.next_attempt_at.is_none())
+            .count();
+        assert_eq!(successes, 1, "one success recorded, nothing after it: {:?}", d.attempts);
+        assert_eq!(
+            d.attempts.last().and_then(|t| t.next_attempt_at),
+            None,
+            "the success is the last attempt"
+        );
+        assert!(d.attempts.len() <= 2, "at most the failure before the success");
+    }
+    // A record arriving after the end is ignored.
+    s.record_attempts(&[(done[0].id, rec(9, AttemptNext::Dead))])
+        .await
+        .unwrap();
+    let again = s
+        .list_deliveries(&a, &ep.id, Some(DeliveryStatus::Succeeded), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 4);
+    assert_eq!(
+        again.iter().find(|d| d.id == done[0].id).map(|d| d.attempts.len()),
+        Some(done[0].attempts.len())
     );
 }

@@ -23,6 +23,11 @@
 //!   found again, pending, after the restart). A backend shared by several processes must
 //!   claim in the database (a lock skipped by others, or a lease with fencing) and release a
 //!   claim when its holder dies.
+//! - **A claim ends once.** The end of a piece of work is a conditional write on its open
+//!   state, so racing ends cannot both win: a command leaves `pending` once
+//!   (`commands_submitted` keeps the first request ID; `command_retry` touches only a
+//!   pending command), and a delivery leaves `pending`/`failed` once (`record_attempts` on a
+//!   delivery that has succeeded or died records nothing, in its history or its count).
 
 use async_trait::async_trait;
 
