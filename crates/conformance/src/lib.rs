@@ -1253,7 +1253,7 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
         group_row_id: g.id,
         number_id: na,
         request_id: id.into(),
-        kind: "reset_invite_link".into(),
+        kind: wagroups_core::model::OperationKind::ResetInviteLink,
     };
     let op = s.create_operation(new("op_1"), T0).await.unwrap();
     assert_eq!(

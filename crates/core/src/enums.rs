@@ -37,6 +37,14 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// The JSON form in the OpenAPI document: a string, one of the texts.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::schema::one_of_texts(&[$($text),+])
+            }
+        }
+        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -110,8 +110,8 @@ pub enum EventBody {
     /// WhatsApp refused a write it had accepted (its confirmation came back a failure).
     OperationFailed {
         operation_id: crate::ids::OperationId,
-        /// The write: `update_settings`, `add_participants`, `remove_participants`…
-        operation: String,
+        /// The write.
+        operation: crate::model::OperationKind,
         code: String,
         message: String,
         at: Timestamp,

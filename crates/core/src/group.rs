@@ -31,8 +31,7 @@ pub struct GroupState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingOperation {
     pub id: OperationId,
-    /// `update_settings`, `add_participants`, …
-    pub kind: String,
+    pub kind: crate::model::OperationKind,
 }
 
 /// How a confirmation closes its operation.
@@ -305,7 +304,7 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 d.emit(
                     EventBody::OperationFailed {
                         operation_id: op.id.clone(),
-                        operation: op.kind.clone(),
+                        operation: op.kind,
                         code: code.clone(),
                         message: message.clone(),
                         at: *at,

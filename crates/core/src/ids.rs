@@ -103,6 +103,16 @@ macro_rules! typed_id {
                 std::fmt::Debug::fmt(&self.0, f)
             }
         }
+
+        $(
+        /// The JSON form in the OpenAPI document: a string beginning with the prefix.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::schema::text(None, Some(concat!("^", $prefix, "_[A-Za-z0-9]{1,64}$")), None)
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+        )?
     };
 }
 
@@ -136,6 +146,18 @@ typed_id!(
     /// `validate::group_id` accepts.
     GroupId
 );
+
+/// A client's group ID or a minted one: the rule of `validate::group_id`.
+impl utoipa::PartialSchema for GroupId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(
+            Some("Your group ID (given at creation, or minted: `grp_…`)"),
+            Some("^[A-Za-z0-9_.-]+$"),
+            Some(crate::validate::GROUP_ID_MAX),
+        )
+    }
+}
+impl utoipa::ToSchema for GroupId {}
 
 impl GroupId {
     /// A new `grp_…` identifier, for a group created without one.

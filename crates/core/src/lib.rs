@@ -16,6 +16,7 @@ pub mod participants;
 pub mod phone;
 pub mod plan;
 pub mod provider;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod tenancy;

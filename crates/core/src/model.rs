@@ -27,6 +27,21 @@ string_enum!(
     OperationStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" }
 );
 string_enum!(
+    /// Which write an operation is: how operations and `GROUP_OPERATION_FAILED` events name it.
+    OperationKind {
+        UpdateSettings = "update_settings",
+        AddParticipants = "add_participants",
+        InviteParticipants = "invite_participants",
+        RemoveParticipants = "remove_participants",
+        PromoteAdmins = "promote_admins",
+        DemoteAdmins = "demote_admins",
+        ResetInviteLink = "reset_invite_link",
+        ApproveJoinRequests = "approve_join_requests",
+        RejectJoinRequests = "reject_join_requests",
+        DeleteGroup = "delete_group",
+    }
+);
+string_enum!(
     ParticipantRole { Superadmin = "superadmin", Admin = "admin", Member = "member" }
 );
 string_enum!(
@@ -163,9 +178,7 @@ pub struct Operation {
     /// The client's group ID.
     pub group_id: GroupId,
     pub waba_number: String,
-    /// `update_settings`, `add_participants`, `invite_participants`, `remove_participants`,
-    /// `set_admins`, `reset_invite_link`, `resolve_join_requests`, `delete_group`.
-    pub kind: String,
+    pub kind: OperationKind,
     pub status: OperationStatus,
     /// The provider's answer per item, once succeeded.
     pub results: Vec<ItemResult>,

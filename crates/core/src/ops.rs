@@ -229,7 +229,7 @@ impl GroupService {
         w: &Writable,
         operation_id: &OperationId,
         request_id: &str,
-        kind: &str,
+        kind: crate::model::OperationKind,
     ) -> Result<Operation, ServiceError> {
         Ok(self
             .store()
@@ -240,7 +240,7 @@ impl GroupService {
                     group_row_id: w.group.id,
                     number_id: w.number.id,
                     request_id: request_id.to_string(),
-                    kind: kind.to_string(),
+                    kind,
                 },
                 Timestamp::now(),
             )

@@ -91,6 +91,14 @@ impl Serialize for Phone {
     }
 }
 
+/// A phone number as WhatsApp knows it: digits with the country code.
+impl utoipa::PartialSchema for Phone {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::text(Some("Digits with the country code"), None, None)
+    }
+}
+impl utoipa::ToSchema for Phone {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

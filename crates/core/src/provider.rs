@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::{
     command::Command,
-    model::{Number, Profile},
+    model::{Number, OperationKind, Profile},
     time::Timestamp,
 };
 
@@ -134,18 +134,18 @@ pub enum ProviderOp {
 
 impl ProviderOp {
     /// The operation's name, as operations and `GROUP_OPERATION_FAILED` events show it.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> OperationKind {
         match self {
-            ProviderOp::UpdateSettings(_) => "update_settings",
-            ProviderOp::AddParticipants { .. } => "add_participants",
-            ProviderOp::Invite { .. } => "invite_participants",
-            ProviderOp::RemoveParticipants { .. } => "remove_participants",
-            ProviderOp::SetAdmins { promote: true, .. } => "promote_admins",
-            ProviderOp::SetAdmins { promote: false, .. } => "demote_admins",
-            ProviderOp::ResetInviteLink => "reset_invite_link",
-            ProviderOp::ResolveJoinRequests { approve: true, .. } => "approve_join_requests",
-            ProviderOp::ResolveJoinRequests { approve: false, .. } => "reject_join_requests",
-            ProviderOp::Delete => "delete_group",
+            ProviderOp::UpdateSettings(_) => OperationKind::UpdateSettings,
+            ProviderOp::AddParticipants { .. } => OperationKind::AddParticipants,
+            ProviderOp::Invite { .. } => OperationKind::InviteParticipants,
+            ProviderOp::RemoveParticipants { .. } => OperationKind::RemoveParticipants,
+            ProviderOp::SetAdmins { promote: true, .. } => OperationKind::PromoteAdmins,
+            ProviderOp::SetAdmins { promote: false, .. } => OperationKind::DemoteAdmins,
+            ProviderOp::ResetInviteLink => OperationKind::ResetInviteLink,
+            ProviderOp::ResolveJoinRequests { approve: true, .. } => OperationKind::ApproveJoinRequests,
+            ProviderOp::ResolveJoinRequests { approve: false, .. } => OperationKind::RejectJoinRequests,
+            ProviderOp::Delete => OperationKind::DeleteGroup,
         }
     }
 }

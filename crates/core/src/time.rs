@@ -56,6 +56,14 @@ impl Serialize for Timestamp {
     }
 }
 
+/// An RFC 3339 date-time in UTC with milliseconds.
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::date_time()
+    }
+}
+impl utoipa::ToSchema for Timestamp {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

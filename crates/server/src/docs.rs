@@ -29,14 +29,27 @@ const PAGE: &str = r##"<!doctype html>
 </html>
 "##;
 
+/// The reference page's operations.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page, rapidoc))]
+pub struct Doc;
+
 pub fn routes() -> Routes {
     vec![("/docs", get(page)), ("/docs/rapidoc-min.js", get(rapidoc))]
 }
 
+/// This API reference, in a browser.
+#[utoipa::path(get, path = "/docs", tag = "operations", operation_id = "docs.page", security(),
+    summary = "This API reference, in a browser (RapiDoc, served by the gateway itself)",
+    responses((status = 200, description = "The page", content_type = "text/html", body = String)))]
 async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
+/// The page's script.
+#[utoipa::path(get, path = "/docs/rapidoc-min.js", tag = "operations", operation_id = "docs.script", security(),
+    summary = "The reference page's script (vendored RapiDoc, MIT)",
+    responses((status = 200, description = "The script (gzip-encoded)", content_type = "text/javascript", body = String)))]
 async fn rapidoc() -> ([(HeaderName, &'static str); 4], &'static [u8]) {
     (
         [

@@ -1,6 +1,7 @@
 //! The wagroups HTTP server: dialect adapters (native `/v1`, DoubleTick), the sandbox,
 //! health checks, and the background workers that talk to WhatsApp.
 
+pub mod apidoc;
 pub mod conn;
 mod docs;
 mod doubletick;

@@ -9,7 +9,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json};
 use wagroups_core::{
     ops::{GroupPatch, WriteOptions, Written},
     service::CreateGroupRequest,
@@ -26,6 +25,29 @@ type Result<T> = std::result::Result<T, DialectError<Native>>;
 
 /// How long a create with participants waits for WhatsApp's answer about them.
 const CREATE_RESULTS_WAIT: Duration = Duration::from_secs(10);
+
+/// The native group API's operations.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_group,
+    list_groups,
+    get_group,
+    update_group,
+    delete_group,
+    group_events,
+    list_participants,
+    add_participants,
+    remove_participants,
+    promote,
+    demote,
+    invite_link,
+    reset_invite_link,
+    join_requests,
+    approve,
+    reject,
+    operation
+))]
+pub struct Doc;
 
 pub fn routes() -> Routes {
     vec![
@@ -64,6 +86,23 @@ pub fn create_request(f: &Fields) -> std::result::Result<CreateGroupRequest, Api
     })
 }
 
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", operation_id = "v1.groups.create",
+    summary = "Create a group (asynchronous; GROUP_CREATED follows)",
+    request_body = crate::apidoc::requests::CreateGroup,
+    responses(
+        (status = 202, description = "Accepted, pending", body = crate::render::CreatedGroup, links(
+                ("GetGroup" = (operation_id = "v1.groups.get", parameters(("groupId" = "$response.body#/groupId")))),
+                ("UpdateGroup" = (operation_id = "v1.groups.update", parameters(("groupId" = "$response.body#/groupId")))),
+                ("GroupEvents" = (operation_id = "v1.groups.events", parameters(("groupId" = "$response.body#/groupId")))),
+                ("Participants" = (operation_id = "v1.groups.participants.list", parameters(("groupId" = "$response.body#/groupId")))),
+                ("AddParticipants" = (operation_id = "v1.groups.participants.add", parameters(("groupId" = "$response.body#/groupId")))),
+                ("InviteLink" = (operation_id = "v1.groups.inviteLink.get", parameters(("groupId" = "$response.body#/groupId")))),
+                ("ResetInviteLink" = (operation_id = "v1.groups.inviteLink.reset", parameters(("groupId" = "$response.body#/groupId")))),
+                ("JoinRequests" = (operation_id = "v1.groups.joinRequests.list", parameters(("groupId" = "$response.body#/groupId")))),
+                ("DeleteGroup" = (operation_id = "v1.groups.delete", parameters(("groupId" = "$response.body#/groupId"))))
+        )),
+        crate::apidoc::CreateGroupErrors,
+    ))]
 async fn create_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -72,7 +111,8 @@ async fn create_group(
     let req = create_request(&fields)?;
     let created = state.service.create_group(&key, req).await?;
     if created.participants.is_empty() {
-        return Ok((StatusCode::ACCEPTED, Json(render::group(&created.group, Some(&[])))).into_response());
+        let body = render::created_group(render::group(&created.group, Some(&[])), None);
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     // Participants: wait (bounded) for WhatsApp's answer about each, then report it.
     let deadline = tokio::time::Instant::now() + CREATE_RESULTS_WAIT;
@@ -89,14 +129,13 @@ async fn create_group(
         state.service.settle(created.group.number_id).await?;
     }
     let (group, participants) = state.service.get_group(&key, &created.group.group_id).await?;
-    let mut body = render::group(&group, Some(&participants));
-    body["results"] = match &results {
-        Some(r) => Value::Array(r.iter().map(render::participant_result).collect()),
-        None => Value::Null,
-    };
+    let body = render::created_group(render::group(&group, Some(&participants)), Some(results.as_deref()));
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/groups/{groupId}", tag = "groups", operation_id = "v1.groups.get",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "The group with its participants", body = crate::render::Group), crate::apidoc::ReadErrors))]
 async fn get_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -106,6 +145,15 @@ async fn get_group(
     Ok(Json(render::group(&group, Some(&participants))).into_response())
 }
 
+#[utoipa::path(patch, path = "/v1/groups/{groupId}", tag = "groups", operation_id = "v1.groups.update",
+    summary = "Change subject, description, settings or join approval mode (GROUP_UPDATED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::UpdateGroup,
+    responses(
+        (status = 200, description = "The updated group", body = crate::render::Group),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn update_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -139,6 +187,14 @@ async fn update_group(
     Ok(Json(render::group(&group, Some(&participants))).into_response())
 }
 
+#[utoipa::path(delete, path = "/v1/groups/{groupId}", tag = "groups", operation_id = "v1.groups.delete",
+    summary = "Delete the group; every member is removed (GROUP_DELETED); later writes are 409",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    responses(
+        (status = 200, description = "The deleted group", body = crate::render::Group),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupActionErrors,
+    ))]
 async fn delete_group(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -151,6 +207,10 @@ async fn delete_group(
     }
 }
 
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", operation_id = "v1.groups.list",
+    summary = "List groups, newest first (keyset pagination)",
+    params(crate::apidoc::params::ListGroupsQuery),
+    responses((status = 200, description = "A page", body = crate::render::GroupPage), crate::apidoc::ListErrors))]
 async fn list_groups(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -166,10 +226,17 @@ async fn list_groups(
             q.get("cursor"),
         )
         .await?;
-    let data: Vec<_> = page.groups.iter().map(|g| render::group(g, None)).collect();
-    Ok(Json(json!({ "data": data, "nextCursor": page.next_cursor })).into_response())
+    Ok(Json(render::GroupPage {
+        data: page.groups.iter().map(|g| render::group(g, None)).collect(),
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/groups/{groupId}/events", tag = "events", operation_id = "v1.groups.events",
+    summary = "The group's event log in sequence order",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::GroupEventsQuery),
+    responses((status = 200, description = "Events", body = crate::render::EventList), crate::apidoc::ReadErrors))]
 async fn group_events(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -180,18 +247,26 @@ async fn group_events(
         .service
         .group_events(&key, &group_id, q.get("after"), q.get("limit"))
         .await?;
-    Ok(Json(json!({ "data": crate::webhooks::raw_events(events)? })).into_response())
+    Ok(Json(render::EventList {
+        data: crate::webhooks::raw_events(events)?,
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/groups/{groupId}/participants", tag = "groups",
+    operation_id = "v1.groups.participants.list",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "Participants with state and role", body = crate::render::ParticipantList),
+        crate::apidoc::ReadErrors))]
 async fn list_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::ParticipantList>> {
     let (_, participants) = state.service.get_group(&key, &group_id).await?;
-    Ok(Json(
-        json!({ "data": participants.iter().map(render::participant).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(render::ParticipantList {
+        data: participants.iter().map(render::participant).collect(),
+    }))
 }
 
 fn participants_field(f: &Fields) -> std::result::Result<Vec<String>, ApiError> {
@@ -204,6 +279,16 @@ fn participants_field(f: &Fields) -> std::result::Result<Vec<String>, ApiError> 
     Ok(list)
 }
 
+#[utoipa::path(post, path = "/v1/groups/{groupId}/participants", tag = "groups", operation_id = "v1.groups.participants.add",
+    summary = "Add participants (invited on invite-only providers)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::AddParticipants,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::ParticipantResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::ParticipantResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn add_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -223,11 +308,21 @@ async fn add_participants(
 /// Per-participant results, or the pending operation.
 fn participant_answer(written: Written<Vec<wagroups_core::ops::ParticipantResult>>) -> Response {
     match written {
-        Written::Done(results) => render::participant_results(&results).into_response(),
+        Written::Done(results) => render::participant_results(&results),
         Written::Pending(op) => render::pending(&op),
     }
 }
 
+#[utoipa::path(delete, path = "/v1/groups/{groupId}/participants", tag = "groups", operation_id = "v1.groups.participants.remove",
+    summary = "Remove participants (GROUP_PARTICIPANT_REMOVED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::Participants,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::ParticipantResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::ParticipantResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn remove_participants(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -253,6 +348,16 @@ async fn set_admins(
     Ok(participant_answer(written))
 }
 
+#[utoipa::path(post, path = "/v1/groups/{groupId}/admins", tag = "groups", operation_id = "v1.groups.admins.promote",
+    summary = "Make participants admins (GROUP_PARTICIPANT_PROMOTED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::Participants,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::ParticipantResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::ParticipantResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn promote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -263,6 +368,16 @@ async fn promote(
     set_admins(state, key, group_id, f, true, opts).await
 }
 
+#[utoipa::path(delete, path = "/v1/groups/{groupId}/admins", tag = "groups", operation_id = "v1.groups.admins.demote",
+    summary = "Make admins participants again (GROUP_PARTICIPANT_DEMOTED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::Participants,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::ParticipantResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::ParticipantResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn demote(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -273,17 +388,27 @@ async fn demote(
     set_admins(state, key, group_id, f, false, opts).await
 }
 
+#[utoipa::path(get, path = "/v1/groups/{groupId}/invite-link", tag = "groups", operation_id = "v1.groups.inviteLink.get",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "The group's invite link", body = crate::render::InviteLink), crate::apidoc::ReadErrors))]
 async fn invite_link(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::InviteLink>> {
     let (group, _) = state.service.get_group(&key, &group_id).await?;
-    Ok(Json(
-        json!({ "groupId": group.group_id, "inviteLink": group.invite_link }),
-    ))
+    Ok(Json(render::invite_link(&group)))
 }
 
+#[utoipa::path(post, path = "/v1/groups/{groupId}/invite-link/reset", tag = "groups",
+    operation_id = "v1.groups.inviteLink.reset",
+    summary = "A new link; the old one stops working at once (GROUP_INVITE_LINK_RESET)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    responses(
+        (status = 200, description = "The new link", body = crate::render::InviteLink),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupActionErrors,
+    ))]
 async fn reset_invite_link(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -291,22 +416,22 @@ async fn reset_invite_link(
     Prefer(opts): Prefer,
 ) -> Result<Response> {
     match state.service.reset_invite_link(&key, &group_id, opts).await? {
-        Written::Done(group) => {
-            Ok(Json(json!({ "groupId": group.group_id, "inviteLink": group.invite_link })).into_response())
-        }
+        Written::Done(group) => Ok(Json(render::invite_link(&group)).into_response()),
         Written::Pending(op) => Ok(render::pending(&op)),
     }
 }
 
+#[utoipa::path(get, path = "/v1/groups/{groupId}/join-requests", tag = "groups",
+    operation_id = "v1.groups.joinRequests.list",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "Pending join requests", body = crate::render::JoinRequestList), crate::apidoc::ReadErrors))]
 async fn join_requests(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::JoinRequestList>> {
     let requests = state.service.join_requests(&key, &group_id).await?;
-    Ok(Json(
-        json!({ "data": requests.iter().map(render::join_request).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(render::join_requests(&requests)))
 }
 
 async fn resolve(
@@ -325,11 +450,21 @@ async fn resolve(
         .resolve_join_requests(&key, &group_id, &ids, approve, opts)
         .await?
     {
-        Written::Done(results) => Ok(render::join_request_results(&results).into_response()),
+        Written::Done(results) => Ok(render::join_request_results(&results)),
         Written::Pending(op) => Ok(render::pending(&op)),
     }
 }
 
+#[utoipa::path(post, path = "/v1/groups/{groupId}/join-requests/approve", tag = "groups", operation_id = "v1.groups.joinRequests.approve",
+    summary = "Approve join requests (GROUP_PARTICIPANT_JOINED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::JoinRequestIds,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::JoinRequestResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::JoinRequestResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn approve(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -340,6 +475,16 @@ async fn approve(
     resolve(state, key, group_id, f, true, opts).await
 }
 
+#[utoipa::path(post, path = "/v1/groups/{groupId}/join-requests/reject", tag = "groups", operation_id = "v1.groups.joinRequests.reject",
+    summary = "Reject join requests (GROUP_JOIN_REQUEST_REJECTED)",
+    params(crate::apidoc::params::GroupPath, crate::apidoc::params::PreferHeader),
+    request_body = crate::apidoc::requests::JoinRequestIds,
+    responses(
+        (status = 200, description = "Every item succeeded", body = crate::render::JoinRequestResults),
+        (status = 207, description = "Some items did not succeed: see each result", body = crate::render::JoinRequestResults),
+        (status = 202, response = crate::apidoc::Pending),
+        crate::apidoc::GroupWriteErrors,
+    ))]
 async fn reject(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -352,11 +497,15 @@ async fn reject(
 
 /// A write WhatsApp accepted and confirms later: pending, succeeded (with its outcome per
 /// item) or failed (with WhatsApp's reason).
+#[utoipa::path(get, path = "/v1/operations/{operationId}", tag = "groups", operation_id = "v1.operations.get",
+    summary = "A write WhatsApp confirms later: pending, succeeded (with its outcome per item) or failed (with the reason)",
+    params(crate::apidoc::params::OperationPath),
+    responses((status = 200, description = "The operation", body = crate::render::Operation), crate::apidoc::ReadErrors))]
 async fn operation(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(operation_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::Operation>> {
     let op = state.service.operation(&key, &operation_id).await?;
     Ok(Json(render::operation(&op)))
 }

@@ -7,7 +7,6 @@ use axum::{
     http::StatusCode,
     routing::{post, put},
 };
-use serde_json::{Value, json};
 use wagroups_core::{
     model::{AddPrivacy, ProviderKind},
     phone::Phone,
@@ -20,9 +19,24 @@ use crate::{
     AppState, Routes,
     error::{ApiError, DialectError, Native},
     extract::{Auth, JsonObject, Path},
+    render::{Refusal, RefusalSet, SandboxAction, SandboxOutcome, SandboxUser, Suspension},
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
+
+/// The sandbox's operations.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    join,
+    cancel_request,
+    leave,
+    put_user,
+    get_user,
+    suspend,
+    unsuspend,
+    refuse_next_write
+))]
+pub struct Doc;
 
 pub fn routes() -> Routes {
     vec![
@@ -94,11 +108,16 @@ async fn simulated_group(state: &AppState, key: &wagroups_core::model::ApiKey, g
 }
 
 /// `{"phone", "groupId"}`: the user withdraws their pending join request.
+#[utoipa::path(post, path = "/v1/sandbox/cancel-request", tag = "sandbox", operation_id = "v1.sandbox.cancelRequest",
+    summary = "A simulated user withdraws their join request",
+    request_body = crate::apidoc::requests::SandboxMember,
+    responses((status = 200, description = "The request was withdrawn (GROUP_JOIN_REQUEST_REVOKED)",
+        body = crate::render::SandboxAction), crate::apidoc::SandboxActionErrors))]
 async fn cancel_request(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SandboxAction>> {
     let phone = phone_field(&f)?;
     let group_id = f.required("groupId")?;
     let jid = simulated_group(&state, &key, &group_id).await?;
@@ -108,9 +127,12 @@ async fn cancel_request(
         .await
         .map_err(sandbox_error)?;
     settle(&state).await?;
-    Ok(Json(
-        json!({ "result": "join_request_revoked", "phone": phone, "groupId": group_id }),
-    ))
+    Ok(Json(SandboxAction {
+        result: SandboxOutcome::JoinRequestRevoked,
+        phone,
+        group_id: Some(group_id.into()),
+        join_request_id: None,
+    }))
 }
 
 async fn set_suspension(
@@ -118,28 +140,39 @@ async fn set_suspension(
     key: wagroups_core::model::ApiKey,
     group_id: String,
     suspended: bool,
-) -> Result<Json<Value>> {
+) -> Result<Json<Suspension>> {
     let jid = simulated_group(&state, &key, &group_id).await?;
     state.sim.suspend(&jid, suspended).await.map_err(sandbox_error)?;
     settle(&state).await?;
-    Ok(Json(json!({ "groupId": group_id, "suspended": suspended })))
+    Ok(Json(Suspension {
+        group_id: group_id.into(),
+        suspended,
+    }))
 }
 
 /// WhatsApp suspends the group.
+#[utoipa::path(post, path = "/v1/sandbox/groups/{groupId}/suspend", tag = "sandbox", operation_id = "v1.sandbox.suspend",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "Suspended (GROUP_SUSPENDED)", body = crate::render::Suspension), crate::apidoc::SuspensionErrors))]
 async fn suspend(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Suspension>> {
     set_suspension(state, key, group_id, true).await
 }
 
 /// WhatsApp lifts the group's suspension.
+#[utoipa::path(post, path = "/v1/sandbox/groups/{groupId}/unsuspend", tag = "sandbox",
+    operation_id = "v1.sandbox.unsuspend",
+    params(crate::apidoc::params::GroupPath),
+    responses((status = 200, description = "Cleared (GROUP_SUSPENSION_CLEARED)", body = crate::render::Suspension),
+        crate::apidoc::SuspensionErrors))]
 async fn unsuspend(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<Suspension>> {
     set_suspension(state, key, group_id, false).await
 }
 
@@ -157,19 +190,27 @@ async fn own_numbers(state: &AppState, key: &wagroups_core::model::ApiKey) -> Re
         .collect())
 }
 
-fn render_user(u: &SimUser, own: &[String]) -> Value {
-    let contact_of: Vec<&String> = u.contact_of.iter().filter(|n| own.contains(n)).collect();
-    json!({ "phone": u.phone, "onWhatsApp": u.on_whatsapp, "addPrivacy": u.add_privacy, "contactOf": contact_of })
+fn render_user(u: &SimUser, own: &[String]) -> SandboxUser {
+    SandboxUser {
+        phone: u.phone.clone(),
+        on_whatsapp: u.on_whatsapp,
+        add_privacy: u.add_privacy,
+        contact_of: u.contact_of.iter().filter(|n| own.contains(n)).cloned().collect(),
+    }
 }
 
 /// `{"onWhatsApp", "addPrivacy", "contactOf"}`: configures a simulated user (fields left out
 /// keep their value; `contactOf` lists the caller's numbers that have the user as a contact).
+#[utoipa::path(put, path = "/v1/sandbox/users/{phone}", tag = "sandbox", operation_id = "v1.sandbox.users.put",
+    params(crate::apidoc::params::PhonePath),
+    request_body = crate::apidoc::requests::SandboxUserPatch,
+    responses((status = 200, description = "The user", body = crate::render::SandboxUser), crate::apidoc::SandboxUserPutErrors))]
 async fn put_user(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(phone, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SandboxUser>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
     let own = own_numbers(&state, &key).await?;
     let mut user = state
@@ -211,11 +252,15 @@ async fn put_user(
     Ok(Json(render_user(&user, &own)))
 }
 
+#[utoipa::path(get, path = "/v1/sandbox/users/{phone}", tag = "sandbox", operation_id = "v1.sandbox.users.get",
+    params(crate::apidoc::params::PhonePath),
+    responses((status = 200, description = "The user (unconfigured users are on WhatsApp and addable by anyone)",
+        body = crate::render::SandboxUser), crate::apidoc::SandboxUserGetErrors))]
 async fn get_user(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(phone, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SandboxUser>> {
     let phone = Phone::parse("phone", &phone).map_err(|v| ApiError::invalid(&v.field, v.message))?;
     let user = state
         .sim
@@ -227,11 +272,16 @@ async fn get_user(
 }
 
 /// `{"phone", "inviteLink"}`: the user taps the invite link.
+#[utoipa::path(post, path = "/v1/sandbox/join", tag = "sandbox", operation_id = "v1.sandbox.join",
+    summary = "A simulated user taps an invite link",
+    request_body = crate::apidoc::requests::SandboxJoin,
+    responses((status = 200, description = "Joined, or a join request was filed", body = crate::render::SandboxAction),
+        crate::apidoc::SandboxActionErrors))]
 async fn join(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SandboxAction>> {
     let phone = Phone::parse(
         "phone",
         &f.digits("phone")?
@@ -274,24 +324,30 @@ async fn join(
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
     let group_id = group.map(|g| g.group_id);
-    let body = match change.reports.first() {
-        Some(ProviderEvent::JoinRequestCreated { join_request_id, .. }) => json!({
-            "result": "join_request_created",
-            "phone": phone,
-            "groupId": group_id,
-            "joinRequestId": join_request_id,
-        }),
-        _ => json!({ "result": "joined", "phone": phone, "groupId": group_id }),
+    let (result, join_request_id) = match change.reports.first() {
+        Some(ProviderEvent::JoinRequestCreated { join_request_id, .. }) => {
+            (SandboxOutcome::JoinRequestCreated, Some(join_request_id.clone()))
+        }
+        _ => (SandboxOutcome::Joined, None),
     };
-    Ok(Json(body))
+    Ok(Json(SandboxAction {
+        result,
+        phone,
+        group_id,
+        join_request_id,
+    }))
 }
 
 /// `{"phone", "groupId"}`: the user leaves the group.
+#[utoipa::path(post, path = "/v1/sandbox/leave", tag = "sandbox", operation_id = "v1.sandbox.leave",
+    summary = "A simulated user leaves a group",
+    request_body = crate::apidoc::requests::SandboxMember,
+    responses((status = 200, description = "Left", body = crate::render::SandboxAction), crate::apidoc::SandboxActionErrors))]
 async fn leave(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SandboxAction>> {
     let phone = Phone::parse(
         "phone",
         &f.digits("phone")?
@@ -309,20 +365,29 @@ async fn leave(
     })?;
     state.sim.leave(phone.as_str(), &jid).await.map_err(sandbox_error)?;
     settle(&state).await?;
-    Ok(Json(
-        json!({ "result": "left", "phone": phone, "groupId": group.group_id }),
-    ))
+    Ok(Json(SandboxAction {
+        result: SandboxOutcome::Left,
+        phone,
+        group_id: Some(group.group_id),
+        join_request_id: None,
+    }))
 }
 
 /// `{"code"?, "message"?}`: WhatsApp refuses the group's next write. On the cloud profile it
 /// accepts the write first and refuses it in its confirmation, as Meta's Cloud API does
 /// (`GROUP_OPERATION_FAILED`); on the linked-device profile it refuses at once.
+#[utoipa::path(post, path = "/v1/sandbox/groups/{groupId}/refuse-next-write", tag = "sandbox",
+    operation_id = "v1.sandbox.refuseNextWrite",
+    summary = "WhatsApp refuses the group's next write (cloud profile: in its confirmation, GROUP_OPERATION_FAILED; linked-device: at once)",
+    params(crate::apidoc::params::GroupPath),
+    request_body = crate::apidoc::requests::RefuseNextWrite,
+    responses((status = 200, description = "The next write is refused", body = crate::render::RefusalSet), crate::apidoc::SandboxActionErrors))]
 async fn refuse_next_write(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(group_id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<RefusalSet>> {
     let code = f.string("code")?.unwrap_or_else(|| "refused".into());
     let message = f
         .string("message")?
@@ -339,7 +404,8 @@ async fn refuse_next_write(
         .refuse_next_write(&jid, &code, &message)
         .await
         .map_err(|e| ApiError::from(wagroups_core::service::ServiceError::Store(e)))?;
-    Ok(Json(
-        json!({ "groupId": group_id, "refuseNextWrite": { "code": code, "message": message } }),
-    ))
+    Ok(Json(RefusalSet {
+        group_id: group_id.into(),
+        refuse_next_write: Refusal { code, message },
+    }))
 }

@@ -7,20 +7,22 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use serde_json::{Value, json, value::RawValue};
-use wagroups_core::{
-    event::StoredEvent,
-    webhook::{AttemptView, DeliveryView, Endpoint},
-    webhook_service::EndpointInput,
-};
+use serde_json::{Value, value::RawValue};
+use wagroups_core::{event::StoredEvent, webhook_service::EndpointInput};
 
 use crate::{
     AppState, Routes,
     error::{ApiError, DialectError, Native},
     extract::{Auth, Fields, JsonObject, Path, Query},
+    render,
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
+
+/// Webhook endpoints' and the event log's operations.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, read, update, remove, rotate, deliveries, recover, redeliver, events))]
+pub struct Doc;
 
 pub fn routes() -> Routes {
     vec![
@@ -32,21 +34,6 @@ pub fn routes() -> Routes {
         ("/v1/events", get(events)),
         ("/v1/events/{eventId}/redeliver", post(redeliver)),
     ]
-}
-
-fn render(e: &Endpoint) -> Value {
-    json!({
-        "id": e.id,
-        "url": e.url,
-        "description": e.description,
-        "eventTypes": e.event_types,
-        "wabaNumbers": e.waba_numbers,
-        "format": e.format.as_str(),
-        "disabled": e.disabled,
-        "disabledReason": e.disabled_reason,
-        "createdAt": e.created_at,
-        "updatedAt": e.updated_at,
-    })
 }
 
 /// A string list field; `null` means "all" (`Some(None)`).
@@ -106,6 +93,19 @@ fn reqwest_url(url: &str) -> std::result::Result<url::Url, ApiError> {
     url::Url::parse(url.trim()).map_err(|e| ApiError::invalid("url", format!("is not a URL: {e}")))
 }
 
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", operation_id = "v1.endpoints.create",
+    summary = "Subscribe a URL to events; the signing secret is in this answer only",
+    request_body = crate::apidoc::requests::EndpointIn,
+    responses(
+        (status = 201, description = "Created, with its secret", body = crate::render::CreatedEndpoint, links(
+                ("GetEndpoint" = (operation_id = "v1.endpoints.get", parameters(("id" = "$response.body#/id")))),
+                ("UpdateEndpoint" = (operation_id = "v1.endpoints.update", parameters(("id" = "$response.body#/id")))),
+                ("RotateSecret" = (operation_id = "v1.endpoints.rotate", parameters(("id" = "$response.body#/id")))),
+                ("Deliveries" = (operation_id = "v1.endpoints.deliveries", parameters(("id" = "$response.body#/id")))),
+                ("DeleteEndpoint" = (operation_id = "v1.endpoints.delete", parameters(("id" = "$response.body#/id"))))
+        )),
+        crate::apidoc::EndpointCreateErrors,
+    ))]
 async fn create(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -117,39 +117,51 @@ async fn create(
         .webhooks
         .create_endpoint(&key, input, state.allow_private_webhook_targets)
         .await?;
-    let mut body = render(&ep);
-    body["secret"] = json!(ep.secret);
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(render::created_endpoint(&ep))).into_response())
 }
 
-async fn list(State(state): State<AppState>, Auth(key, ..): Auth<Native>) -> Result<Json<Value>> {
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", operation_id = "v1.endpoints.list",
+    responses((status = 200, description = "Endpoints", body = crate::render::EndpointList), crate::apidoc::KeyErrors))]
+async fn list(State(state): State<AppState>, Auth(key, ..): Auth<Native>) -> Result<Json<render::EndpointList>> {
     let eps = state.webhooks.list_endpoints(&key).await?;
-    Ok(Json(json!({ "data": eps.iter().map(render).collect::<Vec<_>>() })))
+    Ok(Json(render::EndpointList {
+        data: eps.iter().map(render::endpoint).collect(),
+    }))
 }
 
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "v1.endpoints.get",
+    params(crate::apidoc::params::EndpointPath),
+    responses((status = 200, description = "The endpoint", body = crate::render::Endpoint), crate::apidoc::LookupErrors))]
 async fn read(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
-) -> Result<Json<Value>> {
-    Ok(Json(render(&state.webhooks.endpoint(&key, &id).await?)))
+) -> Result<Json<render::Endpoint>> {
+    Ok(Json(render::endpoint(&state.webhooks.endpoint(&key, &id).await?)))
 }
 
+#[utoipa::path(patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "v1.endpoints.update",
+    params(crate::apidoc::params::EndpointPath),
+    request_body = crate::apidoc::requests::EndpointPatch,
+    responses((status = 200, description = "The endpoint", body = crate::render::Endpoint), crate::apidoc::EndpointPatchErrors))]
 async fn update(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
     JsonObject(f, ..): JsonObject<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::Endpoint>> {
     let input = endpoint_input(&f)?;
     check_target(&state, &input).await?;
     let ep = state
         .webhooks
         .update_endpoint(&key, &id, input, state.allow_private_webhook_targets)
         .await?;
-    Ok(Json(render(&ep)))
+    Ok(Json(render::endpoint(&ep)))
 }
 
+#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", operation_id = "v1.endpoints.delete",
+    params(crate::apidoc::params::EndpointPath),
+    responses((status = 204, description = "Deleted; what it had not received is dropped"), crate::apidoc::LookupErrors))]
 async fn remove(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -160,57 +172,46 @@ async fn remove(
 }
 
 /// A new secret, shown in this answer only; the previous one keeps signing for 24 hours.
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
+    operation_id = "v1.endpoints.rotate",
+    summary = "New secret; the previous one keeps signing for 24 hours",
+    params(crate::apidoc::params::EndpointPath),
+    responses((status = 200, description = "The new secret", body = crate::render::RotatedSecret), crate::apidoc::LookupErrors))]
 async fn rotate(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::RotatedSecret>> {
     let ep = state.webhooks.rotate_endpoint_secret(&key, &id).await?;
-    Ok(Json(
-        json!({ "secret": ep.secret, "previousSecretExpiresAt": ep.previous_secret_until }),
-    ))
+    Ok(Json(render::rotated_secret(&ep)))
 }
 
-fn render_attempt(a: &AttemptView) -> Value {
-    json!({
-        "attemptedAt": a.attempted_at,
-        "statusCode": a.status_code,
-        "latencyMs": a.latency_ms,
-        "error": a.error,
-        "nextAttemptAt": a.next_attempt_at,
-    })
-}
-
-fn render_delivery(d: &DeliveryView) -> Value {
-    json!({
-        "id": format!("dlv_{}", d.id),
-        "eventId": d.event_id,
-        "eventType": d.event_type,
-        "groupId": d.group_id,
-        "sequence": d.sequence,
-        "status": d.status.as_str(),
-        "nextAttemptAt": d.next_attempt_at,
-        "createdAt": d.created_at,
-        "updatedAt": d.updated_at,
-        "attempts": d.attempts.iter().map(render_attempt).collect::<Vec<_>>(),
-    })
-}
-
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/deliveries", tag = "webhooks",
+    operation_id = "v1.endpoints.deliveries",
+    params(crate::apidoc::params::EndpointPath, crate::apidoc::params::DeliveriesQuery),
+    responses((status = 200, description = "Deliveries, newest first, with their attempts", body = crate::render::DeliveryPage),
+        crate::apidoc::LookupErrors))]
 async fn deliveries(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(id, ..): Path<Native>,
     Query(q, ..): Query<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::DeliveryPage>> {
     let (rows, next) = state
         .webhooks
         .deliveries(&key, &id, q.get("status"), q.get("limit"), q.get("cursor"))
         .await?;
-    Ok(Json(
-        json!({ "data": rows.iter().map(render_delivery).collect::<Vec<_>>(), "nextCursor": next }),
-    ))
+    Ok(Json(render::DeliveryPage {
+        data: rows.iter().map(render::delivery).collect(),
+        next_cursor: next,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/recover", tag = "webhooks", operation_id = "v1.endpoints.recover",
+    summary = "Queue again the endpoint's failed and dead deliveries created since a time",
+    params(crate::apidoc::params::EndpointPath),
+    request_body = crate::apidoc::requests::Recover,
+    responses((status = 202, description = "Re-queued", body = crate::render::Requeued), crate::apidoc::LookupBodyErrors))]
 async fn recover(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
@@ -219,16 +220,20 @@ async fn recover(
 ) -> Result<Response> {
     let since = f.string("since")?;
     let n = state.webhooks.recover(&key, &id, since.as_deref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(render::Requeued { requeued: n })).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/events/{eventId}/redeliver", tag = "events", operation_id = "v1.events.redeliver",
+    summary = "Queue the event again for its endpoints and those that match it now",
+    params(crate::apidoc::params::EventPath),
+    responses((status = 202, description = "Re-queued", body = crate::render::Requeued), crate::apidoc::LookupErrors))]
 async fn redeliver(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Path(event_id, ..): Path<Native>,
 ) -> Result<Response> {
     let n = state.webhooks.redeliver(&key, &event_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "requeued": n }))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(render::Requeued { requeued: n })).into_response())
 }
 
 /// Stored payloads as JSON values, without re-serialising them.
@@ -243,11 +248,15 @@ pub fn raw_events(events: Vec<StoredEvent>) -> std::result::Result<Vec<Box<RawVa
         })
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "events", operation_id = "v1.events.list",
+    summary = "The organisation's event log, for reconciliation",
+    params(crate::apidoc::params::EventsQuery),
+    responses((status = 200, description = "Events in log order", body = crate::render::EventPage), crate::apidoc::ReadErrors))]
 async fn events(
     State(state): State<AppState>,
     Auth(key, ..): Auth<Native>,
     Query(q, ..): Query<Native>,
-) -> Result<Json<Value>> {
+) -> Result<Json<render::EventPage>> {
     let events = state
         .webhooks
         .org_events(
@@ -258,6 +267,9 @@ async fn events(
             q.get("limit"),
         )
         .await?;
-    let last = events.last().map(|e| e.event_id.clone());
-    Ok(Json(json!({ "data": raw_events(events)?, "lastEventId": last })))
+    let last_event_id = events.last().map(|e| e.event_id.clone());
+    Ok(Json(render::EventPage {
+        data: raw_events(events)?,
+        last_event_id,
+    }))
 }

@@ -15,7 +15,7 @@ pub struct NewOperation {
     pub number_id: i64,
     /// What the provider accepted it under (its confirmation names it).
     pub request_id: String,
-    pub kind: String,
+    pub kind: crate::model::OperationKind,
 }
 
 #[async_trait]

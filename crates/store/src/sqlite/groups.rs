@@ -209,7 +209,7 @@ impl GroupStore for SqliteStore {
                                 Ok((
                                     id::<OperationId>(r, "id")?,
                                     get::<i64>(r, "group_id")?,
-                                    get::<String>(r, "kind")?,
+                                    parse(r, "kind", OperationKind::parse)?,
                                     parse(r, "status", OperationStatus::parse)?,
                                 ))
                             },

@@ -17,7 +17,8 @@ use wagroups_core::{
     ids::{ApiKeyId, CommandId, EndpointId, EventId, GroupId, OperationId, OrgId},
     model::{
         ApiKey, CommandStatus, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number,
-        Operation, OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile, ProviderKind,
+        Operation, OperationKind, OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile,
+        ProviderKind,
     },
     phone::Phone,
     plan::{self, GroupWrite, Subscription},

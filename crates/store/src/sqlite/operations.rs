@@ -14,7 +14,7 @@ fn operation_row(r: &Row) -> Result<Operation, StoreError> {
         group_row_id: get(r, "group_row_id")?,
         group_id: id(r, "group_id")?,
         waba_number: get(r, "waba_number")?,
-        kind: get(r, "kind")?,
+        kind: parse(r, "kind", OperationKind::parse)?,
         status: parse(r, "status", OperationStatus::parse)?,
         results: serde_json::from_str(&results).map_err(|_| corrupt("results", &results))?,
         error_code: get(r, "error_code")?,
@@ -35,7 +35,7 @@ impl OperationStore for SqliteStore {
                     c,
                     "INSERT INTO operations (id, org_id, group_id, number_id, request_id, kind, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                    params![op.id.as_str(), op.org_id.as_str(), op.group_row_id, op.number_id, op.request_id, op.kind, now.millis()],
+                    params![op.id.as_str(), op.org_id.as_str(), op.group_row_id, op.number_id, op.request_id, op.kind.as_str(), now.millis()],
                 )?;
                 one(
                     c,
