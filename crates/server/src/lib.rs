@@ -48,6 +48,9 @@ pub struct AppState {
     pub service: Arc<GroupService>,
     pub webhooks: Arc<Webhooks>,
     pub providers: Arc<dyn ProviderRegistry>,
+    /// The simulated network itself, for the sandbox routes only (they are its control
+    /// panel: users, invite links, suspensions); every gateway path reaches providers through
+    /// `providers` and the database through the store ports.
     pub sim: Arc<SimNetwork>,
     pub commands_ready: Arc<Notify>,
     /// Wakes the inbox applier (a report was held, or what held ones wait for came).
