@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+mod numbers;
+
 /// mimalloc: the server allocates many small short-lived buffers across threads (requests,
 /// rows, webhook bodies), where glibc's allocator showed as ~15 % of the delivery profile.
 #[global_allocator]
@@ -11,11 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use wagroups_core::webhook::{RetrySchedule, parse_duration};
-use wagroups_core::{
-    admin,
-    model::{Profile, ProviderKind},
-    store::prelude::*,
-};
+use wagroups_core::{admin, store::prelude::*};
 use wagroups_server::{Config, DeliveryConfig, HttpLimits, Server};
 use wagroups_store::SqliteStore;
 
@@ -60,7 +58,7 @@ enum Command {
     Orgs(OrgsCmd),
     /// Business numbers.
     #[command(subcommand)]
-    Numbers(NumbersCmd),
+    Numbers(numbers::NumbersCmd),
     /// API keys.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -163,33 +161,6 @@ enum OrgsCmd {
 }
 
 #[derive(Subcommand)]
-enum NumbersCmd {
-    /// Register a business number in an organisation.
-    Add {
-        /// Organisation name or ID.
-        #[arg(long, env = "WAGROUPS_ORG")]
-        org: String,
-        /// The business WhatsApp number, digits in international form.
-        #[arg(long, env = "WAGROUPS_WABA_NUMBER")]
-        waba_number: String,
-        #[arg(long, env = "WAGROUPS_PROVIDER", default_value = "simulated", value_parser = ["simulated"])]
-        provider: String,
-        #[arg(long, env = "WAGROUPS_PROFILE", default_value = "cloud", value_parser = ["cloud", "linked-device"])]
-        profile: String,
-    },
-    /// Disable a number: creating groups on it is refused (422).
-    Disable { waba_number: String },
-    /// Enable a disabled number.
-    Enable { waba_number: String },
-    /// List numbers.
-    List {
-        /// Only this organisation's (name or ID).
-        #[arg(long, env = "WAGROUPS_ORG")]
-        org: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
 enum KeysCmd {
     /// Create an API key; its secret is printed once, alone on the last line.
     Create {
@@ -250,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         other => {
             let store = SqliteStore::open(&cli.database).await?;
-            let r = admin_command(&store, other).await;
+            let r = admin_command(&store, &cli.database, other).await;
             store.close().await;
             r
         }
@@ -312,6 +283,9 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
         api_only: args.api_only,
         delivery,
         http,
+        secret_key: std::env::var("WAGROUPS_SECRET_KEY")
+            .ok()
+            .map(wagroups_core::secret::Secret::new),
     })
     .await?;
     let base = format!("http://{}", server.local_addr);
@@ -334,6 +308,18 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     server.run(shutdown).await
+}
+
+/// The deployment's secret key: `WAGROUPS_SECRET_KEY`, or the key file beside the database
+/// (made on first use when `create`). Read from the environment only, never from a flag
+/// (a flag shows in the process list).
+pub async fn secret_key(
+    store: &SqliteStore,
+    database: &str,
+    create: bool,
+) -> anyhow::Result<Option<wagroups_core::secret::SecretKey>> {
+    let env = std::env::var("WAGROUPS_SECRET_KEY").ok();
+    Ok(wagroups_store::keys::secret_key(store, database, env.as_deref(), create).await?)
 }
 
 async fn signal_shutdown(token: CancellationToken) {
@@ -360,7 +346,7 @@ async fn signal_shutdown(token: CancellationToken) {
     token.cancel();
 }
 
-async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> {
+async fn admin_command(store: &SqliteStore, database: &str, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Orgs(OrgsCmd::Create { name }) => {
             let org = admin::create_org(store, &name).await?;
@@ -371,41 +357,7 @@ async fn admin_command(store: &SqliteStore, cmd: Command) -> anyhow::Result<()> 
                 println!("{}\t{}", o.id, o.name);
             }
         }
-        Command::Numbers(NumbersCmd::Add {
-            org,
-            waba_number,
-            provider,
-            profile,
-        }) => {
-            let provider = ProviderKind::parse(&provider).unwrap_or(ProviderKind::Simulated);
-            let profile = Profile::parse(&profile).unwrap_or(Profile::Cloud);
-            let n = admin::add_number(store, &org, &waba_number, provider, profile).await?;
-            println!("added number {} ({}, {} profile)", n.waba_number, n.provider, n.profile);
-        }
-        Command::Numbers(NumbersCmd::Disable { waba_number }) => {
-            let n = admin::set_number_disabled(store, &waba_number, true).await?;
-            println!("disabled number {}", n.waba_number);
-        }
-        Command::Numbers(NumbersCmd::Enable { waba_number }) => {
-            let n = admin::set_number_disabled(store, &waba_number, false).await?;
-            println!("enabled number {}", n.waba_number);
-        }
-        Command::Numbers(NumbersCmd::List { org }) => {
-            let org_id = match org {
-                Some(o) => Some(admin::org(store, &o).await?.id),
-                None => None,
-            };
-            for n in store.list_numbers(org_id.as_ref()).await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    n.waba_number,
-                    n.org_id,
-                    n.provider,
-                    n.profile,
-                    if n.disabled { "disabled" } else { "enabled" }
-                );
-            }
-        }
+        Command::Numbers(cmd) => numbers::run(store, database, cmd).await?,
         Command::Keys(KeysCmd::Create { org, numbers, name }) => {
             let (key, secret) = admin::create_key(store, &org, numbers, name).await?;
             let scope = key

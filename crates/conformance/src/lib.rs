@@ -74,6 +74,7 @@ async fn org_with_number<S: Store>(s: &S, name: &str, waba: &str) -> (OrgId, i64
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
                 provider_config: serde_json::json!({}),
+                provider_ref: None,
             },
             T0,
         )
@@ -121,6 +122,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
         profile: Profile::LinkedDevice,
         default_join_approval_mode: JoinApprovalMode::AutoApprove,
         provider_config: serde_json::json!({}),
+        provider_ref: None,
     };
     assert!(
         s.add_number(dup, T0).await.unwrap().is_none(),
@@ -143,6 +145,7 @@ pub async fn tenancy_records<S: Store>(s: &S) {
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::ApprovalRequired,
                 provider_config: config.clone(),
+                provider_ref: Some("106540352242922".into()),
             },
             T0,
         )
@@ -154,6 +157,73 @@ pub async fn tenancy_records<S: Store>(s: &S) {
     assert_eq!(
         s.find_number("15550000009").await.unwrap().unwrap().provider,
         ProviderKind::CloudApi
+    );
+    // Found by its name at the provider, which no other number of that provider may take.
+    let by_ref = s
+        .find_number_by_ref(ProviderKind::CloudApi, "106540352242922")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_ref.id, meta.id);
+    assert!(
+        s.find_number_by_ref(ProviderKind::Simulated, "106540352242922")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let taken = s
+        .add_number(
+            NewNumber {
+                org_id: org.clone(),
+                waba_number: "15550000010".into(),
+                provider: ProviderKind::CloudApi,
+                profile: Profile::Cloud,
+                default_join_approval_mode: JoinApprovalMode::AutoApprove,
+                provider_config: config.clone(),
+                provider_ref: Some("106540352242922".into()),
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(taken.is_none(), "a provider reference belongs to one number");
+    assert!(s.find_number("15550000010").await.unwrap().is_none());
+    // Its configuration is replaced whole; its health recorded and read back.
+    let new_config = serde_json::json!({ "phoneNumberId": "106540352242922", "sealed": { "token": "v1.def" } });
+    let updated = s
+        .set_number_provider_config("15550000009", &new_config)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.provider_config, new_config);
+    assert_eq!(
+        s.find_number("15550000009").await.unwrap().unwrap().provider_config,
+        new_config
+    );
+    assert!(
+        s.set_number_provider_config("19999999999", &new_config)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(meta.health, Default::default(), "a new number is ok");
+    let paused = wagroups_core::model::NumberHealth {
+        status: wagroups_core::model::HealthStatus::RateLimited,
+        until: Some(T0.plus_millis(60_000)),
+        detail: Some("131208".into()),
+    };
+    s.set_number_health(meta.id, &paused).await.unwrap();
+    assert_eq!(s.get_number(meta.id).await.unwrap().unwrap().health, paused);
+    assert_eq!(s.find_number("15550000009").await.unwrap().unwrap().health, paused);
+    s.set_number_health(meta.id, &Default::default()).await.unwrap();
+    assert_eq!(s.get_number(meta.id).await.unwrap().unwrap().health, Default::default());
+    // Deployment settings: set once.
+    assert_eq!(s.setting("secret_key_check").await.unwrap(), None);
+    assert!(s.put_setting_if_absent("secret_key_check", "v1.first").await.unwrap());
+    assert!(!s.put_setting_if_absent("secret_key_check", "v1.second").await.unwrap());
+    assert_eq!(
+        s.setting("secret_key_check").await.unwrap().as_deref(),
+        Some("v1.first")
     );
 
     let key = s
@@ -402,6 +472,7 @@ pub async fn keyset_listing<S: Store>(s: &S) {
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
                 provider_config: serde_json::json!({}),
+                provider_ref: None,
             },
             T0,
         )

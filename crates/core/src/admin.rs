@@ -31,31 +31,72 @@ pub async fn org(store: &dyn Store, name_or_id: &str) -> Result<Org, ServiceErro
         .ok_or_else(|| DomainError::not_found(format!("organisation {name_or_id:?}")).into())
 }
 
+/// How a number is served: its provider, the semantics it has, and what the provider needs
+/// (its configuration, secrets sealed, and the number's name at the provider).
+pub struct NumberSetup {
+    pub provider: ProviderKind,
+    pub profile: Profile,
+    pub provider_config: serde_json::Value,
+    pub provider_ref: Option<String>,
+}
+
+impl NumberSetup {
+    /// A number on the simulated network.
+    pub fn simulated(profile: Profile) -> NumberSetup {
+        NumberSetup {
+            provider: ProviderKind::Simulated,
+            profile,
+            provider_config: serde_json::json!({}),
+            provider_ref: None,
+        }
+    }
+}
+
 pub async fn add_number(
     store: &dyn Store,
     org_name: &str,
     waba_number: &str,
-    provider: ProviderKind,
-    profile: Profile,
+    setup: NumberSetup,
 ) -> Result<Number, ServiceError> {
     let org = org(store, org_name).await?;
     let digits = validate::waba_number("waba-number", waba_number)?;
-    store
+    if setup.provider == ProviderKind::CloudApi && setup.profile != Profile::Cloud {
+        return Err(DomainError::Invalid(crate::ValidationError::new(
+            "profile",
+            "a cloud-api number has the cloud profile",
+        ))
+        .into());
+    }
+    let provider_ref = setup.provider_ref.clone();
+    let added = store
         .add_number(
             NewNumber {
                 org_id: org.id,
                 waba_number: digits.clone(),
-                provider,
-                profile,
+                provider: setup.provider,
+                profile: setup.profile,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
-                provider_config: serde_json::json!({}),
+                provider_config: setup.provider_config,
+                provider_ref: setup.provider_ref,
             },
             Timestamp::now(),
         )
-        .await?
-        .ok_or_else(|| {
-            DomainError::conflict("duplicate_number", format!("number {digits} is already registered")).into()
-        })
+        .await?;
+    match added {
+        Some(n) => Ok(n),
+        None if store.find_number(&digits).await?.is_some() => {
+            Err(DomainError::conflict("duplicate_number", format!("number {digits} is already registered")).into())
+        }
+        None => Err(DomainError::conflict(
+            "duplicate_provider_ref",
+            format!(
+                "{} {} is already registered for another number",
+                setup.provider,
+                provider_ref.unwrap_or_default()
+            ),
+        )
+        .into()),
+    }
 }
 
 pub async fn set_number_disabled(store: &dyn Store, waba_number: &str, disabled: bool) -> Result<Number, ServiceError> {
@@ -125,14 +166,7 @@ pub async fn bootstrap(store: &dyn Store) -> Result<Option<Bootstrap>, ServiceEr
         return Ok(None);
     }
     let org = create_org(store, BOOTSTRAP_ORG).await?;
-    let number = add_number(
-        store,
-        &org.id,
-        BOOTSTRAP_NUMBER,
-        ProviderKind::Simulated,
-        Profile::Cloud,
-    )
-    .await?;
+    let number = add_number(store, &org.id, BOOTSTRAP_NUMBER, NumberSetup::simulated(Profile::Cloud)).await?;
     let (key, secret) = create_key(store, &org.id, None, Some("bootstrap".into())).await?;
     Ok(Some(Bootstrap {
         org,

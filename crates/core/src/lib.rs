@@ -17,6 +17,7 @@ pub mod phone;
 pub mod plan;
 pub mod provider;
 pub mod schema;
+pub mod secret;
 pub mod service;
 pub mod store;
 pub mod tenancy;

@@ -92,7 +92,36 @@ pub struct Number {
     /// any secret in it is sealed by the provider). Never shown.
     #[serde(skip)]
     pub provider_config: serde_json::Value,
+    /// The number's name at its provider (Meta's phone number ID), unique per provider.
+    pub provider_ref: Option<String>,
+    pub health: NumberHealth,
     pub created_at: Timestamp,
+}
+
+string_enum!(
+    /// How the provider last found a number.
+    #[derive(Default)]
+    HealthStatus {
+        #[default]
+        Ok = "ok",
+        /// The provider refused its credentials (Meta's `190`): its commands wait for new ones.
+        CredentialsInvalid = "credentials_invalid",
+        /// The number may not use the Groups API (Meta's `131215`).
+        NotEligible = "not_eligible",
+        /// The provider asked for a pause (rate limits): until `until`.
+        RateLimited = "rate_limited",
+    }
+);
+
+/// A number's health, as its provider last reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberHealth {
+    pub status: HealthStatus,
+    /// When a pause ends (`rate_limited`).
+    pub until: Option<Timestamp>,
+    /// What the provider said.
+    pub detail: Option<String>,
 }
 
 /// An API key's record; the secret itself is never stored.

@@ -57,6 +57,8 @@ pub struct AppState {
     pub inbox_ready: Arc<Notify>,
     pub allow_private_webhook_targets: bool,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The deployment's secret key (`None`: no sealed secrets, so no cloud-api numbers).
+    pub secret_key: Option<wagroups_core::secret::SecretKey>,
 }
 
 /// Server settings.
@@ -72,6 +74,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: HttpLimits,
+    /// `WAGROUPS_SECRET_KEY`, when set (otherwise the key file beside the database).
+    pub secret_key: Option<wagroups_core::secret::Secret>,
 }
 
 /// What an embedding (the in-process test app) adds to a server: providers beside (or in
@@ -264,6 +268,14 @@ impl Server {
         let sqlite = Arc::new(SqliteStore::open(&config.database_url).await?);
         let store: Arc<dyn Store> = sqlite;
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
+        // A key that does not open the database's secrets stops the start, with why.
+        let secret_key = wagroups_store::keys::secret_key(
+            store.as_ref(),
+            &config.database_url,
+            config.secret_key.as_ref().map(|s| s.expose()),
+            false,
+        )
+        .await?;
         let commands_ready = Arc::new(Notify::new());
         let inbox_ready = Arc::new(Notify::new());
         let inbox_wake = inbox_ready.clone();
@@ -312,6 +324,7 @@ impl Server {
             inbox_ready,
             allow_private_webhook_targets: config.delivery.allow_private_targets,
             metrics,
+            secret_key,
         };
         let inbox: Arc<dyn ProviderEventSink> = state.service.clone();
         let report_sink = match &extras.wrap_reports {

@@ -6,7 +6,7 @@ mod app;
 use serde_json::json;
 use wagroups_core::{
     DomainError, admin,
-    model::{AddPrivacy, Profile, ProviderKind},
+    model::{AddPrivacy, Profile},
     ops::{GroupPatch, WriteOptions, Written},
     provider::ItemStatus,
     service::ServiceError,
@@ -86,8 +86,7 @@ async fn adds_fall_back_to_invites_only_when_asked() {
         store.as_ref(),
         "default",
         "15550100007",
-        ProviderKind::Simulated,
-        Profile::LinkedDevice,
+        admin::NumberSetup::simulated(Profile::LinkedDevice),
     )
     .await
     .unwrap();

@@ -52,6 +52,7 @@ async fn main() {
                 profile: Profile::Cloud,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
                 provider_config: serde_json::json!({}),
+                provider_ref: None,
             },
             t0,
         )

@@ -3,6 +3,7 @@
 
 mod conn;
 mod db;
+pub mod keys;
 mod sim;
 mod sqlite;
 

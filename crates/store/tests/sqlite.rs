@@ -204,6 +204,7 @@ mod auth_lookups {
             profile: Profile::Cloud,
             default_join_approval_mode: JoinApprovalMode::AutoApprove,
             provider_config: serde_json::json!({}),
+            provider_ref: None,
         };
         let n = cli.add_number(number, t).await.unwrap().unwrap();
         let key = cli
@@ -235,5 +236,86 @@ mod auth_lookups {
         assert!(server.get_number(n.id).await.unwrap().unwrap().disabled);
         // Unknown keys are answered from the database each time.
         assert!(server.find_api_key("nope").await.unwrap().is_none());
+    }
+}
+
+mod secret_key {
+    use wagroups_core::secret::SecretKey;
+    use wagroups_store::{
+        SqliteStore,
+        keys::{KeyError, key_file, secret_key},
+    };
+
+    async fn fresh() -> (tempfile::TempDir, String, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("g.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        (dir, url, store)
+    }
+
+    #[tokio::test]
+    async fn a_key_file_is_made_on_first_use_private_and_kept() {
+        let (_dir, url, store) = fresh().await;
+        assert!(
+            secret_key(&store, &url, None, false).await.unwrap().is_none(),
+            "none yet, none made"
+        );
+        let file = key_file(&url).unwrap();
+        assert!(!file.exists());
+        let key = secret_key(&store, &url, None, true).await.unwrap().unwrap();
+        assert!(file.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let sealed = key.seal("p", "s");
+        let again = secret_key(&store, &url, None, false).await.unwrap().unwrap();
+        assert_eq!(
+            again.open("p", &sealed).unwrap().expose(),
+            "s",
+            "the same key is read back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lost_or_replaced_key_is_a_clear_error() {
+        let (_dir, url, store) = fresh().await;
+        secret_key(&store, &url, None, true).await.unwrap().unwrap();
+        let file = key_file(&url).unwrap();
+        // Another key in the environment does not open what the file's key sealed.
+        let other = SecretKey::generate().to_text();
+        let e = secret_key(&store, &url, Some(&other), false).await.unwrap_err();
+        assert!(matches!(e, KeyError::WrongKey { .. }), "{e}");
+        assert!(e.to_string().contains("WAGROUPS_SECRET_KEY"), "{e}");
+        // The key file gone: refused, never a new key.
+        std::fs::remove_file(&file).unwrap();
+        for create in [false, true] {
+            let e = secret_key(&store, &url, None, create).await.unwrap_err();
+            assert!(matches!(e, KeyError::Missing { .. }), "{e}");
+            assert!(e.to_string().contains(&file.display().to_string()), "{e}");
+        }
+        assert!(!file.exists());
+        // A key that is not one.
+        let e = secret_key(&store, &url, Some("short"), false).await.unwrap_err();
+        assert!(matches!(e, KeyError::Unreadable { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_key_from_the_environment_is_used_and_no_file_is_written() {
+        let (_dir, url, store) = fresh().await;
+        let key = SecretKey::generate();
+        let got = secret_key(&store, &url, Some(&key.to_text()), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.open("p", &key.seal("p", "x")).unwrap().expose(), "x");
+        assert!(!key_file(&url).unwrap().exists());
+        assert!(
+            secret_key(&store, &url, Some(&key.to_text()), false)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

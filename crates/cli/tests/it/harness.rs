@@ -118,6 +118,11 @@ impl TestServer {
         Self::db_url_in(&self.dir)
     }
 
+    /// The server's directory (its database, key file and log).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
@@ -163,9 +168,15 @@ impl TestServer {
     }
 
     pub async fn cli_status(&self, args: &[&str]) -> (bool, String, String) {
+        self.cli_env(args, &[]).await
+    }
+
+    /// [`TestServer::cli_status`] with these environment variables set.
+    pub async fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         let out = Command::new(bin())
             .args(args)
             .env("WAGROUPS_DATABASE_URL", self.db_url())
+            .envs(env.iter().copied())
             .output()
             .await
             .unwrap_or_else(|e| panic!("run cli: {e}"));

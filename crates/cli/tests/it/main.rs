@@ -5,6 +5,7 @@ mod harness;
 mod receiver;
 
 mod admin_cli;
+mod cloud_numbers;
 mod doubletick;
 mod durability;
 mod groups;

@@ -50,6 +50,8 @@ pub struct NewNumber {
     pub default_join_approval_mode: JoinApprovalMode,
     /// The provider's configuration of the number (`{}` for the simulated network).
     pub provider_config: serde_json::Value,
+    /// The number's name at its provider (Meta's phone number ID); unique per provider.
+    pub provider_ref: Option<String>,
 }
 
 /// An organisation to create; its ID is minted by the core (`NewOrg::named`).

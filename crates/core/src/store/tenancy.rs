@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{NewApiKey, NewNumber, NewOrg, StoreError};
 use crate::ids::{ApiKeyId, OrgId};
-use crate::model::{ApiKey, Number, Org};
+use crate::model::{ApiKey, Number, NumberHealth, Org, ProviderKind};
 use crate::time::Timestamp;
 
 #[async_trait]
@@ -19,6 +19,24 @@ pub trait TenancyStore: Send + Sync {
     async fn list_numbers(&self, org_id: Option<&OrgId>) -> Result<Vec<Number>, StoreError>;
     async fn find_number(&self, waba_number: &str) -> Result<Option<Number>, StoreError>;
     async fn get_number(&self, number_id: i64) -> Result<Option<Number>, StoreError>;
+    /// The number of `provider` it knows as `provider_ref` (Meta's phone number ID).
+    async fn find_number_by_ref(
+        &self,
+        provider: ProviderKind,
+        provider_ref: &str,
+    ) -> Result<Option<Number>, StoreError>;
+    /// Replaces the number's provider configuration; `None` when there is no such number.
+    async fn set_number_provider_config(
+        &self,
+        waba_number: &str,
+        provider_config: &serde_json::Value,
+    ) -> Result<Option<Number>, StoreError>;
+    /// Records how the provider found the number.
+    async fn set_number_health(&self, number_id: i64, health: &NumberHealth) -> Result<(), StoreError>;
+    /// A deployment setting.
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a deployment setting unless it is set; returns whether it was set now.
+    async fn put_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, StoreError>;
     async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError>;
     async fn list_api_keys(&self, org_id: &OrgId) -> Result<Vec<ApiKey>, StoreError>;
     /// True when the key existed and was not revoked before.

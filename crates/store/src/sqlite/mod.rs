@@ -16,9 +16,9 @@ use wagroups_core::{
     group::{CommandClose, GroupState, PendingOperation},
     ids::{ApiKeyId, CommandId, EndpointId, EventId, GroupId, OperationId, OrgId},
     model::{
-        ApiKey, CommandStatus, Group, GroupStatus, ItemResult, JoinApprovalMode, JoinRequest, JoinRequestState, Number,
-        Operation, OperationKind, OperationStatus, Org, Participant, ParticipantRole, ParticipantState, Profile,
-        ProviderKind,
+        ApiKey, CommandStatus, Group, GroupStatus, HealthStatus, ItemResult, JoinApprovalMode, JoinRequest,
+        JoinRequestState, Number, NumberHealth, Operation, OperationKind, OperationStatus, Org, Participant,
+        ParticipantRole, ParticipantState, Profile, ProviderKind,
     },
     phone::Phone,
     plan::{self, GroupWrite, Subscription},
@@ -157,8 +157,8 @@ fn org_row(r: &Row) -> Result<Org, StoreError> {
     })
 }
 
-const NUMBER_COLS: &str =
-    "id, org_id, waba_number, provider, profile, disabled, default_join_approval_mode, provider_config, created_at";
+const NUMBER_COLS: &str = "id, org_id, waba_number, provider, profile, disabled, default_join_approval_mode, provider_config, provider_ref, \
+     health, health_until, health_detail, created_at";
 
 fn number_row(r: &Row) -> Result<Number, StoreError> {
     Ok(Number {
@@ -172,6 +172,12 @@ fn number_row(r: &Row) -> Result<Number, StoreError> {
         provider_config: {
             let raw: String = get(r, "provider_config")?;
             serde_json::from_str(&raw).map_err(|_| corrupt("provider_config", &raw))?
+        },
+        provider_ref: get(r, "provider_ref")?,
+        health: NumberHealth {
+            status: parse(r, "health", HealthStatus::parse)?,
+            until: get::<Option<i64>>(r, "health_until")?.map(Timestamp),
+            detail: get(r, "health_detail")?,
         },
         created_at: ts(r, "created_at")?,
     })

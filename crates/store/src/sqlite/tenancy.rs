@@ -49,7 +49,7 @@ impl TenancyStore for SqliteStore {
                 c,
                 &format!(
                     "INSERT INTO numbers (org_id, waba_number, provider, profile, default_join_approval_mode, created_at, \
-                     provider_config) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (waba_number) DO NOTHING \
+                     provider_config, provider_ref) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING \
                      RETURNING {NUMBER_COLS}"
                 ),
                 params![
@@ -59,7 +59,8 @@ impl TenancyStore for SqliteStore {
                     n.profile.as_str(),
                     n.default_join_approval_mode.as_str(),
                     now.millis(),
-                    n.provider_config.to_string()
+                    n.provider_config.to_string(),
+                    n.provider_ref
                 ],
                 number_row,
             )
@@ -127,6 +128,81 @@ impl TenancyStore for SqliteStore {
                 a.numbers_by_id.insert(n.id, n);
             },
         )
+    }
+
+    async fn find_number_by_ref(
+        &self,
+        provider: ProviderKind,
+        provider_ref: &str,
+    ) -> Result<Option<Number>, StoreError> {
+        let r = provider_ref.to_string();
+        self.db.lookup(move |c| {
+            one(
+                c,
+                &format!("SELECT {NUMBER_COLS} FROM numbers WHERE provider = ?1 AND provider_ref = ?2"),
+                params![provider.as_str(), r],
+                number_row,
+            )
+        })
+    }
+
+    async fn set_number_provider_config(
+        &self,
+        waba_number: &str,
+        provider_config: &serde_json::Value,
+    ) -> Result<Option<Number>, StoreError> {
+        let (w, config) = (waba_number.to_string(), provider_config.to_string());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    &format!("UPDATE numbers SET provider_config = ?1 WHERE waba_number = ?2 RETURNING {NUMBER_COLS}"),
+                    params![config, w],
+                    number_row,
+                )
+            })
+            .await
+    }
+
+    async fn set_number_health(&self, number_id: i64, health: &NumberHealth) -> Result<(), StoreError> {
+        let h = health.clone();
+        self.db
+            .write(move |c| {
+                // Unchanged health writes nothing (and leaves the key and number cache alone).
+                exec(
+                    c,
+                    "UPDATE numbers SET health = ?1, health_until = ?2, health_detail = ?3 WHERE id = ?4 \
+                     AND (health IS NOT ?1 OR health_until IS NOT ?2 OR health_detail IS NOT ?3)",
+                    params![h.status.as_str(), h.until.map(|t| t.millis()), h.detail, number_id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let n = name.to_string();
+        self.db
+            .read(move |c| {
+                one(c, "SELECT value FROM settings WHERE name = ?1", params![n], |r| {
+                    get(r, "value")
+                })
+            })
+            .await
+    }
+
+    async fn put_setting_if_absent(&self, name: &str, value: &str) -> Result<bool, StoreError> {
+        let (n, v) = (name.to_string(), value.to_string());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                    params![n, v],
+                )
+                .map(|n| n > 0)
+            })
+            .await
     }
 
     async fn create_api_key(&self, k: NewApiKey, now: Timestamp) -> Result<ApiKey, StoreError> {

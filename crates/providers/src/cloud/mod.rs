@@ -1,0 +1,5 @@
+//! Meta's WhatsApp Cloud API (`cloud-api`): the provider that serves real business numbers.
+
+pub mod config;
+
+pub use config::{CloudChange, CloudConfig, CloudSetup, ConfigError, Credential, Credentials};
