@@ -418,6 +418,9 @@ fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, Group
         ProviderEvent::GroupSuspensionCleared { wa_group_id, at } => {
             (by_wa(wa_group_id), GroupInput::Suspension { suspended: false, at })
         }
+        ProviderEvent::Unrecognised { what, .. } => {
+            return Err(ValidationError::new("report", format!("not understood: {what}")));
+        }
     })
 }
 

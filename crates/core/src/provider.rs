@@ -279,6 +279,16 @@ pub enum ProviderEvent {
         message: String,
         at: Timestamp,
     },
+    /// A report the gateway does not understand (a new kind from the provider): kept as
+    /// dead with its payload, and counted, never an error.
+    Unrecognised {
+        /// The group it names, if any.
+        correlation: String,
+        /// What it is, in words.
+        what: String,
+        /// The provider's own text of it.
+        payload: String,
+    },
 }
 
 impl ProviderEvent {
@@ -291,6 +301,7 @@ impl ProviderEvent {
             ProviderEvent::GroupCreateFailed { request_id, .. }
             | ProviderEvent::OperationSucceeded { request_id, .. }
             | ProviderEvent::OperationFailed { request_id, .. } => request_id,
+            ProviderEvent::Unrecognised { correlation, .. } => correlation,
             other => other.wa_group_id().unwrap_or_default(),
         }
     }
@@ -301,7 +312,8 @@ impl ProviderEvent {
             ProviderEvent::GroupCreated { .. }
             | ProviderEvent::GroupCreateFailed { .. }
             | ProviderEvent::OperationSucceeded { .. }
-            | ProviderEvent::OperationFailed { .. } => None,
+            | ProviderEvent::OperationFailed { .. }
+            | ProviderEvent::Unrecognised { .. } => None,
             ProviderEvent::ParticipantJoined { wa_group_id, .. }
             | ProviderEvent::ParticipantLeft { wa_group_id, .. }
             | ProviderEvent::ParticipantRemoved { wa_group_id, .. }

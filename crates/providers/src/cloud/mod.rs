@@ -1,5 +1,6 @@
 //! Meta's WhatsApp Cloud API (`cloud-api`): the provider that serves real business numbers.
 
 pub mod config;
+pub mod webhook;
 
 pub use config::{CloudChange, CloudConfig, CloudSetup, ConfigError, Credential, Credentials};
