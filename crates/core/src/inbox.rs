@@ -88,6 +88,58 @@ impl GroupService {
         }
     }
 
+    /// Takes reports a provider delivered over HTTP (Meta's webhooks) without applying them:
+    /// each is recorded durably — held, due at once — before this returns, and the applier
+    /// applies them in order per group, so the provider's request is answered without waiting
+    /// for the application. A report the inbox already has is left as it is (Meta delivers
+    /// again for days). One for a number that is not registered, or that is not understood,
+    /// is kept as dead. Returns how many were new. A storage failure is an error: nothing
+    /// after the failing report was recorded, and the provider must deliver them again.
+    pub async fn accept_reports(&self, envelopes: Vec<ProviderEnvelope>) -> Result<usize, ServiceError> {
+        let now = Timestamp::now();
+        let mut new = 0;
+        let mut numbers: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
+        for env in envelopes {
+            let number_id = match numbers.get(&env.waba_number) {
+                Some(id) => *id,
+                None => {
+                    let id = self.store().find_number(&env.waba_number).await?.map(|n| n.id);
+                    numbers.insert(env.waba_number.clone(), id);
+                    id
+                }
+            };
+            let Some(number_id) = number_id else {
+                if self.receive_report(env).await? != Received::Duplicate {
+                    new += 1;
+                }
+                continue;
+            };
+            let report = ReportRef {
+                number_id,
+                dedup_key: env.dedup_key,
+                correlation: env.event.correlation().to_string(),
+                held_seq: None,
+            };
+            if let ProviderEvent::Unrecognised { what, .. } = &env.event {
+                self.store()
+                    .give_up_report(&report, &env.event, &format!("not understood: {what}"), now)
+                    .await?;
+                continue;
+            }
+            if self
+                .store()
+                .hold_report(&report, &env.event, "received", now, now)
+                .await?
+            {
+                new += 1;
+            }
+        }
+        if new > 0 {
+            self.inbox_changed();
+        }
+        Ok(new)
+    }
+
     /// The applier's work: each group's first held report is tried if its time has come, and
     /// the next ones of its group as the ones before them apply. `woken` (something held
     /// reports wait for may have come: a request ID recorded, an operation recorded, a report

@@ -172,7 +172,10 @@ fn joins_join_requests_and_approvals() {
             reason: Some("invite_link".into()),
         }]
     );
-    for (kind, expect_created) in [("group_join_request_created", true), ("group_join_request_revoked", false)] {
+    for (kind, expect_created) in [
+        ("group_join_request_created", true),
+        ("group_join_request_revoked", false),
+    ] {
         let body = envelope(
             "group_participants_update",
             &format!(
@@ -189,8 +192,18 @@ fn joins_join_requests_and_approvals() {
         let e = events(&body);
         assert_eq!(e.len(), 1);
         match (&e[0], expect_created) {
-            (ProviderEvent::JoinRequestCreated { join_request_id, phone, .. }, true)
-            | (ProviderEvent::JoinRequestRevoked { join_request_id, phone, .. }, false) => {
+            (
+                ProviderEvent::JoinRequestCreated {
+                    join_request_id, phone, ..
+                },
+                true,
+            )
+            | (
+                ProviderEvent::JoinRequestRevoked {
+                    join_request_id, phone, ..
+                },
+                false,
+            ) => {
                 assert_eq!(join_request_id, "MTY0NjcwNDM1OTU6MTIwMzYzNDA0Njk0MjMzODIw");
                 assert_eq!(phone, "16505551234");
             }
@@ -215,7 +228,9 @@ fn joins_join_requests_and_approvals() {
     );
     let e = events(&approved);
     assert_eq!(e.len(), 2);
-    assert!(e.iter().all(|e| matches!(e, ProviderEvent::ParticipantJoined { reason: Some(r), .. } if r == "join_request_approved")));
+    assert!(e.iter().all(
+        |e| matches!(e, ProviderEvent::ParticipantJoined { reason: Some(r), .. } if r == "join_request_approved")
+    ));
 }
 
 #[test]
@@ -241,9 +256,14 @@ fn removals_by_the_business_and_participants_leaving() {
     assert_eq!(e.len(), 3, "{e:?}");
     assert!(matches!(&e[0], ProviderEvent::ParticipantRemoved { phone, .. } if phone == "+17865347866"));
     match &e[2] {
-        ProviderEvent::OperationSucceeded { request_id, results, .. } => {
+        ProviderEvent::OperationSucceeded {
+            request_id, results, ..
+        } => {
             assert_eq!(request_id, "REQ_RM");
-            assert_eq!(results.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["17865347866", "7669992245"]);
+            assert_eq!(
+                results.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+                ["17865347866", "7669992245"]
+            );
             assert!(results.iter().all(|r| r.status == ItemStatus::Removed));
         }
         other => panic!("{other:?}"),
@@ -368,7 +388,9 @@ fn settings_updates_per_field() {
         ),
     );
     let e = events(&partial);
-    assert!(matches!(&e[0], ProviderEvent::SettingsUpdated { change, .. } if change.subject.is_some() && change.description.is_none()));
+    assert!(
+        matches!(&e[0], ProviderEvent::SettingsUpdated { change, .. } if change.subject.is_some() && change.description.is_none())
+    );
     assert!(matches!(&e[1], ProviderEvent::OperationFailed { code, .. } if code == "131209"));
 }
 
@@ -436,7 +458,14 @@ fn batches_of_entries_changes_and_groups_keep_their_order_and_stable_keys() {
         r#"{{ "object": "whatsapp_business_account", "entry": [
             {{ "id": "W1", "changes": [ {}, {} ] }},
             {{ "id": "W2", "changes": [ {} ] }} ] }}"#,
-        change(&format!("{},{}", g("group_participants_add", "111111111"), g("group_participants_remove", "111111111")), "P1"),
+        change(
+            &format!(
+                "{},{}",
+                g("group_participants_add", "111111111"),
+                g("group_participants_remove", "111111111")
+            ),
+            "P1"
+        ),
         change(&g("group_participants_add", "222222222"), "P1"),
         change(&g("group_participants_add", "333333333"), "P2"),
     );
@@ -459,7 +488,12 @@ fn batches_of_entries_changes_and_groups_keep_their_order_and_stable_keys() {
         .collect();
     assert_eq!(
         seen,
-        [("P1", "111111111"), ("P1", "111111111"), ("P1", "222222222"), ("P2", "333333333")]
+        [
+            ("P1", "111111111"),
+            ("P1", "111111111"),
+            ("P1", "222222222"),
+            ("P2", "333333333")
+        ]
     );
     let keys: Vec<&str> = b.reports.iter().map(|r| r.dedup_key.as_str()).collect();
     let mut unique = keys.clone();
@@ -467,7 +501,8 @@ fn batches_of_entries_changes_and_groups_keep_their_order_and_stable_keys() {
     unique.dedup();
     assert_eq!(unique.len(), keys.len(), "every report its own key");
     // Delivered again (even re-batched, keys in another order): the same keys.
-    let alone = envelope("group_participants_update", &g("group_participants_add", "222222222")).replace("106540352242922", "P1");
+    let alone = envelope("group_participants_update", &g("group_participants_add", "222222222"))
+        .replace("106540352242922", "P1");
     let again = read(&alone);
     assert_eq!(again.reports[0].dedup_key, b.reports[2].dedup_key);
 }
@@ -485,11 +520,19 @@ fn the_signature_is_checked_on_the_bytes_meta_sent() {
     let header = sign("app-secret", raw.as_bytes());
     assert!(header.starts_with("sha256=") && header.len() == 7 + 64);
     assert!(signature_matches("app-secret", raw.as_bytes(), &header));
-    assert!(signature_matches("app-secret", raw.as_bytes(), &header.to_uppercase().replace("SHA256=", "sha256=")));
+    assert!(signature_matches(
+        "app-secret",
+        raw.as_bytes(),
+        &header.to_uppercase().replace("SHA256=", "sha256=")
+    ));
     assert!(!signature_matches("other-secret", raw.as_bytes(), &header));
     assert!(!signature_matches("app-secret", raw.as_bytes(), "sha256=00"));
     assert!(!signature_matches("app-secret", raw.as_bytes(), ""));
-    assert!(!signature_matches("app-secret", raw.as_bytes(), &header.replace("sha256=", "sha1=")));
+    assert!(!signature_matches(
+        "app-secret",
+        raw.as_bytes(),
+        &header.replace("sha256=", "sha1=")
+    ));
     let reserialised = serde_json::to_vec(&parse_body(raw.as_bytes()).unwrap()).unwrap();
     assert!(!signature_matches("app-secret", &reserialised, &header));
 }

@@ -97,7 +97,12 @@ impl<D: Dialect, S: Send + Sync> FromRequest<S> for JsonObject<D> {
 /// The whole body, at most [`BODY_LIMIT`] bytes: `413` over it, `408` when the client did
 /// not send it within the body timeout.
 pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
-    match axum::body::to_bytes(req.into_body(), BODY_LIMIT).await {
+    read_body_limited(req, BODY_LIMIT).await
+}
+
+/// [`read_body`] with another limit.
+pub async fn read_body_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => Ok(b),
         Err(e) => {
             let cause = |pred: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| {
@@ -114,7 +119,7 @@ pub async fn read_body(req: Request) -> Result<Bytes, ApiError> {
                 Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("request body must be at most {BODY_LIMIT} bytes"),
+                    format!("request body must be at most {limit} bytes"),
                 ))
             } else if cause(&|err| err.is::<crate::conn::BodyTimeout>()) {
                 Err(ApiError::new(

@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod health;
 mod json;
+mod meta;
 mod native;
 mod render;
 mod runtime;
@@ -137,6 +138,7 @@ fn all_routes() -> Routes {
         sandbox::routes(),
         doubletick::routes(),
         webhooks::routes(),
+        meta::routes(),
         health::metrics_routes(),
         docs::routes(),
     ]

@@ -175,3 +175,183 @@ async fn serve_refused(s: &TestServer, env: &[(&str, &str)]) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `sha256=<hex>` of `body` with `secret`: HMAC-SHA256, as Meta documents its signature.
+fn meta_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// A `gauge value` line of `/metrics`.
+async fn gauge(s: &TestServer, name: &str) -> f64 {
+    let text = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A Meta webhook with one join for a group the gateway has not heard of (so it stays held
+/// and is counted), as Meta documents the payload (its trailing commas kept).
+fn join_payload(phone_number_id: &str, wa_id: &str) -> String {
+    format!(
+        r#"{{
+  "object": "whatsapp_business_account",
+  "entry": [
+    {{
+      "id": "102290129340398",
+      "changes": [
+        {{
+          "value": {{
+            "messaging_product": "whatsapp",
+            "metadata": {{
+              "display_phone_number": "15550400001",
+              "phone_number_id": "{phone_number_id}"
+            }},
+            "groups": [
+                  {{
+                    "timestamp": "1755548877",
+                    "group_id": "Y2FwaV9ncm91cDpub3RfeWV0X2tub3du",
+                    "type": "group_participants_add",
+                    "reason": "invite_link",
+                    "added_participants": [
+                        {{
+                          "wa_id": "{wa_id}",
+                        }},
+                    ]
+                 }}
+            ]
+          }},
+          "field": "group_participants_update"
+        }}
+      ]
+    }}
+  ]
+}}"#
+    )
+}
+
+#[tokio::test]
+async fn meta_webhooks_are_verified_then_recorded_before_the_answer() {
+    let s = TestServer::start().await;
+    s.cli(&["orgs", "create", "acme"]).await;
+    let token_file = s.dir().join("token.txt");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    s.cli_env(
+        &add_args("15550400001", "106540352242922", &token_file.display().to_string()),
+        &[("WAGROUPS_VERIFY_TOKEN", VERIFY)],
+    )
+    .await;
+    // The server reads the key file made by the CLI: restart it so it has the key.
+    let mut s = s;
+    s.restart(&[]).await;
+    let url = s.url("/providers/meta/webhook");
+
+    // The handshake: the challenge back, as plain text, for a verify token of ours only.
+    let r = s
+        .http
+        .get(format!(
+            "{url}?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={VERIFY}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    for query in [
+        "hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=wrong",
+        "hub.mode=unsubscribe&hub.challenge=1158201444&hub.verify_token=verify-token-5f4dcc3b",
+        "hub.mode=subscribe&hub.verify_token=verify-token-5f4dcc3b",
+        "",
+    ] {
+        let r = s.http.get(format!("{url}?{query}")).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{query}");
+    }
+
+    let body = join_payload("106540352242922", "16505551234");
+    let post = |body: String, signature: Option<String>| {
+        let mut req = s.http.post(&url).header("content-type", "application/json").body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send()
+    };
+    // Unsigned, wrongly signed, or signed for a number not ours: refused, nothing recorded.
+    assert_eq!(post(body.clone(), None).await.unwrap().status(), 401);
+    assert_eq!(
+        post(
+            body.clone(),
+            Some(meta_signature("not-the-app-secret", body.as_bytes()))
+        )
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+    let tampered = body.replace("16505551234", "16505559999");
+    assert_eq!(
+        post(tampered, Some(meta_signature(APP_SECRET, body.as_bytes())))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let stranger = join_payload("999999999999999", "16505551234");
+    assert_eq!(
+        post(stranger.clone(), Some(meta_signature(APP_SECRET, stranger.as_bytes())))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        gauge(&s, "wagroups_provider_reports_held").await,
+        0.0,
+        "nothing recorded"
+    );
+
+    // Signed with the app secret: recorded (held, its group not known yet) before the 200;
+    // Meta delivering it again records nothing more.
+    let sig = meta_signature(APP_SECRET, body.as_bytes());
+    assert_eq!(post(body.clone(), Some(sig.clone())).await.unwrap().status(), 200);
+    assert_eq!(gauge(&s, "wagroups_provider_reports_held").await, 1.0);
+    assert_eq!(post(body.clone(), Some(sig)).await.unwrap().status(), 200);
+    assert_eq!(
+        gauge(&s, "wagroups_provider_reports_held").await,
+        1.0,
+        "a redelivery is a duplicate"
+    );
+    let other = join_payload("106540352242922", "16505550000");
+    assert_eq!(
+        post(other.clone(), Some(meta_signature(APP_SECRET, other.as_bytes())))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(gauge(&s, "wagroups_provider_reports_held").await, 2.0);
+    // Signed garbage is a 400; the secrets never reach the log.
+    let garbage = "{not json".to_string();
+    assert_eq!(
+        post(garbage.clone(), Some(meta_signature(APP_SECRET, garbage.as_bytes())))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let log = s.log();
+    for secret in [TOKEN, APP_SECRET, VERIFY] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}

@@ -49,7 +49,7 @@ pub fn sign(app_secret: &str, raw: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -322,11 +322,18 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                         at,
                         participants: Vec::new(),
                     }],
-                    _ => vec![unrecognised("a successful group_create without group_id or invite_link".into())],
+                    _ => vec![unrecognised(
+                        "a successful group_create without group_id or invite_link".into(),
+                    )],
                 },
             }
         }
-        "group_delete" => confirmation(request_id, &g["errors"], at, vec![ProviderEvent::GroupDeleted { wa_group_id, at }]),
+        "group_delete" => confirmation(
+            request_id,
+            &g["errors"],
+            at,
+            vec![ProviderEvent::GroupDeleted { wa_group_id, at }],
+        ),
         "group_participants_add" | "group_add_participants" => {
             let approved = g["added_participants"]
                 .as_array()
@@ -342,7 +349,14 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                     wa_group_id: wa_group_id.clone(),
                     phone,
                     at,
-                    reason: Some(if approved { "join_request_approved" } else { "invite_link" }.into()),
+                    reason: Some(
+                        if approved {
+                            "join_request_approved"
+                        } else {
+                            "invite_link"
+                        }
+                        .into(),
+                    ),
                 })
                 .collect()
         }
@@ -387,15 +401,16 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
             let Some(request_id) = request_id else {
                 return events;
             };
-            if removed.is_empty() && failed.is_empty() {
-                if let Some((code, message)) = first_error(&g["errors"]) {
-                    return vec![ProviderEvent::OperationFailed {
-                        request_id,
-                        code,
-                        message,
-                        at,
-                    }];
-                }
+            if removed.is_empty()
+                && failed.is_empty()
+                && let Some((code, message)) = first_error(&g["errors"])
+            {
+                return vec![ProviderEvent::OperationFailed {
+                    request_id,
+                    code,
+                    message,
+                    at,
+                }];
             }
             let mut results: Vec<ItemResult> = removed
                 .iter()
@@ -406,18 +421,29 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                     message: None,
                 })
                 .collect();
-            results.extend(failed.into_iter().map(|(phone, error)| ItemResult {
-                key: digits(&phone),
-                status: error.as_ref().map(|(c, _)| item_status(c)).unwrap_or(ItemStatus::Invalid),
-                invite_link: None,
-                message: error.map(|(_, m)| m),
+            results.extend(failed.into_iter().map(|(phone, error)| {
+                ItemResult {
+                    key: digits(&phone),
+                    status: error
+                        .as_ref()
+                        .map(|(c, _)| item_status(c))
+                        .unwrap_or(ItemStatus::Invalid),
+                    invite_link: None,
+                    message: error.map(|(_, m)| m),
+                }
             }));
-            events.push(ProviderEvent::OperationSucceeded { request_id, results, at });
+            events.push(ProviderEvent::OperationSucceeded {
+                request_id,
+                results,
+                at,
+            });
             events
         }
         "group_join_request_created" | "group_join_request_revoked" => {
             let (Some(join_request_id), Some(phone)) = (text(&g["join_request_id"]), participant_wa_id(g)) else {
-                return vec![unrecognised(format!("a {kind} report without join_request_id or wa_id"))];
+                return vec![unrecognised(format!(
+                    "a {kind} report without join_request_id or wa_id"
+                ))];
             };
             vec![if kind == "group_join_request_created" {
                 ProviderEvent::JoinRequestCreated {
@@ -438,7 +464,10 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
         "group_settings_update" => {
             let mut change = SettingsChange::default();
             let mut failure = None;
-            for (key, slot) in [("group_subject", &mut change.subject), ("group_description", &mut change.description)] {
+            for (key, slot) in [
+                ("group_subject", &mut change.subject),
+                ("group_description", &mut change.description),
+            ] {
                 let f = &g[key];
                 if f.is_null() {
                     continue;
@@ -497,7 +526,12 @@ fn digits(phone: &str) -> String {
 }
 
 /// The confirmation of a write: its effects then its success, or its failure alone.
-fn confirmation(request_id: Option<String>, errors: &Value, at: Timestamp, effects: Vec<ProviderEvent>) -> Vec<ProviderEvent> {
+fn confirmation(
+    request_id: Option<String>,
+    errors: &Value,
+    at: Timestamp,
+    effects: Vec<ProviderEvent>,
+) -> Vec<ProviderEvent> {
     match (request_id, first_error(errors)) {
         (Some(request_id), Some((code, message))) => vec![ProviderEvent::OperationFailed {
             request_id,

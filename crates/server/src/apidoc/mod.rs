@@ -170,6 +170,7 @@ respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations
     tags(
         (name = "groups"), (name = "sandbox"), (name = "webhooks"), (name = "events"),
         (name = "doubletick"), (name = "operations"),
+        (name = "providers", description = "Where providers call in: Meta's webhooks"),
     ),
     components(schemas(
         ErrorBody, DoubleTickErrorBody, events::EventBase, events::Event, EventType,
@@ -237,6 +238,7 @@ pub fn document() -> openapi::OpenApi {
         crate::doubletick::Doc::openapi(),
         crate::health::Doc::openapi(),
         crate::docs::Doc::openapi(),
+        crate::meta::Doc::openapi(),
     ] {
         doc.merge(part);
     }
