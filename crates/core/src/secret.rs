@@ -164,6 +164,32 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where the process keeps the key once it has it: filled at start, or later when a key is
+/// made (the first cloud-api number added while the server runs).
+#[derive(Default)]
+pub struct KeySlot(std::sync::RwLock<Option<SecretKey>>);
+
+impl std::fmt::Debug for KeySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySlot([redacted])")
+    }
+}
+
+impl KeySlot {
+    pub fn with(key: Option<SecretKey>) -> KeySlot {
+        KeySlot(std::sync::RwLock::new(key))
+    }
+    pub fn get(&self) -> Option<SecretKey> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn set(&self, key: SecretKey) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(key);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -58,8 +58,8 @@ pub struct AppState {
     pub inbox_ready: Arc<Notify>,
     pub allow_private_webhook_targets: bool,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// The deployment's secret key (`None`: no sealed secrets, so no cloud-api numbers).
-    pub secret_key: Option<wagroups_core::secret::SecretKey>,
+    /// The deployment's secret key, once there is one (no key: no cloud-api numbers yet).
+    pub secret_key: Arc<wagroups_core::secret::KeySlot>,
 }
 
 /// Server settings.
@@ -107,6 +107,8 @@ pub struct Server {
     http: HttpLimits,
     /// Where the simulated network's pump hands its reports.
     report_sink: Arc<dyn ProviderEventSink>,
+    /// Where the secret key is looked for when the server has none yet.
+    key_source: (String, Option<wagroups_core::secret::Secret>),
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -295,7 +297,12 @@ impl Server {
             Some(wrap) => wrap(sim.clone()),
             None => sim.clone(),
         };
-        let mut registry = Registry::default().with(ProviderKind::Simulated, simulated);
+        let secret_key = Arc::new(wagroups_core::secret::KeySlot::with(secret_key));
+        let cloud =
+            wagroups_providers::cloud::CloudProvider::new(wagroups_providers::cloud::Graph::new()?, secret_key.clone());
+        let mut registry = Registry::default()
+            .with(ProviderKind::Simulated, simulated)
+            .with(ProviderKind::CloudApi, Arc::new(cloud));
         for (kind, provider) in extras.providers {
             registry = registry.with(kind, provider);
         }
@@ -345,6 +352,7 @@ impl Server {
             delivery,
             http: config.http.clone(),
             report_sink,
+            key_source: (config.database_url.clone(), config.secret_key.clone()),
         })
     }
 
@@ -358,6 +366,14 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = CancellationToken::new();
         let mut tasks = Vec::new();
+        if self.state.secret_key.is_empty() {
+            tasks.push(tokio::spawn(runtime::await_secret_key(
+                self.store.clone(),
+                self.key_source.clone(),
+                self.state.secret_key.clone(),
+                workers.clone(),
+            )));
+        }
         if !self.api_only {
             tasks.push(tokio::spawn(
                 self.state

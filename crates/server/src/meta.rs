@@ -120,9 +120,10 @@ async fn verify(State(state): State<AppState>, req: Request) -> Result<Response>
     if challenge.is_empty() || challenge.len() > CHALLENGE_MAX || challenge.chars().any(char::is_control) {
         return Err(forbidden("hub.challenge is not a challenge"));
     }
-    let Some(key) = &state.secret_key else {
+    let Some(key) = state.secret_key.get() else {
         return Err(forbidden("no cloud-api number is configured"));
     };
+    let key = &key;
     let mut matched = false;
     for (n, config) in cloud_numbers(&state).await? {
         match config.open(&n.waba_number, Credential::VerifyToken, key) {
@@ -176,9 +177,10 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, req: Request
         ))
     })?;
     let ids = webhook::phone_number_ids(&payload);
-    let Some(key) = &state.secret_key else {
+    let Some(key) = state.secret_key.get() else {
         return Err(forbidden("no cloud-api number is configured"));
     };
+    let key = &key;
     if ids.is_empty() {
         return Err(forbidden(
             "the payload names no phone number (metadata.phone_number_id)",

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use crate::harness::{TestServer, bin};
 
-const TOKEN: &str = "EAAG-very-secret-access-token";
-const APP_SECRET: &str = "app-secret-d41d8cd98f00b204";
-const VERIFY: &str = "verify-token-5f4dcc3b";
+pub const TOKEN: &str = "EAAG-very-secret-access-token";
+pub const APP_SECRET: &str = "app-secret-d41d8cd98f00b204";
+pub const VERIFY: &str = "verify-token-5f4dcc3b";
 
-fn add_args<'a>(number: &'a str, phone_number_id: &'a str, token_file: &'a str) -> Vec<&'a str> {
+pub fn add_args<'a>(number: &'a str, phone_number_id: &'a str, token_file: &'a str) -> Vec<&'a str> {
     vec![
         "numbers",
         "add",
@@ -177,7 +177,7 @@ async fn serve_refused(s: &TestServer, env: &[(&str, &str)]) -> String {
 }
 
 /// `sha256=<hex>` of `body` with `secret`: HMAC-SHA256, as Meta documents its signature.
-fn meta_signature(secret: &str, body: &[u8]) -> String {
+pub fn meta_signature(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);

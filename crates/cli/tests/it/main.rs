@@ -1,10 +1,12 @@
 //! End-to-end tests: each starts the real `wagroups` binary and talks HTTP to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fake_graph;
 mod harness;
 mod receiver;
 
 mod admin_cli;
+mod cloud_groups;
 mod cloud_numbers;
 mod doubletick;
 mod durability;

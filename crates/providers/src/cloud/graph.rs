@@ -1,0 +1,184 @@
+//! Meta's Graph API, as the Groups API documents it: each call one HTTPS request with the
+//! number's token, JSON both ways (`messaging_product: "whatsapp"` where Meta requires it),
+//! bounded by a timeout, over pooled connections. Meta's errors come back typed
+//! ([`GraphError::Meta`]) for the provider to map.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wagroups_core::{model::JoinApprovalMode, secret::Secret};
+
+use super::config::CloudConfig;
+
+/// How long one call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// Meta answered with its error object.
+    #[error("Meta error {code} (HTTP {status}): {message}")]
+    Meta {
+        status: u16,
+        code: i64,
+        subcode: Option<i64>,
+        message: String,
+        /// `Retry-After`, in seconds, when Meta sent one.
+        retry_after: Option<u64>,
+    },
+    /// No answer (connection refused or reset, timeout).
+    #[error("Meta did not answer: {0}")]
+    Transport(String),
+    /// An answer that is not what Meta documents.
+    #[error("Meta's answer is not what it documents: {0}")]
+    BadAnswer(String),
+}
+
+/// The Graph API client (one per process: it pools connections).
+#[derive(Clone)]
+pub struct Graph {
+    http: reqwest::Client,
+}
+
+impl Graph {
+    pub fn new() -> Result<Graph, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("wagroups/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| GraphError::Transport(e.to_string()))?;
+        Ok(Graph { http })
+    }
+
+    /// One call: `path` below `{graph_url}/{version}/`.
+    async fn call(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, GraphError> {
+        let mut url = url::Url::parse(&format!("{}/{}/{path}", config.graph_url, config.api_version))
+            .map_err(|e| GraphError::Transport(format!("the Graph URL does not parse: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| GraphError::Transport(without_url(&e)))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = resp.text().await.map_err(|e| GraphError::Transport(without_url(&e)))?;
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                if status >= 400 {
+                    GraphError::Meta {
+                        status,
+                        code: 0,
+                        subcode: None,
+                        message: format!("HTTP {status} without Meta's error object"),
+                        retry_after,
+                    }
+                } else {
+                    GraphError::BadAnswer(format!("HTTP {status}, not JSON"))
+                }
+            })?
+        };
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let e = &value["error"];
+        Err(GraphError::Meta {
+            status,
+            code: e["code"]
+                .as_i64()
+                .or_else(|| e["code"].as_str().and_then(|c| c.parse().ok()))
+                .unwrap_or(0),
+            subcode: e["error_subcode"].as_i64(),
+            message: e["message"]
+                .as_str()
+                .or_else(|| e["error_data"]["details"].as_str())
+                .unwrap_or("no message")
+                .to_string(),
+            retry_after,
+        })
+    }
+
+    /// `POST /{phone-number-id}/groups`: the request ID the `group_create` webhook will carry.
+    pub async fn create_group(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        subject: &str,
+        description: &str,
+        mode: JoinApprovalMode,
+    ) -> Result<String, GraphError> {
+        let mut body = json!({
+            "messaging_product": "whatsapp",
+            "subject": subject,
+            "join_approval_mode": mode.as_str(),
+        });
+        if !description.is_empty() {
+            body["description"] = json!(description);
+        }
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::POST,
+                &format!("{}/groups", config.phone_number_id),
+                &[],
+                Some(body),
+            )
+            .await?;
+        v["request_id"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| GraphError::BadAnswer("a group creation without request_id".into()))
+    }
+
+    /// `GET /{phone-number-id}`: the number as Meta knows it (a cheap check of the token and
+    /// the number).
+    pub async fn phone_number(&self, config: &CloudConfig, token: &Secret) -> Result<Value, GraphError> {
+        self.call(
+            config,
+            token,
+            reqwest::Method::GET,
+            &config.phone_number_id,
+            &[("fields", "display_phone_number,verified_name,quality_rating")],
+            None,
+        )
+        .await
+    }
+}
+
+/// What went wrong with a call, in words, without its URL.
+fn without_url(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return format!("timed out after {} s", CALL_TIMEOUT.as_secs());
+    }
+    let what = if e.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    };
+    // The innermost cause says why (connection refused, reset…).
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("{what}: {cause}")
+}
