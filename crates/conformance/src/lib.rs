@@ -1373,6 +1373,7 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
             GroupTarget::Operation {
                 number_id: na,
                 request_id: "req-2".into(),
+                fallback: None,
             },
             None,
             T0,
@@ -1390,6 +1391,56 @@ pub async fn operations_are_recorded_accepted_and_closed<S: Store>(s: &S) {
         s.stale_operations(T0.plus_millis(1), 10).await.unwrap().is_empty(),
         "closed"
     );
+
+    // A confirmation naming a request ID never learned finds, by its fallback, the group's
+    // oldest pending operation of its kind whose request ID is still unknown, and only that.
+    let kind = wagroups_core::model::OperationKind::ResetInviteLink;
+    s.create_operation(new("op_3"), T0).await.unwrap();
+    s.create_operation(new("op_4"), T0.plus_millis(1)).await.unwrap();
+    s.create_operation(new("op_5"), T0.plus_millis(2)).await.unwrap();
+    s.operation_accepted(&"op_5".into(), "req-5", T0).await.unwrap();
+    let confirm = |request_id: &str, kind| {
+        let input = GroupInput::OperationSucceeded {
+            results: vec![],
+            at: T0,
+        };
+        s.mutate_group(
+            GroupTarget::Operation {
+                number_id: na,
+                request_id: request_id.into(),
+                fallback: Some(wagroups_core::provider::OperationFallback {
+                    wa_group_id: wa.into(),
+                    kind,
+                }),
+            },
+            None,
+            T0,
+            Box::new(move |st| group::apply(st, &input, T0)),
+        )
+    };
+    let other_kind = wagroups_core::model::OperationKind::DeleteGroup;
+    assert!(
+        matches!(
+            confirm("meta-1", other_kind).await,
+            Err(MutateError::Domain(DomainError::NotFound { .. }))
+        ),
+        "another kind is not matched"
+    );
+    assert!(matches!(confirm("meta-1", kind).await.unwrap(), Mutation::Applied(_)));
+    let a = &a;
+    let status = |id: &'static str| async move { s.get_operation(a, &id.into()).await.unwrap().unwrap().status };
+    assert_eq!(status("op_3").await, OperationStatus::Succeeded, "the oldest first");
+    assert_eq!(status("op_4").await, OperationStatus::Pending);
+    assert!(matches!(confirm("meta-2", kind).await.unwrap(), Mutation::Applied(_)));
+    assert_eq!(status("op_4").await, OperationStatus::Succeeded);
+    assert!(
+        matches!(
+            confirm("meta-3", kind).await,
+            Err(MutateError::Domain(DomainError::NotFound { .. }))
+        ),
+        "op_5's request ID is known: only it finds op_5"
+    );
+    assert_eq!(status("op_5").await, OperationStatus::Pending);
 }
 
 /// However the ends of one piece of work race, it ends once: a command is submitted once (one

@@ -234,7 +234,11 @@ impl GroupService {
             let m = self
                 .store()
                 .mutate_group(
-                    GroupTarget::Operation { number_id, request_id },
+                    GroupTarget::Operation {
+                        number_id,
+                        request_id,
+                        fallback: None,
+                    },
                     None,
                     now,
                     Box::new(move |state| group::apply(state, &input, now)),
@@ -451,8 +455,13 @@ fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, Group
             request_id,
             results,
             at,
+            fallback,
         } => (
-            GroupTarget::Operation { number_id, request_id },
+            GroupTarget::Operation {
+                number_id,
+                request_id,
+                fallback,
+            },
             GroupInput::OperationSucceeded { results, at },
         ),
         ProviderEvent::OperationFailed {
@@ -460,8 +469,13 @@ fn translate(number_id: i64, event: ProviderEvent) -> Result<(GroupTarget, Group
             code,
             message,
             at,
+            fallback,
         } => (
-            GroupTarget::Operation { number_id, request_id },
+            GroupTarget::Operation {
+                number_id,
+                request_id,
+                fallback,
+            },
             GroupInput::OperationFailed { code, message, at },
         ),
         ProviderEvent::GroupSuspended { wa_group_id, at } => {
@@ -511,6 +525,7 @@ mod tests {
             code: "x".into(),
             message: "y".into(),
             at,
+            fallback: None,
         };
         assert_eq!(
             created.correlation(),

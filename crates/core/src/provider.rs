@@ -271,6 +271,9 @@ pub enum ProviderEvent {
         #[serde(default)]
         results: Vec<ItemResult>,
         at: Timestamp,
+        /// How to find the operation when its request ID was never learned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<OperationFallback>,
     },
     /// A write accepted under `request_id` was refused.
     OperationFailed {
@@ -278,6 +281,8 @@ pub enum ProviderEvent {
         code: String,
         message: String,
         at: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<OperationFallback>,
     },
     /// A report the gateway does not understand (a new kind from the provider): kept as
     /// dead with its payload, and counted, never an error.
@@ -289,6 +294,15 @@ pub enum ProviderEvent {
         /// The provider's own text of it.
         payload: String,
     },
+}
+
+/// Where a confirmation's operation is when its request ID was never learned (Meta's answer
+/// to a write named none, while its confirmation does): the group's oldest pending operation
+/// of this kind whose request ID is still unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationFallback {
+    pub wa_group_id: String,
+    pub kind: OperationKind,
 }
 
 impl ProviderEvent {

@@ -141,6 +141,10 @@ fn group_delete_confirms_its_operation() {
             code: "131207".into(),
             message: "Group suspended".into(),
             at: Timestamp(1_755_548_877_000),
+            fallback: Some(wagroups_core::provider::OperationFallback {
+                wa_group_id: GROUP.into(),
+                kind: wagroups_core::model::OperationKind::DeleteGroup,
+            }),
         }]
     );
 }

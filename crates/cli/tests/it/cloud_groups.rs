@@ -133,3 +133,178 @@ async fn groups_are_created_on_meta_and_confirmed_by_its_signed_webhook() {
         graph.violations()
     );
 }
+
+/// The members of the group (besides the business), as the gateway has them.
+async fn members(s: &TestServer, key: &str, id: &str) -> Vec<String> {
+    let (_, p) = s.get(&format!("/v1/groups/{id}/participants"), key).await;
+    p["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "member" && p["isBusiness"] == false)
+        .map(|p| p["phone"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn wait_members(s: &TestServer, key: &str, id: &str, want: &[&str]) {
+    let ok = eventually(Duration::from_secs(15), || async {
+        let mut m = members(s, key, id).await;
+        m.sort();
+        (m == want).then_some(())
+    })
+    .await;
+    assert!(
+        ok.is_some(),
+        "members never became {want:?}: {:?}",
+        members(s, key, id).await
+    );
+}
+
+async fn wait_events(s: &TestServer, key: &str, id: &str, n: usize) -> Vec<String> {
+    let types = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| e["eventType"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    match eventually(Duration::from_secs(15), || async {
+        let events = s.events(key, id).await;
+        (events.len() >= n).then(|| types(events))
+    })
+    .await
+    {
+        Some(t) => t,
+        None => panic!("fewer than {n} events: {:?}", types(s.events(key, id).await)),
+    }
+}
+
+#[tokio::test]
+async fn a_cloud_group_is_managed_through_meta() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+    let id = s
+        .create_group(
+            &key,
+            json!({ "wabaNumber": NUMBER, "subject": "Managed", "joinApprovalMode": "approval_required" }),
+        )
+        .await;
+    let g = wait_status(&s, &key, &id, "active").await;
+    let wa = g["waGroupId"].as_str().unwrap().to_string();
+    let (a, b, c, d) = ("16505550001", "16505550002", "16505550003", "16505550004");
+    graph.user_joins(&wa, a).await;
+    graph.user_joins(&wa, b).await;
+    wait_members(&s, &key, &id, &[a, b]).await;
+
+    // A new subject: Meta confirms it by webhook (the answer named no request ID).
+    let (st, g) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/groups/{id}"),
+            &key,
+            Some(json!({ "subject": "Renamed" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["subject"], "Renamed");
+    assert_eq!(graph.group(&wa).unwrap().subject, "Renamed");
+    // What Meta cannot do is refused, saying so.
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/groups/{id}"),
+            &key,
+            Some(json!({ "joinApprovalMode": "auto_approve" })),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+
+    // Removing a member and someone who is not one: per-item results from Meta's webhook.
+    let (st, r) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/groups/{id}/participants"),
+            &key,
+            Some(json!({ "participants": [a, "16505559999"] })),
+        )
+        .await;
+    assert_eq!(st, 207, "{r}");
+    assert_eq!(r["results"][0]["status"], "removed");
+    assert_eq!(r["results"][1]["status"], "not_a_member");
+    wait_members(&s, &key, &id, &[b]).await;
+
+    // A new link, answered at once; the old one is gone.
+    let (st, r) = s
+        .post(&format!("/v1/groups/{id}/invite-link/reset"), &key, json!({}))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    let link = r["inviteLink"].as_str().unwrap().to_string();
+    assert_eq!(link, graph.group(&wa).unwrap().invite_link);
+    let (_, l) = s.get(&format!("/v1/groups/{id}/invite-link"), &key).await;
+    assert_eq!(l["inviteLink"], link.as_str());
+
+    // Join requests: one approved, one rejected, one unknown.
+    let rc = graph.user_requests(&wa, c).await;
+    let rd = graph.user_requests(&wa, d).await;
+    let listed = eventually(Duration::from_secs(15), || async {
+        let (_, l) = s.get(&format!("/v1/groups/{id}/join-requests"), &key).await;
+        (l["data"].as_array().map(|a| a.len()) == Some(2)).then_some(l)
+    })
+    .await
+    .expect("two join requests listed");
+    assert_eq!(listed["data"][0]["joinRequestId"], rc.as_str());
+    let (st, r) = s
+        .post(
+            &format!("/v1/groups/{id}/join-requests/approve"),
+            &key,
+            json!({ "joinRequestIds": [rc, "MTY0NjcwNDM1OTU6unknown"] }),
+        )
+        .await;
+    assert_eq!(st, 207, "{r}");
+    assert_eq!(r["results"][0]["status"], "approved");
+    assert_eq!(r["results"][1]["status"], "not_found");
+    // The approved user joins when Meta says so.
+    wait_members(&s, &key, &id, &[b, c]).await;
+    let (st, r) = s
+        .post(
+            &format!("/v1/groups/{id}/join-requests/reject"),
+            &key,
+            json!({ "joinRequestIds": [rd] }),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["results"][0]["status"], "rejected");
+
+    // A member leaves; the group is deleted.
+    graph.user_leaves(&wa, b).await;
+    wait_members(&s, &key, &id, &[c]).await;
+    let (st, g) = s
+        .send(reqwest::Method::DELETE, &format!("/v1/groups/{id}"), &key, None)
+        .await;
+    assert_eq!(st, 200, "{g}");
+    wait_status(&s, &key, &id, "deleted").await;
+
+    let types = wait_events(&s, &key, &id, 12).await;
+    assert_eq!(
+        types,
+        [
+            "GROUP_CREATED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_UPDATED",
+            "GROUP_PARTICIPANT_REMOVED",
+            "GROUP_INVITE_LINK_RESET",
+            "GROUP_JOIN_REQUEST_CREATED",
+            "GROUP_JOIN_REQUEST_CREATED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_JOIN_REQUEST_REJECTED",
+            "GROUP_PARTICIPANT_LEFT",
+            "GROUP_DELETED",
+        ]
+    );
+    assert!(
+        graph.violations().is_empty(),
+        "requests outside Meta's document: {:?}",
+        graph.violations()
+    );
+}

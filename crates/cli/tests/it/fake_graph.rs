@@ -31,8 +31,22 @@ pub struct Call {
     pub body: Value,
 }
 
+/// A group as the fake keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct FakeGroup {
+    pub phone_number_id: String,
+    pub subject: String,
+    pub description: String,
+    pub invite_link: String,
+    pub members: Vec<String>,
+    /// (join request ID, WhatsApp ID)
+    pub join_requests: Vec<(String, String)>,
+    pub deleted: bool,
+}
+
 struct Inner {
     spec: Value,
+    groups: Mutex<std::collections::HashMap<String, FakeGroup>>,
     app_secret: String,
     webhook_url: Mutex<Option<String>>,
     calls: Mutex<Vec<Call>>,
@@ -61,6 +75,7 @@ impl FakeGraph {
     pub async fn start(app_secret: &str) -> FakeGraph {
         let inner = Arc::new(Inner {
             spec: spec(),
+            groups: Mutex::new(std::collections::HashMap::new()),
             app_secret: app_secret.to_string(),
             webhook_url: Mutex::new(None),
             calls: Mutex::new(Vec::new()),
@@ -93,6 +108,78 @@ impl FakeGraph {
     pub fn violations(&self) -> Vec<String> {
         self.inner.violations.lock().unwrap().clone()
     }
+
+    pub fn group(&self, id: &str) -> Option<FakeGroup> {
+        self.inner.groups.lock().unwrap().get(id).cloned()
+    }
+
+    fn next(&self) -> u64 {
+        next(&self.inner)
+    }
+
+    async fn tell(&self, group_id: &str, field: &str, group: Value) {
+        let pnid = self.group(group_id).map(|g| g.phone_number_id).unwrap_or_default();
+        send_webhook(&self.inner, &pnid, field, vec![group]).await;
+    }
+
+    /// A WhatsApp user taps the group's link and joins.
+    pub async fn user_joins(&self, group_id: &str, wa_id: &str) {
+        if let Some(g) = self.inner.groups.lock().unwrap().get_mut(group_id) {
+            g.members.push(wa_id.to_string());
+        }
+        self.tell(
+            group_id,
+            "group_participants_update",
+            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_add",
+                    "reason": "invite_link", "added_participants": [{ "wa_id": wa_id }] }),
+        )
+        .await;
+    }
+
+    /// A user asks to join (an approval_required group); the request's ID.
+    pub async fn user_requests(&self, group_id: &str, wa_id: &str) -> String {
+        let id = format!("MTY0NjcwNDM1OTU6{:08}", self.next());
+        if let Some(g) = self.inner.groups.lock().unwrap().get_mut(group_id) {
+            g.join_requests.push((id.clone(), wa_id.to_string()));
+        }
+        self.tell(
+            group_id,
+            "group_participants_update",
+            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_join_request_created",
+                    "reason": "invite_link", "join_request_id": id, "wa_id": wa_id }),
+        )
+        .await;
+        id
+    }
+
+    /// A member leaves (Meta's sample: no request ID, `initiated_by` left out).
+    pub async fn user_leaves(&self, group_id: &str, wa_id: &str) {
+        if let Some(g) = self.inner.groups.lock().unwrap().get_mut(group_id) {
+            g.members.retain(|m| m != wa_id);
+        }
+        self.tell(
+            group_id,
+            "group_participants_update",
+            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_remove",
+                    "removed_participants": [{ "wa_id": wa_id }] }),
+        )
+        .await;
+    }
+}
+
+fn next(inner: &Inner) -> u64 {
+    let mut next = inner.next.lock().unwrap();
+    *next += 1;
+    *next
+}
+
+/// Sends a webhook a moment after the answer, as Meta does.
+fn later(inner: &Arc<Inner>, phone_number_id: String, field: &'static str, group: Value) {
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        send_webhook(&inner, &phone_number_id, field, vec![group]).await;
+    });
 }
 
 /// Meta's error object, with its HTTP status.
@@ -158,11 +245,7 @@ async fn handle(
             if let Some(code) = marker(&subject, "sync") {
                 return meta_error(code);
             }
-            let n = {
-                let mut next = inner.next.lock().unwrap();
-                *next += 1;
-                *next
-            };
+            let n = next(&inner);
             let request_id = format!("{}{n:06}", segments[1]);
             let phone_number_id = segments[1].to_string();
             let group = json!({
@@ -174,6 +257,18 @@ async fn handle(
                 "invite_link": format!("https://chat.whatsapp.com/LINK{n:06}"),
                 "join_approval_mode": json_body["join_approval_mode"].as_str().unwrap_or("auto_approve"),
             });
+            if marker(&subject, "fail").is_none() {
+                inner.groups.lock().unwrap().insert(
+                    format!("Y2FwaV9ncm91cDo{n:012}"),
+                    FakeGroup {
+                        phone_number_id: phone_number_id.clone(),
+                        subject: subject.clone(),
+                        description: json_body["description"].as_str().unwrap_or("").to_string(),
+                        invite_link: format!("https://chat.whatsapp.com/LINK{n:06}"),
+                        ..FakeGroup::default()
+                    },
+                );
+            }
             let group = match marker(&subject, "fail") {
                 Some(code) => json!({
                     "timestamp": "1755548877",
@@ -185,15 +280,131 @@ async fn handle(
                 }),
                 None => group,
             };
-            let inner2 = inner.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                send_webhook(&inner2, &phone_number_id, "group_lifecycle_update", vec![group]).await;
-            });
+            later(&inner, phone_number_id, "group_lifecycle_update", group);
             axum::Json(json!({ "messaging_product": "whatsapp", "request_id": request_id })).into_response()
         }
-        _ => meta_error(100),
+        op => group_call(&inner, op, segments.get(1).copied().unwrap_or(""), &json_body),
     }
+}
+
+/// A call on an existing group (`segments[1]` is its ID). Writes Meta confirms by webhook
+/// answer without a request ID, as Meta's document has it; the webhook carries one.
+fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Response {
+    let Some(mut g) = inner
+        .groups
+        .lock()
+        .unwrap()
+        .get(group_id)
+        .cloned()
+        .filter(|g| !g.deleted)
+    else {
+        return meta_error(131041);
+    };
+    let request_id = format!("REQ{:08}", next(inner));
+    let pnid = g.phone_number_id.clone();
+    let answer = match op {
+        "updateGroupSettings" => {
+            let mut event = json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_settings_update",
+                                    "request_id": request_id });
+            if let Some(s) = body["subject"].as_str() {
+                g.subject = s.to_string();
+                event["group_subject"] = json!({ "text": s, "update_successful": true });
+            }
+            if let Some(d) = body["description"].as_str() {
+                g.description = d.to_string();
+                event["group_description"] = json!({ "text": d, "update_successful": true });
+            }
+            later(inner, pnid, "group_settings_update", event);
+            json!({ "success": true })
+        }
+        "deleteGroup" => {
+            g.deleted = true;
+            later(
+                inner,
+                pnid,
+                "group_lifecycle_update",
+                json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_delete", "request_id": request_id }),
+            );
+            json!({ "success": true })
+        }
+        "removeGroupParticipants" => {
+            let users: Vec<String> = body["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["user"].as_str().map(str::to_string))
+                .collect();
+            let (removed, failed): (Vec<String>, Vec<String>) = users
+                .into_iter()
+                .partition(|u| g.members.contains(&u.trim_start_matches('+').to_string()));
+            g.members.retain(|m| !removed.contains(&format!("+{m}")));
+            let mut event = json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_remove",
+                                    "request_id": request_id, "initiated_by": "business",
+                                    "removed_participants": removed.iter().map(|u| json!({ "input": u })).collect::<Vec<_>>() });
+            if !failed.is_empty() {
+                event["failed_participants"] = failed
+                    .iter()
+                    .map(|u| json!({ "input": u, "errors": [{ "code": 131212, "message": "Participant is not a part of the group.",
+                                                              "title": "t", "error_data": { "details": "d" } }] }))
+                    .collect();
+            }
+            later(inner, pnid, "group_participants_update", event);
+            json!({ "success": true })
+        }
+        "createGroupInviteLink" => {
+            g.invite_link = format!("https://chat.whatsapp.com/RESET{:06}", next(inner));
+            json!({ "messaging_product": "whatsapp", "invite_link": g.invite_link })
+        }
+        "getJoinRequests" => json!({
+            "data": g.join_requests.iter().map(|(id, wa)| json!({ "join_request_id": id, "wa_id": wa,
+                                                                   "creation_timestamp": 1755548877 })).collect::<Vec<_>>(),
+            "paging": { "cursors": { "before": "b", "after": "a" } }
+        }),
+        "approveJoinRequests" | "rejectJoinRequests" => {
+            let approve = op == "approveJoinRequests";
+            let asked: Vec<String> = body["join_requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect();
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            for id in asked {
+                match g.join_requests.iter().position(|(r, _)| *r == id) {
+                    Some(i) => {
+                        let (_, wa) = g.join_requests.remove(i);
+                        if approve {
+                            g.members.push(wa.clone());
+                            later(
+                                inner,
+                                pnid.clone(),
+                                "group_participants_update",
+                                json!({ "timestamp": 1755548877, "group_id": group_id, "type": "group_participants_add",
+                                        "reason": "invite_link", "added_participants": [{ "input": format!("+{wa}"), "wa_id": wa }] }),
+                            );
+                        }
+                        done.push(id);
+                    }
+                    None => failed.push(json!({ "join_request_id": id, "errors": [{ "code": 131213,
+                        "message": "Group join request does not exist.", "title": "t", "error_data": { "details": "d" } }] })),
+                }
+            }
+            let key = if approve {
+                "approved_join_requests"
+            } else {
+                "rejected_join_requests"
+            };
+            let mut answer = json!({ "messaging_product": "whatsapp", key: done });
+            if !failed.is_empty() {
+                answer["failed_join_requests"] = json!(failed);
+            }
+            answer
+        }
+        _ => return meta_error(100),
+    };
+    inner.groups.lock().unwrap().insert(group_id.to_string(), g);
+    axum::Json(answer).into_response()
 }
 
 /// Posts a webhook with these `groups[]` to the gateway, signed as Meta signs it; retried

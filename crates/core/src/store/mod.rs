@@ -197,8 +197,13 @@ pub enum GroupTarget {
     WaGroupId { number_id: i64, wa_group_id: String },
     /// By the provider request ID of a submitted command (provider confirmations).
     Request { number_id: i64, request_id: String },
-    /// By the provider request ID of a pending operation (confirmations of writes).
-    Operation { number_id: i64, request_id: String },
+    /// By the provider request ID of a pending operation (confirmations of writes), or,
+    /// when no operation has that request ID, by `fallback`.
+    Operation {
+        number_id: i64,
+        request_id: String,
+        fallback: Option<crate::provider::OperationFallback>,
+    },
 }
 
 /// The rule a mutation runs inside the transaction.

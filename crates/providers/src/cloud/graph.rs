@@ -52,22 +52,33 @@ impl Graph {
         Ok(Graph { http })
     }
 
-    /// One call: `path` below `{graph_url}/{version}/`.
+    /// One call: the path `segments` below `{graph_url}/{version}/` (each escaped as a path
+    /// segment). Every call says `Content-Type: application/json`, as Meta's document asks
+    /// even of calls without a body.
     async fn call(
         &self,
         config: &CloudConfig,
         token: &Secret,
         method: reqwest::Method,
-        path: &str,
+        segments: &[&str],
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, GraphError> {
-        let mut url = url::Url::parse(&format!("{}/{}/{path}", config.graph_url, config.api_version))
+        let mut url = url::Url::parse(&format!("{}/", config.graph_url))
             .map_err(|e| GraphError::Transport(format!("the Graph URL does not parse: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| GraphError::Transport("the Graph URL cannot take a path".into()))?
+            .pop_if_empty()
+            .push(&config.api_version)
+            .extend(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -138,7 +149,7 @@ impl Graph {
                 config,
                 token,
                 reqwest::Method::POST,
-                &format!("{}/groups", config.phone_number_id),
+                &[&config.phone_number_id, "groups"],
                 &[],
                 Some(body),
             )
@@ -157,11 +168,189 @@ impl Graph {
             config,
             token,
             reqwest::Method::GET,
-            &config.phone_number_id,
+            &[&config.phone_number_id],
             &[("fields", "display_phone_number,verified_name,quality_rating")],
             None,
         )
         .await
+    }
+}
+
+impl Graph {
+    /// `POST /{group-id}`: a new subject and/or description (confirmed by
+    /// `group_settings_update`). Meta's answer carries no documented body; a request ID in it
+    /// is returned when there is one.
+    pub async fn update_group(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+        subject: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Option<String>, GraphError> {
+        let mut body = json!({ "messaging_product": "whatsapp" });
+        if let Some(s) = subject {
+            body["subject"] = json!(s);
+        }
+        if let Some(d) = description {
+            body["description"] = json!(d);
+        }
+        let v = self
+            .call(config, token, reqwest::Method::POST, &[group_id], &[], Some(body))
+            .await?;
+        Ok(request_id(&v))
+    }
+
+    /// `DELETE /{group-id}` (confirmed by `group_delete`).
+    pub async fn delete_group(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+    ) -> Result<Option<String>, GraphError> {
+        let v = self
+            .call(config, token, reqwest::Method::DELETE, &[group_id], &[], None)
+            .await?;
+        Ok(request_id(&v))
+    }
+
+    /// `DELETE /{group-id}/participants` with at most 8 users (confirmed by
+    /// `group_participants_remove`).
+    pub async fn remove_participants(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+        phones: &[String],
+    ) -> Result<Option<String>, GraphError> {
+        let participants: Vec<Value> = phones.iter().map(|p| json!({ "user": format!("+{p}") })).collect();
+        let body = json!({ "messaging_product": "whatsapp", "participants": participants });
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::DELETE,
+                &[group_id, "participants"],
+                &[],
+                Some(body),
+            )
+            .await?;
+        Ok(request_id(&v))
+    }
+
+    /// `POST /{group-id}/invite_link`: the new link (the old one stops working).
+    pub async fn reset_invite_link(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+    ) -> Result<String, GraphError> {
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::POST,
+                &[group_id, "invite_link"],
+                &[],
+                Some(json!({ "messaging_product": "whatsapp" })),
+            )
+            .await?;
+        v["invite_link"]
+            .as_str()
+            .filter(|l| l.starts_with("https://chat.whatsapp.com/"))
+            .map(str::to_string)
+            .ok_or_else(|| GraphError::BadAnswer("a reset invite link without invite_link".into()))
+    }
+
+    /// `GET /{group-id}/join_requests`: (join request ID, WhatsApp ID) of each open request.
+    pub async fn join_requests(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+    ) -> Result<Vec<(String, String)>, GraphError> {
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::GET,
+                &[group_id, "join_requests"],
+                &[],
+                None,
+            )
+            .await?;
+        Ok(v["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["join_request_id"].as_str()?.to_string(), text(&r["wa_id"])?)))
+            .collect())
+    }
+
+    /// `POST` (approve) or `DELETE` (reject) `/{group-id}/join_requests`: the requests done,
+    /// and each that failed with Meta's error code and message.
+    pub async fn resolve_join_requests(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+        ids: &[String],
+        approve: bool,
+    ) -> Result<(Vec<String>, Vec<(String, String, String)>), GraphError> {
+        let method = if approve {
+            reqwest::Method::POST
+        } else {
+            reqwest::Method::DELETE
+        };
+        let v = self
+            .call(
+                config,
+                token,
+                method,
+                &[group_id, "join_requests"],
+                &[],
+                Some(json!({ "messaging_product": "whatsapp", "join_requests": ids })),
+            )
+            .await?;
+        let done_key = if approve {
+            "approved_join_requests"
+        } else {
+            "rejected_join_requests"
+        };
+        let done = v[done_key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect();
+        let failed = v["failed_join_requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let id = f["join_request_id"].as_str()?.to_string();
+                let e = &f["errors"][0];
+                Some((
+                    id,
+                    text(&e["code"]).unwrap_or_default(),
+                    e["message"].as_str().unwrap_or("").to_string(),
+                ))
+            })
+            .collect();
+        Ok((done, failed))
+    }
+}
+
+/// A request ID in an answer, if Meta gave one.
+fn request_id(v: &Value) -> Option<String> {
+    text(&v["request_id"])
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

@@ -1,15 +1,26 @@
 //! The `cloud-api` provider: a number's commands and writes sent to Meta's Graph API with
 //! its token; what Meta confirms arrives by webhook (`crate::cloud::webhook`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use wagroups_core::{
     command::{Command, CommandPayload},
-    model::Number,
-    provider::{Operated, Provider, ProviderError, ProviderOp, Submitted},
+    model::{ItemResult, ItemStatus, Number},
+    provider::{
+        Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
+    },
     secret::{KeySlot, Secret},
+    time::Timestamp,
 };
+
+/// What Meta's Cloud API cannot do.
+fn not_supported(what: &str) -> ProviderError {
+    ProviderError::Rejected {
+        code: "not_supported".into(),
+        message: format!("Meta's Cloud API does not support {what}"),
+    }
+}
 
 use super::{
     config::{CloudConfig, Credential},
@@ -19,11 +30,31 @@ use super::{
 pub struct CloudProvider {
     graph: Graph,
     keys: Arc<KeySlot>,
+    /// What a write did that Meta sends no webhook for (a reset link, a rejected request),
+    /// handed to the inbox by the [`Provider::flush`] the core makes right after the write.
+    effects: Mutex<Vec<ProviderEnvelope>>,
 }
+
+/// Meta removes at most this many participants per request.
+const REMOVE_MAX: usize = 8;
 
 impl CloudProvider {
     pub fn new(graph: Graph, keys: Arc<KeySlot>) -> CloudProvider {
-        CloudProvider { graph, keys }
+        CloudProvider {
+            graph,
+            keys,
+            effects: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn effect(&self, number: &Number, operation_id: &str, event: ProviderEvent) {
+        let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        let n = effects.len();
+        effects.push(ProviderEnvelope {
+            waba_number: number.waba_number.clone(),
+            dedup_key: format!("cloud:{operation_id}:{n}"),
+            event,
+        });
     }
 
     /// The number's configuration and access token.
@@ -92,19 +123,158 @@ impl Provider for CloudProvider {
         }
     }
 
+    /// Settings, removals and deletion are confirmed by Meta's webhooks (found by the request
+    /// ID when Meta's answer names one, otherwise by group and kind); a link reset and join
+    /// request decisions are answered at once.
     async fn operate(
         &self,
-        _number: &Number,
-        _wa_group_id: &str,
+        number: &Number,
+        wa_group_id: &str,
         op: &ProviderOp,
-        _operation_id: &str,
+        operation_id: &str,
     ) -> Result<Operated, ProviderError> {
-        Err(ProviderError::Rejected {
-            code: "not_supported".into(),
-            message: format!(
-                "{} is not available on cloud-api numbers in this version of wagroups",
-                op.kind()
-            ),
-        })
+        let (config, token) = self.token(number)?;
+        let accepted = |request_id: Option<String>| Operated::Accepted {
+            request_id: request_id.unwrap_or_else(|| operation_id.to_string()),
+        };
+        let g = &self.graph;
+        match op {
+            ProviderOp::UpdateSettings(change) => {
+                if change.join_approval_mode.is_some() || change.announcement_only.is_some() || change.locked.is_some()
+                {
+                    return Err(not_supported(
+                        "changing the join approval mode, announcement-only or locked settings after creation",
+                    ));
+                }
+                let r = g
+                    .update_group(
+                        &config,
+                        &token,
+                        wa_group_id,
+                        change.subject.as_deref(),
+                        change.description.as_deref(),
+                    )
+                    .await
+                    .map_err(provider_error)?;
+                Ok(accepted(r))
+            }
+            ProviderOp::RemoveParticipants { phones } => {
+                if phones.len() > REMOVE_MAX {
+                    return Err(ProviderError::Rejected {
+                        code: "too_many_participants".into(),
+                        message: format!("Meta removes at most {REMOVE_MAX} participants per request"),
+                    });
+                }
+                let r = g
+                    .remove_participants(&config, &token, wa_group_id, phones)
+                    .await
+                    .map_err(provider_error)?;
+                Ok(accepted(r))
+            }
+            ProviderOp::Delete => {
+                let r = g
+                    .delete_group(&config, &token, wa_group_id)
+                    .await
+                    .map_err(provider_error)?;
+                Ok(accepted(r))
+            }
+            ProviderOp::ResetInviteLink => {
+                let link = g
+                    .reset_invite_link(&config, &token, wa_group_id)
+                    .await
+                    .map_err(provider_error)?;
+                self.effect(
+                    number,
+                    operation_id,
+                    ProviderEvent::InviteLinkReset {
+                        wa_group_id: wa_group_id.to_string(),
+                        invite_link: link.clone(),
+                        at: Timestamp::now(),
+                    },
+                );
+                let mut r = ItemResult::new("inviteLink", ItemStatus::Reset);
+                r.invite_link = Some(link);
+                Ok(Operated::Done(vec![r]))
+            }
+            ProviderOp::ResolveJoinRequests { ids, approve } => {
+                // Who asked: a rejection's event names them, and Meta sends no webhook for it.
+                let open = g
+                    .join_requests(&config, &token, wa_group_id)
+                    .await
+                    .map_err(provider_error)?;
+                let (known, unknown): (Vec<&String>, Vec<&String>) =
+                    ids.iter().partition(|id| open.iter().any(|(o, _)| o == *id));
+                let mut results: Vec<ItemResult> = unknown
+                    .iter()
+                    .map(|id| ItemResult::new((*id).clone(), ItemStatus::NotFound))
+                    .collect();
+                if !known.is_empty() {
+                    let asked: Vec<String> = known.iter().map(|s| (*s).clone()).collect();
+                    let (done, failed) = g
+                        .resolve_join_requests(&config, &token, wa_group_id, &asked, *approve)
+                        .await
+                        .map_err(provider_error)?;
+                    for id in &asked {
+                        if done.contains(id) {
+                            results.push(ItemResult::new(
+                                id.clone(),
+                                if *approve {
+                                    ItemStatus::Approved
+                                } else {
+                                    ItemStatus::Rejected
+                                },
+                            ));
+                            if !*approve && let Some((_, wa_id)) = open.iter().find(|(o, _)| o == id) {
+                                self.effect(
+                                    number,
+                                    operation_id,
+                                    ProviderEvent::JoinRequestRejected {
+                                        wa_group_id: wa_group_id.to_string(),
+                                        join_request_id: id.clone(),
+                                        phone: wa_id.clone(),
+                                        at: Timestamp::now(),
+                                    },
+                                );
+                            }
+                        } else {
+                            let failure = failed.iter().find(|(f, _, _)| f == id);
+                            let mut r = ItemResult::new(
+                                id.clone(),
+                                match failure.map(|(_, c, _)| c.as_str()) {
+                                    Some("131213") | None => ItemStatus::NotFound,
+                                    Some("131204") => ItemStatus::GroupFull,
+                                    Some(_) => ItemStatus::Invalid,
+                                },
+                            );
+                            r.message = failure.map(|(_, c, m)| format!("Meta {c}: {m}"));
+                            results.push(r);
+                        }
+                    }
+                }
+                // In the order asked.
+                results.sort_by_key(|r| ids.iter().position(|i| *i == r.key));
+                Ok(Operated::Done(results))
+            }
+            ProviderOp::AddParticipants { .. } | ProviderOp::Invite { .. } => Err(ProviderError::Rejected {
+                code: "not_supported".into(),
+                message:
+                    "sending participants the invite link is not available on cloud-api numbers yet: send them the \
+                          group's inviteLink"
+                        .into(),
+            }),
+            ProviderOp::SetAdmins { .. } => Err(not_supported("promoting and demoting admins")),
+        }
+    }
+
+    async fn flush(&self, sink: &dyn ProviderEventSink) {
+        let effects = std::mem::take(&mut *self.effects.lock().unwrap_or_else(|e| e.into_inner()));
+        for (i, env) in effects.iter().enumerate() {
+            if let Err(e) = sink.deliver(env.clone()).await {
+                tracing::warn!(error = %e, "a cloud-api write's effect could not be recorded; kept for the next flush");
+                let mut left = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+                left.extend(effects[i..].iter().cloned());
+                return;
+            }
+        }
     }
 }

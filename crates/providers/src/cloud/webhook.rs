@@ -12,8 +12,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wagroups_core::{
-    model::{ItemResult, ItemStatus},
-    provider::{ProviderEvent, SettingsChange},
+    model::{ItemResult, ItemStatus, OperationKind},
+    provider::{OperationFallback, ProviderEvent, SettingsChange},
     time::Timestamp,
 };
 
@@ -332,7 +332,11 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
             request_id,
             &g["errors"],
             at,
-            vec![ProviderEvent::GroupDeleted { wa_group_id, at }],
+            fallback(&wa_group_id, OperationKind::DeleteGroup),
+            vec![ProviderEvent::GroupDeleted {
+                wa_group_id: wa_group_id.clone(),
+                at,
+            }],
         ),
         "group_participants_add" | "group_add_participants" => {
             let approved = g["added_participants"]
@@ -410,6 +414,7 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                     code,
                     message,
                     at,
+                    fallback: fallback(&wa_group_id, OperationKind::RemoveParticipants),
                 }];
             }
             let mut results: Vec<ItemResult> = removed
@@ -436,6 +441,7 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                 request_id,
                 results,
                 at,
+                fallback: fallback(&wa_group_id, OperationKind::RemoveParticipants),
             });
             events
         }
@@ -487,7 +493,7 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
             let mut events = Vec::new();
             if !change.is_empty() {
                 events.push(ProviderEvent::SettingsUpdated {
-                    wa_group_id,
+                    wa_group_id: wa_group_id.clone(),
                     change,
                     at,
                 });
@@ -501,11 +507,13 @@ fn group_events(g: &Value, now: Timestamp) -> Vec<ProviderEvent> {
                     code,
                     message,
                     at,
+                    fallback: fallback(&wa_group_id, OperationKind::UpdateSettings),
                 },
                 None => ProviderEvent::OperationSucceeded {
                     request_id,
                     results: Vec::new(),
                     at,
+                    fallback: fallback(&wa_group_id, OperationKind::UpdateSettings),
                 },
             });
             events
@@ -525,11 +533,20 @@ fn digits(phone: &str) -> String {
     phone.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// How a confirmation finds its operation when Meta's answer to the write named no request ID.
+fn fallback(wa_group_id: &str, kind: OperationKind) -> Option<OperationFallback> {
+    Some(OperationFallback {
+        wa_group_id: wa_group_id.to_string(),
+        kind,
+    })
+}
+
 /// The confirmation of a write: its effects then its success, or its failure alone.
 fn confirmation(
     request_id: Option<String>,
     errors: &Value,
     at: Timestamp,
+    fallback: Option<OperationFallback>,
     effects: Vec<ProviderEvent>,
 ) -> Vec<ProviderEvent> {
     match (request_id, first_error(errors)) {
@@ -538,6 +555,7 @@ fn confirmation(
             code,
             message,
             at,
+            fallback: fallback.clone(),
         }],
         (Some(request_id), None) => {
             let mut events = effects;
@@ -545,6 +563,7 @@ fn confirmation(
                 request_id,
                 results: Vec::new(),
                 at,
+                fallback: fallback.clone(),
             });
             events
         }

@@ -420,6 +420,7 @@ impl Provider for SimNetwork {
                                 code: r.code.clone(),
                                 message: r.message.clone(),
                                 at: now,
+                                fallback: None,
                             }],
                             refusal_used: true,
                             ..SimChange::default()
@@ -431,6 +432,7 @@ impl Provider for SimNetwork {
                             request_id: request_id.clone(),
                             results: change.results.clone(),
                             at: now,
+                            fallback: None,
                         });
                     }
                     Ok(change)

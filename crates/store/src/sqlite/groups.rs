@@ -200,20 +200,38 @@ impl GroupStore for SqliteStore {
                         )?,
                         None,
                     ),
-                    GroupTarget::Operation { number_id, request_id } => {
-                        let op = one(
+                    GroupTarget::Operation {
+                        number_id,
+                        request_id,
+                        fallback,
+                    } => {
+                        let row = |r: &rusqlite::Row<'_>| {
+                            Ok((
+                                id::<OperationId>(r, "id")?,
+                                get::<i64>(r, "group_id")?,
+                                parse(r, "kind", OperationKind::parse)?,
+                                parse(r, "status", OperationStatus::parse)?,
+                            ))
+                        };
+                        let mut op = one(
                             c,
                             "SELECT id, group_id, kind, status FROM operations WHERE number_id = ?1 AND request_id = ?2",
                             params![number_id, request_id],
-                            |r| {
-                                Ok((
-                                    id::<OperationId>(r, "id")?,
-                                    get::<i64>(r, "group_id")?,
-                                    parse(r, "kind", OperationKind::parse)?,
-                                    parse(r, "status", OperationStatus::parse)?,
-                                ))
-                            },
+                            row,
                         )?;
+                        if let (None, Some(f)) = (&op, fallback) {
+                            // Its request ID never learned (still the operation's own ID): the
+                            // group's oldest pending operation of the kind.
+                            op = one(
+                                c,
+                                "SELECT o.id, o.group_id, o.kind, o.status FROM operations o \
+                                 JOIN groups g ON g.id = o.group_id \
+                                 WHERE o.number_id = ?1 AND g.number_id = ?1 AND g.wa_group_id = ?2 AND o.kind = ?3 \
+                                 AND o.status = 'pending' AND o.request_id = o.id ORDER BY o.created_at, o.id LIMIT 1",
+                                params![number_id, f.wa_group_id, f.kind.as_str()],
+                                row,
+                            )?;
+                        }
                         match op {
                             None => (None, None),
                             Some((id, group_row_id, kind, status)) => {
