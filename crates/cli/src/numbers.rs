@@ -294,7 +294,12 @@ async fn update(store: &SqliteStore, database: &str, mut args: UpdateArgs) -> an
     // A new token is worth trying: a number Meta refused the old one for resumes.
     if new_token && number.health.status == HealthStatus::CredentialsInvalid {
         store.set_number_health(number.id, &NumberHealth::default()).await?;
-        println!("updated number {digits}; its new access token will be tried now");
+        let resumed = store
+            .resume_commands(number.id, wagroups_core::time::Timestamp::now())
+            .await?;
+        println!(
+            "updated number {digits}; its new access token will be tried now ({resumed} waiting commands resumed)"
+        );
     } else {
         println!("updated number {digits}");
     }

@@ -35,7 +35,7 @@ macro_rules! conformance_tests {
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
             the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
-            a_claim_ends_once);
+            a_claim_ends_once, a_paused_numbers_commands_wait_uncounted);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1570,4 +1570,39 @@ pub async fn a_claim_ends_once<S: Store>(s: &S) {
         again.iter().find(|d| d.id == done[0].id).map(|d| d.attempts.len()),
         Some(done[0].attempts.len())
     );
+}
+
+/// A paused number's command waits without its attempt being counted, and is due again at
+/// once when the number is resumed; a submitted command is not touched by either.
+pub async fn a_paused_numbers_commands_wait_uncounted<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let (b, nb) = org_with_number(s, "b", "15550000002").await;
+    s.create_group(new_group(&a, na, "g1", T0)).await.unwrap();
+    s.create_group(new_group(&a, na, "g2", T0)).await.unwrap();
+    s.create_group(new_group(&b, nb, "g3", T0)).await.unwrap();
+    let due = s.due_commands(T0, 0, 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    let later = T0.plus_millis(30_000);
+    for c in &due {
+        s.command_defer(c.id, "paused", later).await.unwrap();
+    }
+    assert!(s.due_commands(T0, 0, 10).await.unwrap().is_empty(), "deferred");
+    let again = s.due_commands(later, 0, 10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(
+        again.iter().zip(&due).all(|(x, y)| x.attempts == y.attempts),
+        "not counted"
+    );
+    // Resuming one number makes its commands due now, not the other number's.
+    assert_eq!(s.resume_commands(na, T0).await.unwrap(), 2);
+    let now_due = s.due_commands(T0, 0, 10).await.unwrap();
+    assert_eq!(
+        now_due.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![due[0].id, due[1].id]
+    );
+    // A submitted command stays submitted.
+    s.commands_submitted(&[(due[0].id, "req-1".into())], T0).await.unwrap();
+    s.command_defer(due[0].id, "paused", later).await.unwrap();
+    assert_eq!(s.resume_commands(na, T0).await.unwrap(), 0);
+    assert_eq!(s.due_commands(later, 0, 10).await.unwrap().len(), 2);
 }

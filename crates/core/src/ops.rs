@@ -85,12 +85,15 @@ fn provider_failed(e: ProviderError) -> ServiceError {
             message: format!("WhatsApp is unavailable, try again later: {m}"),
         }
         .into(),
-        ProviderError::Rejected { code, message } => DomainError::Unprocessable {
-            code,
-            message: format!("WhatsApp refused: {message}"),
-            field: None,
+        ProviderError::Paused { message, .. } => DomainError::Unavailable { message }.into(),
+        ProviderError::Rejected { code, message } | ProviderError::Ineligible { code, message } => {
+            DomainError::Unprocessable {
+                code,
+                message: format!("WhatsApp refused: {message}"),
+                field: None,
+            }
+            .into()
         }
-        .into(),
     }
 }
 
@@ -167,6 +170,10 @@ impl GroupService {
         op: ProviderOp,
         opts: WriteOptions,
     ) -> Result<Written<Vec<ItemResult>>, ServiceError> {
+        // A paused number is not called: the write is refused for now, saying until when.
+        if let Some((_, why)) = crate::service::paused(&w.number, Timestamp::now()) {
+            return Err(DomainError::Unavailable { message: why }.into());
+        }
         let operation_id = OperationId::new();
         let kind = op.kind();
         // A provider that confirms later: the operation is recorded before it is asked, so a
@@ -179,17 +186,24 @@ impl GroupService {
         };
         let answer = w.provider.operate(&w.number, &w.wa_group_id, &op, &operation_id).await;
         let now = Timestamp::now();
+        if answer.is_ok() {
+            self.number_healthy(&w.number).await?;
+        }
         match (answer, recorded) {
             (Err(e), recorded) => {
                 if recorded.is_some() {
                     let (code, message) = match &e {
                         ProviderError::Retryable(m) => ("provider_unavailable", m.as_str()),
-                        ProviderError::Rejected { code, message } => (code.as_str(), message.as_str()),
+                        ProviderError::Paused { message, .. } => ("provider_paused", message.as_str()),
+                        ProviderError::Rejected { code, message } | ProviderError::Ineligible { code, message } => {
+                            (code.as_str(), message.as_str())
+                        }
                     };
                     self.store()
                         .finish_operation(&operation_id, false, &[], Some((code, message)), now)
                         .await?;
                 }
+                self.record_health(&w.number, &e).await?;
                 Err(provider_failed(e))
             }
             (Ok(Operated::Done(answers)), recorded) => {
@@ -222,6 +236,21 @@ impl GroupService {
                 self.await_operation(w, recorded).await
             }
         }
+    }
+
+    /// What a provider's refusal says about the number (paused, not eligible), recorded.
+    async fn record_health(&self, number: &crate::model::Number, e: &ProviderError) -> Result<(), ServiceError> {
+        let health = match e {
+            ProviderError::Paused { health, .. } => health.clone(),
+            ProviderError::Ineligible { code, message } => crate::model::NumberHealth {
+                status: crate::model::HealthStatus::NotEligible,
+                until: None,
+                detail: Some(format!("{code}: {message}")),
+            },
+            _ => return Ok(()),
+        };
+        self.store().set_number_health(number.id, &health).await?;
+        Ok(())
     }
 
     async fn record_operation(

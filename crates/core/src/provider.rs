@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::{
     command::Command,
-    model::{Number, OperationKind, Profile},
+    model::{Number, NumberHealth, OperationKind, Profile},
     time::Timestamp,
 };
 
@@ -63,6 +63,15 @@ pub enum ProviderError {
     /// WhatsApp refused the command; retrying will not help.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
+    /// The number cannot be served for now: its credentials were refused (until they are
+    /// replaced) or WhatsApp asked for a pause (until `health.until`). Its work waits, without
+    /// counting as an attempt, and nothing is sent for it meanwhile.
+    #[error("{message}")]
+    Paused { health: NumberHealth, message: String },
+    /// The number may not do this at all (Meta's `131215`: not eligible for the Groups API):
+    /// refused, and the number's health says so.
+    #[error("{code}: {message}")]
+    Ineligible { code: String, message: String },
 }
 
 #[async_trait]

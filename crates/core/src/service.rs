@@ -11,7 +11,9 @@ use crate::{
     event::StoredEvent,
     group::{self, GroupInput},
     ids::{self, CommandId, GroupId},
-    model::{ApiKey, CommandStatus, Group, GroupStatus, JoinApprovalMode, Number, Participant},
+    model::{
+        ApiKey, CommandStatus, Group, GroupStatus, HealthStatus, JoinApprovalMode, Number, NumberHealth, Participant,
+    },
     participants::{ParsedParticipants, ParticipantResult},
     provider::{ItemResult, ItemStatus, Provider, ProviderError, ProviderRegistry},
     store::{CreateGroupOutcome, GroupFilter, GroupTarget, Mutation, NewGroup, Store},
@@ -362,6 +364,12 @@ impl GroupService {
         number: &Number,
         provider: Option<&dyn Provider>,
     ) -> Result<Submission, ServiceError> {
+        let now = Timestamp::now();
+        // A paused number's commands wait, not counted as attempts, and Meta is not called.
+        if let Some((until, why)) = paused(number, now) {
+            self.store.command_defer(cmd.id, &why, until).await?;
+            return Ok(Submission::Recorded);
+        }
         let result = match provider {
             Some(p) => p.submit(number, cmd).await,
             None => Err(ProviderError::Rejected {
@@ -372,9 +380,31 @@ impl GroupService {
                 ),
             }),
         };
-        let now = Timestamp::now();
         let (code, message) = match result {
-            Ok(submitted) => return Ok(Submission::Accepted(submitted.request_id)),
+            Ok(submitted) => {
+                self.number_healthy(number).await?;
+                return Ok(Submission::Accepted(submitted.request_id));
+            }
+            Err(ProviderError::Paused { health, message }) => {
+                let until = pause_end(&health, now);
+                self.store.set_number_health(number.id, &health).await?;
+                tracing::warn!(number = %number.waba_number, health = %health.status, %message, "number paused");
+                self.store.command_defer(cmd.id, &message, until).await?;
+                return Ok(Submission::Recorded);
+            }
+            Err(ProviderError::Ineligible { code, message }) => {
+                self.store
+                    .set_number_health(
+                        number.id,
+                        &NumberHealth {
+                            status: HealthStatus::NotEligible,
+                            until: None,
+                            detail: Some(format!("{code}: {message}")),
+                        },
+                    )
+                    .await?;
+                (code, message)
+            }
             Err(ProviderError::Retryable(e)) if cmd.attempts < COMMAND_MAX_ATTEMPTS => {
                 let next = now.plus_millis(command_backoff_ms(cmd.attempts));
                 self.store.command_retry(cmd.id, &e, next).await?;
@@ -402,12 +432,60 @@ impl GroupService {
         Ok(Submission::Recorded)
     }
 
+    /// A number the provider served is healthy again (it was paused or refused).
+    pub async fn number_healthy(&self, number: &Number) -> Result<(), ServiceError> {
+        if number.health.status != HealthStatus::Ok {
+            self.store
+                .set_number_health(number.id, &NumberHealth::default())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Records commands the provider accepted: (command row, the provider's request ID).
     /// Confirmations that came before their request ID was known are held: now they apply.
     pub async fn commands_submitted(&self, submitted: &[(i64, String)]) -> Result<(), ServiceError> {
         self.store.commands_submitted(submitted, Timestamp::now()).await?;
         self.inbox_changed();
         Ok(())
+    }
+}
+
+/// How long a number whose credentials were refused waits before its work is looked at again
+/// (a `numbers update` with a new token makes it healthy: the next look sends).
+pub const CREDENTIALS_RECHECK_MS: i64 = 30_000;
+/// A pause asked for without an end lasts this long.
+pub const DEFAULT_PAUSE_MS: i64 = 60_000;
+
+/// When a pause of this health ends.
+pub fn pause_end(health: &NumberHealth, now: Timestamp) -> Timestamp {
+    match (health.status, health.until) {
+        (HealthStatus::RateLimited, Some(until)) if until > now => until,
+        (HealthStatus::RateLimited, _) => now.plus_millis(DEFAULT_PAUSE_MS),
+        _ => now.plus_millis(CREDENTIALS_RECHECK_MS),
+    }
+}
+
+/// Whether the number is paused now: until when, and why.
+pub fn paused(number: &Number, now: Timestamp) -> Option<(Timestamp, String)> {
+    let h = &number.health;
+    match h.status {
+        HealthStatus::CredentialsInvalid => Some((
+            now.plus_millis(CREDENTIALS_RECHECK_MS),
+            format!(
+                "number {}'s access token was refused ({}): replace it with `wagroups numbers update {} --access-token …`",
+                number.waba_number,
+                h.detail.as_deref().unwrap_or("no detail"),
+                number.waba_number
+            ),
+        )),
+        HealthStatus::RateLimited => h.until.filter(|u| *u > now).map(|u| {
+            (
+                u,
+                format!("number {} is rate limited until {}", number.waba_number, u.to_rfc3339()),
+            )
+        }),
+        HealthStatus::Ok | HealthStatus::NotEligible => None,
     }
 }
 

@@ -308,3 +308,71 @@ async fn a_cloud_group_is_managed_through_meta() {
         graph.violations()
     );
 }
+
+/// The number's HEALTH column in `numbers list`.
+async fn health(s: &TestServer) -> String {
+    let listed = s.cli(&["numbers", "list", "--org", "acme"]).await;
+    listed
+        .lines()
+        .find(|l| l.starts_with(NUMBER))
+        .and_then(|l| l.split('\t').nth(6))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_refused_token_pauses_the_number_until_a_new_one_and_rate_limits_are_waited_out() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+
+    // Meta stops taking the token (190): the create waits, the number says why, and Meta is
+    // not asked again while nothing changed.
+    graph.revoke("EAAG-token");
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Waits for a token" }))
+        .await;
+    let paused = eventually(Duration::from_secs(15), || async {
+        (health(&s).await == "credentials_invalid").then_some(())
+    })
+    .await;
+    assert!(paused.is_some(), "health: {}", health(&s).await);
+    let asked = graph.count("createGroup");
+    assert_eq!(asked, 1, "one call, then the number waits");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        graph.count("createGroup"),
+        asked,
+        "not hammered while the token is refused"
+    );
+    let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
+    assert_eq!(g["status"], "pending");
+
+    // A new token: the waiting create goes out at once and completes.
+    s.cli(&["numbers", "update", NUMBER, "--access-token", "EAAG-new-token"])
+        .await;
+    wait_status(&s, &key, &id, "active").await;
+    assert_eq!(health(&s).await, "ok");
+
+    // A rate limit with Retry-After: the number pauses that long, then the create is sent again.
+    graph.fail_next(131208, Some(2));
+    let before = graph.count("createGroup");
+    let started = std::time::Instant::now();
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "After the pause" }))
+        .await;
+    let limited = eventually(Duration::from_secs(10), || async {
+        health(&s).await.starts_with("rate_limited until").then_some(())
+    })
+    .await;
+    assert!(limited.is_some(), "health: {}", health(&s).await);
+    wait_status(&s, &key, &id, "active").await;
+    assert!(started.elapsed() >= Duration::from_secs(2), "Retry-After honoured");
+    assert_eq!(
+        graph.count("createGroup") - before,
+        2,
+        "once refused, once after the pause"
+    );
+    assert_eq!(health(&s).await, "ok");
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}

@@ -53,6 +53,10 @@ struct Inner {
     /// Requests that broke Meta's document, with why.
     violations: Mutex<Vec<String>>,
     next: Mutex<u64>,
+    /// Tokens Meta no longer accepts (answered `190`).
+    revoked: Mutex<Vec<String>>,
+    /// Errors the next calls get: (Meta's code, Retry-After seconds).
+    failures: Mutex<std::collections::VecDeque<(i64, Option<u64>)>>,
     http: reqwest::Client,
 }
 
@@ -81,6 +85,8 @@ impl FakeGraph {
             calls: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
             next: Mutex::new(1),
+            revoked: Mutex::new(Vec::new()),
+            failures: Mutex::new(std::collections::VecDeque::new()),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -107,6 +113,21 @@ impl FakeGraph {
     /// Every request that did not follow Meta's document.
     pub fn violations(&self) -> Vec<String> {
         self.inner.violations.lock().unwrap().clone()
+    }
+
+    /// Meta stops accepting this token.
+    pub fn revoke(&self, token: &str) {
+        self.inner.revoked.lock().unwrap().push(token.to_string());
+    }
+
+    /// The next call is answered with Meta's error `code` (and `Retry-After`).
+    pub fn fail_next(&self, code: i64, retry_after: Option<u64>) {
+        self.inner.failures.lock().unwrap().push_back((code, retry_after));
+    }
+
+    /// How many calls of this operation Meta got.
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls().iter().filter(|c| c.operation == operation).count()
     }
 
     pub fn group(&self, id: &str) -> Option<FakeGroup> {
@@ -238,6 +259,26 @@ async fn handle(
         operation: operation.clone(),
         body: json_body.clone(),
     });
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    if inner.revoked.lock().unwrap().contains(&token) {
+        return meta_error(190);
+    }
+    let failure = inner.failures.lock().unwrap().pop_front();
+    if let Some((code, retry_after)) = failure {
+        let mut r = meta_error(code);
+        if let Some(secs) = retry_after {
+            r.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from_str(&secs.to_string()).unwrap(),
+            );
+        }
+        return r;
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match operation.as_str() {
         "createGroup" => {

@@ -19,6 +19,11 @@ pub trait CommandStore: Send + Sync {
     async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError>;
     /// Submission failed; try again at `not_before` (the attempt is counted).
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
+    /// The number's pending commands are due now (its pause was lifted: a new token).
+    async fn resume_commands(&self, number_id: i64, now: Timestamp) -> Result<u64, StoreError>;
+    /// Not submitted (its number is paused); try at `not_before`, the attempt not counted.
+    /// Like `command_retry`, it touches only a pending command.
+    async fn command_defer(&self, id: i64, reason: &str, not_before: Timestamp) -> Result<(), StoreError>;
     /// A command's status and its provider's answer (JSON), if the command exists.
     async fn command_outcome(
         &self,

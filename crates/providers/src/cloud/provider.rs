@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use wagroups_core::{
     command::{Command, CommandPayload},
-    model::{ItemResult, ItemStatus, Number},
+    model::{HealthStatus, ItemResult, ItemStatus, Number, NumberHealth},
     provider::{
         Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
     },
@@ -77,24 +77,57 @@ impl CloudProvider {
     }
 }
 
-/// Meta's error codes that are worth retrying later: rate limits (the Groups API's own, the
-/// app's, the WABA's, throughput) and Meta's own failures.
-const RETRYABLE_CODES: [i64; 5] = [131208, 4, 80007, 130429, 1];
+/// Meta's rate limits: the Groups API's own, the app's, the WABA's, throughput.
+const RATE_LIMIT_CODES: [i64; 4] = [131208, 4, 80007, 130429];
+/// How long a rate limit pauses the number when Meta says not (no `Retry-After`).
+const RATE_LIMIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// What a Graph API failure means for the command or write.
+/// What a Graph API failure means for the number and its work: a refused token or a rate
+/// limit pauses the number; Meta's own failures and no answer are retried; an ineligible
+/// number is refused and marked; any other code is WhatsApp's refusal, with Meta's code.
 pub fn provider_error(e: GraphError) -> ProviderError {
     match e {
-        GraphError::Transport(m) => ProviderError::Retryable(m),
-        GraphError::BadAnswer(m) => ProviderError::Retryable(m),
+        GraphError::Transport(m) | GraphError::BadAnswer(m) => ProviderError::Retryable(m),
+        GraphError::Meta { code: 190, message, .. } => ProviderError::Paused {
+            health: NumberHealth {
+                status: HealthStatus::CredentialsInvalid,
+                until: None,
+                detail: Some(format!("190: {message}")),
+            },
+            message: format!("Meta refused the number's access token (190): {message}"),
+        },
+        GraphError::Meta {
+            status,
+            code,
+            message,
+            retry_after,
+            ..
+        } if status == 429 || RATE_LIMIT_CODES.contains(&code) => {
+            let pause = retry_after
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(RATE_LIMIT_PAUSE);
+            let until = Timestamp::now().plus_millis(pause.as_millis() as i64);
+            ProviderError::Paused {
+                health: NumberHealth {
+                    status: HealthStatus::RateLimited,
+                    until: Some(until),
+                    detail: Some(format!("{code}: {message}")),
+                },
+                message: format!(
+                    "Meta rate-limited the number ({code}: {message}); paused until {}",
+                    until.to_rfc3339()
+                ),
+            }
+        }
         GraphError::Meta {
             status, code, message, ..
-        } if status >= 500 || status == 429 || RETRYABLE_CODES.contains(&code) => {
-            ProviderError::Retryable(format!("Meta {code}: {message}"))
-        }
-        // The token was refused: worth trying again once it is replaced.
-        GraphError::Meta { code: 190, message, .. } => {
-            ProviderError::Retryable(format!("Meta refused the access token (190): {message}"))
-        }
+        } if status >= 500 || code == 1 || code == 2 => ProviderError::Retryable(format!("Meta {code}: {message}")),
+        GraphError::Meta {
+            code: 131215, message, ..
+        } => ProviderError::Ineligible {
+            code: "131215".into(),
+            message,
+        },
         GraphError::Meta { code, message, .. } => ProviderError::Rejected {
             code: code.to_string(),
             message,

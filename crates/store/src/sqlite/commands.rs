@@ -68,6 +68,33 @@ impl CommandStore for SqliteStore {
             .await
     }
 
+    async fn resume_commands(&self, number_id: i64, now: Timestamp) -> Result<u64, StoreError> {
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET not_before = ?1 WHERE number_id = ?2 AND status = 'pending' AND not_before > ?1",
+                    params![now.millis(), number_id],
+                )
+                .map(|n| n as u64)
+            })
+            .await
+    }
+
+    async fn command_defer(&self, id: i64, reason: &str, not_before: Timestamp) -> Result<(), StoreError> {
+        let reason = reason.to_string();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET not_before = ?1, last_error = ?2 WHERE id = ?3 AND status = 'pending'",
+                    params![not_before.millis(), reason, id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
     async fn command_outcome(
         &self,
         command_id: &CommandId,
