@@ -22,6 +22,9 @@ pub enum NumbersCmd {
     /// Change a cloud-api number's settings or credentials (a new access token resumes a
     /// number whose token Meta refused).
     Update(UpdateArgs),
+    /// Ask Meta once whether a cloud-api number's token, phone number ID and Groups API
+    /// eligibility are in order; says what is wrong in plain words (exit status 1).
+    Check { waba_number: String },
     /// Disable a number: creating groups on it is refused (422).
     Disable { waba_number: String },
     /// Enable a disabled number.
@@ -147,6 +150,7 @@ pub async fn run(store: &SqliteStore, database: &str, cmd: NumbersCmd) -> anyhow
     match cmd {
         NumbersCmd::Add(args) => add(store, database, args).await,
         NumbersCmd::Update(args) => update(store, database, args).await,
+        NumbersCmd::Check { waba_number } => check(store, database, &waba_number).await,
         NumbersCmd::Disable { waba_number } => {
             let n = admin::set_number_disabled(store, &waba_number, true).await?;
             println!("disabled number {}", n.waba_number);
@@ -304,4 +308,92 @@ async fn update(store: &SqliteStore, database: &str, mut args: UpdateArgs) -> an
         println!("updated number {digits}");
     }
     Ok(())
+}
+
+async fn check(store: &SqliteStore, database: &str, waba_number: &str) -> anyhow::Result<()> {
+    use wagroups_providers::cloud::{Credential, Graph, GraphError};
+    let digits = validate::waba_number("waba-number", waba_number)?;
+    let number = store
+        .find_number(&digits)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("number {digits} not found"))?;
+    anyhow::ensure!(
+        number.provider == ProviderKind::CloudApi,
+        "number {digits} is on the {} provider: there is nothing to check at Meta",
+        number.provider
+    );
+    let key = crate::secret_key(store, database, false)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no secret key: this number's token cannot be opened"))?;
+    let config = CloudConfig::of(&number)?;
+    let token = config.open(&digits, Credential::AccessToken, &key)?;
+    let id = &config.phone_number_id;
+    let set = |status: HealthStatus, detail: Option<String>| NumberHealth {
+        status,
+        until: None,
+        detail,
+    };
+    // Listing one group exercises all three: the token, the number, the Groups API.
+    match Graph::new()?.active_groups(&config, &token, 1, None).await {
+        Ok(_) => {
+            if number.health.status != HealthStatus::Ok {
+                store.set_number_health(number.id, &NumberHealth::default()).await?;
+            }
+            println!(
+                "number {digits} is in order: Meta accepts its access token, knows phone number ID {id}, and lets it use the Groups API."
+            );
+            Ok(())
+        }
+        Err(GraphError::Meta { code: 190, message, .. }) => {
+            store
+                .set_number_health(
+                    number.id,
+                    &set(HealthStatus::CredentialsInvalid, Some(format!("190: {message}"))),
+                )
+                .await?;
+            anyhow::bail!(
+                "number {digits}: Meta refuses its access token (190: {message}). Make a new system-user token (Business Settings > System users) and run `wagroups numbers update {digits} --access-token …`."
+            )
+        }
+        Err(GraphError::Meta {
+            code: 131215, message, ..
+        }) => {
+            store
+                .set_number_health(
+                    number.id,
+                    &set(HealthStatus::NotEligible, Some(format!("131215: {message}"))),
+                )
+                .await?;
+            anyhow::bail!(
+                "number {digits} may not use the Groups API (131215: {message}). Meta opens it to Official Business Accounts on the Cloud API."
+            )
+        }
+        Err(GraphError::Meta {
+            code: code @ (100 | 803 | 33),
+            message,
+            ..
+        }) => anyhow::bail!(
+            "Meta does not know phone number ID {id} for this token ({code}: {message}). Check it in App Dashboard > WhatsApp > API Setup, and that the token's system user has the number's WhatsApp Business Account."
+        ),
+        Err(GraphError::Meta {
+            code: code @ (10 | 200..=299),
+            message,
+            ..
+        }) => anyhow::bail!(
+            "the access token lacks a permission ({code}: {message}): it needs whatsapp_business_management and whatsapp_business_messaging."
+        ),
+        Err(GraphError::Meta {
+            status: 429,
+            code,
+            message,
+            ..
+        })
+        | Err(GraphError::Meta {
+            code: code @ (131208 | 4 | 80007 | 130429),
+            message,
+            ..
+        }) => anyhow::bail!("Meta is rate-limiting number {digits} now ({code}: {message}); check again later."),
+        Err(GraphError::Transport(m)) => anyhow::bail!("could not reach Meta at {}: {m}", config.graph_url),
+        Err(e) => anyhow::bail!("number {digits}: {e}"),
+    }
 }

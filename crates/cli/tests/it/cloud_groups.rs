@@ -126,6 +126,18 @@ async fn groups_are_created_on_meta_and_confirmed_by_its_signed_webhook() {
         assert_eq!(events[0]["eventType"], "GROUP_CREATE_FAILED", "{events:?}");
         assert_eq!(events[0]["error"]["code"], code);
     }
+    // Participants at creation cannot be invited on a cloud-api number yet: the create fails
+    // visibly instead of leaving them out.
+    let (st, created) = s
+        .post(
+            "/v1/groups",
+            &key,
+            json!({ "wabaNumber": NUMBER, "subject": "With people", "participants": ["16505551234"] }),
+        )
+        .await;
+    assert_eq!(st, 202, "{created}");
+    let g = wait_status(&s, &key, created["groupId"].as_str().unwrap(), "failed").await;
+    assert!(g["failureReason"].as_str().unwrap().starts_with("not_supported"), "{g}");
 
     assert!(
         graph.violations().is_empty(),
@@ -374,5 +386,20 @@ async fn a_refused_token_pauses_the_number_until_a_new_one_and_rate_limits_are_w
         "once refused, once after the pause"
     );
     assert_eq!(health(&s).await, "ok");
+
+    // `numbers check` asks Meta once and says what is wrong in plain words.
+    let out = s.cli(&["numbers", "check", NUMBER]).await;
+    assert!(out.contains("in order"), "{out}");
+    graph.fail_next(131215, None);
+    let (ok, _, err) = s.cli_status(&["numbers", "check", NUMBER]).await;
+    assert!(!ok && err.contains("may not use the Groups API"), "{err}");
+    assert_eq!(health(&s).await, "not_eligible");
+    graph.revoke("EAAG-new-token");
+    let (ok, _, err) = s.cli_status(&["numbers", "check", NUMBER]).await;
+    assert!(
+        !ok && err.contains("refuses its access token") && err.contains("numbers update"),
+        "{err}"
+    );
+    assert_eq!(health(&s).await, "credentials_invalid");
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }

@@ -324,6 +324,18 @@ async fn handle(
             later(&inner, phone_number_id, "group_lifecycle_update", group);
             axum::Json(json!({ "messaging_product": "whatsapp", "request_id": request_id })).into_response()
         }
+        "getActiveGroups" => {
+            let groups: Vec<Value> = inner
+                .groups
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, g)| g.phone_number_id == segments[1] && !g.deleted)
+                .map(|(id, g)| json!({ "id": id, "subject": g.subject, "created_at": "1755548877" }))
+                .collect();
+            axum::Json(json!({ "data": { "groups": groups }, "paging": { "cursors": { "after": "", "before": "" } } }))
+                .into_response()
+        }
         op => group_call(&inner, op, segments.get(1).copied().unwrap_or(""), &json_body),
     }
 }

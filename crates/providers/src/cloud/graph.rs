@@ -341,6 +341,60 @@ impl Graph {
     }
 }
 
+/// A group as Meta lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    pub id: String,
+    pub subject: String,
+    /// Unix seconds (a string or a number in Meta's answers).
+    pub created_at: Option<i64>,
+}
+
+impl Graph {
+    /// `GET /{phone-number-id}/groups`: one page of the number's active groups, and the
+    /// cursor of the next page.
+    pub async fn active_groups(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<(Vec<ListedGroup>, Option<String>), GraphError> {
+        let limit = limit.clamp(1, 1024).to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if let Some(a) = after {
+            query.push(("after", a));
+        }
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::GET,
+                &[&config.phone_number_id, "groups"],
+                &query,
+                None,
+            )
+            .await?;
+        let groups = v["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| {
+                Some(ListedGroup {
+                    id: text(&g["id"])?,
+                    subject: g["subject"].as_str().unwrap_or("").to_string(),
+                    created_at: text(&g["created_at"]).and_then(|t| t.parse().ok()),
+                })
+            })
+            .collect::<Vec<_>>();
+        let next = v["paging"]["next"]
+            .as_str()
+            .and(text(&v["paging"]["cursors"]["after"]))
+            .filter(|_| !groups.is_empty());
+        Ok((groups, next))
+    }
+}
+
 /// A request ID in an answer, if Meta gave one.
 fn request_id(v: &Value) -> Option<String> {
     text(&v["request_id"])

@@ -6,5 +6,5 @@ pub mod provider;
 pub mod webhook;
 
 pub use config::{CloudChange, CloudConfig, CloudSetup, ConfigError, Credential, Credentials};
-pub use graph::{Graph, GraphError};
+pub use graph::{Graph, GraphError, ListedGroup};
 pub use provider::CloudProvider;

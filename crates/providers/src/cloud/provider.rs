@@ -144,8 +144,18 @@ impl Provider for CloudProvider {
                 subject,
                 description,
                 join_approval_mode,
+                participants,
                 ..
             } => {
+                // Refused visibly rather than creating the group without them.
+                if !participants.is_empty() {
+                    return Err(ProviderError::Rejected {
+                        code: "not_supported".into(),
+                        message: "participants at creation are not available on cloud-api numbers yet: create the \
+                                  group, then send them its inviteLink"
+                            .into(),
+                    });
+                }
                 let request_id = self
                     .graph
                     .create_group(&config, &token, subject, description, *join_approval_mode)
