@@ -53,6 +53,12 @@ enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
+    /// Compare cloud-api numbers' groups with Meta's list of them now and apply what differs
+    /// (what lost webhooks would have said); all numbers, or one.
+    Reconcile {
+        #[arg(long, env = "WAGROUPS_WABA_NUMBER")]
+        number: Option<String>,
+    },
     /// Organisations (tenants).
     #[command(subcommand)]
     Orgs(OrgsCmd),
@@ -124,6 +130,10 @@ struct ServeArgs {
     /// Timeout of one webhook delivery attempt.
     #[arg(long, env = "WAGROUPS_WEBHOOK_TIMEOUT", default_value = "15s")]
     webhook_timeout: String,
+    /// How often cloud-api numbers are reconciled with Meta's list of their groups (also
+    /// once at start); `off` never.
+    #[arg(long, env = "WAGROUPS_RECONCILE_INTERVAL", default_value = "15m")]
+    reconcile_interval: String,
     /// Webhook attempts in flight to one endpoint.
     #[arg(long, env = "WAGROUPS_WEBHOOK_ENDPOINT_CONCURRENCY", default_value_t = 16)]
     webhook_endpoint_concurrency: usize,
@@ -286,6 +296,10 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
         secret_key: std::env::var("WAGROUPS_SECRET_KEY")
             .ok()
             .map(wagroups_core::secret::Secret::new),
+        reconcile_every: match args.reconcile_interval.trim() {
+            "off" => None,
+            v => Some(duration("reconcile-interval", v)?),
+        },
     })
     .await?;
     let base = format!("http://{}", server.local_addr);
@@ -308,6 +322,43 @@ async fn serve(database: &str, args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     server.run(shutdown).await
+}
+
+/// `wagroups reconcile`: this process asks Meta and writes what differs; a running server
+/// delivers the events it appends.
+async fn reconcile(store: &SqliteStore, database: &str, number: Option<String>) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use wagroups_core::{model::ProviderKind, provider::Registry, service::GroupService};
+    let key = secret_key(store, database, false).await?;
+    let slot = Arc::new(wagroups_core::secret::KeySlot::with(key));
+    let cloud = wagroups_providers::cloud::CloudProvider::new(wagroups_providers::cloud::Graph::new()?, slot);
+    let registry = Registry::default().with(ProviderKind::CloudApi, Arc::new(cloud));
+    let store: Arc<dyn Store> = Arc::new(store.clone());
+    let service = GroupService::new(store, Arc::new(registry), wagroups_core::service::Signals::none());
+    let digits = match number {
+        Some(n) => Some(wagroups_core::validate::waba_number("number", &n)?),
+        None => None,
+    };
+    let results = service.reconcile_numbers(digits.as_deref()).await?;
+    if results.is_empty() {
+        println!("no cloud-api number to reconcile");
+    }
+    let mut failed = false;
+    for (number, r) in results {
+        match r {
+            Ok(Some(done)) => println!(
+                "number {number}: {} groups compared, {} changes applied",
+                done.groups, done.changes
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                failed = true;
+                eprintln!("number {number}: {e}");
+            }
+        }
+    }
+    anyhow::ensure!(!failed, "some numbers could not be reconciled");
+    Ok(())
 }
 
 /// The deployment's secret key: `WAGROUPS_SECRET_KEY`, or the key file beside the database
@@ -358,6 +409,7 @@ async fn admin_command(store: &SqliteStore, database: &str, cmd: Command) -> any
             }
         }
         Command::Numbers(cmd) => numbers::run(store, database, cmd).await?,
+        Command::Reconcile { number } => reconcile(store, database, number).await?,
         Command::Keys(KeysCmd::Create { org, numbers, name }) => {
             let (key, secret) = admin::create_key(store, &org, numbers, name).await?;
             let scope = key

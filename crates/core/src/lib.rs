@@ -16,6 +16,7 @@ pub mod participants;
 pub mod phone;
 pub mod plan;
 pub mod provider;
+pub mod reconcile;
 pub mod schema;
 pub mod secret;
 pub mod service;

@@ -60,7 +60,13 @@ string_enum!(
 );
 string_enum!(
     /// Why a user became a member.
-    JoinReason { InviteLink = "invite_link", Added = "added", JoinRequestApproved = "join_request_approved" }
+    JoinReason {
+        InviteLink = "invite_link",
+        Added = "added",
+        JoinRequestApproved = "join_request_approved",
+        /// Found by reconciliation: the provider lists a member no report announced.
+        Reconciled = "reconciled",
+    }
 );
 string_enum!(
     /// Who may add a user to a group (WhatsApp's privacy setting).

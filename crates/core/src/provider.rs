@@ -101,6 +101,23 @@ pub trait Provider: Send + Sync {
     /// Hands the reports the provider has queued to `sink` before returning (providers whose
     /// reports arrive on their own schedule, like Meta's webhooks, do nothing).
     async fn flush(&self, _sink: &dyn ProviderEventSink) {}
+
+    /// The number's groups as WhatsApp lists them now, for reconciliation (`None`: this
+    /// provider's reports cannot be lost, so there is nothing to reconcile).
+    async fn groups(&self, _number: &Number) -> Result<Option<Vec<RemoteGroup>>, ProviderError> {
+        Ok(None)
+    }
+}
+
+/// A group as the provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteGroup {
+    pub wa_group_id: String,
+    pub subject: String,
+    pub description: String,
+    pub suspended: bool,
+    /// Members besides the business number (WhatsApp IDs: phone digits).
+    pub members: Vec<String>,
 }
 
 /// How a provider took a write.

@@ -77,6 +77,9 @@ pub struct Config {
     pub http: HttpLimits,
     /// `WAGROUPS_SECRET_KEY`, when set (otherwise the key file beside the database).
     pub secret_key: Option<wagroups_core::secret::Secret>,
+    /// How often cloud-api numbers are reconciled with Meta's listing (`None`: never; they
+    /// are at start too).
+    pub reconcile_every: Option<std::time::Duration>,
 }
 
 /// What an embedding (the in-process test app) adds to a server: providers beside (or in
@@ -109,6 +112,7 @@ pub struct Server {
     report_sink: Arc<dyn ProviderEventSink>,
     /// Where the secret key is looked for when the server has none yet.
     key_source: (String, Option<wagroups_core::secret::Secret>),
+    reconcile_every: Option<std::time::Duration>,
 }
 
 /// The process-wide Prometheus recorder (installed once).
@@ -353,6 +357,7 @@ impl Server {
             http: config.http.clone(),
             report_sink,
             key_source: (config.database_url.clone(), config.secret_key.clone()),
+            reconcile_every: config.reconcile_every,
         })
     }
 
@@ -390,6 +395,13 @@ impl Server {
                 workers.clone(),
             )));
             tasks.push(tokio::spawn(self.delivery.clone().run(workers.clone())));
+            if let Some(every) = self.reconcile_every {
+                tasks.push(tokio::spawn(runtime::run_reconciler(
+                    self.state.clone(),
+                    every,
+                    workers.clone(),
+                )));
+            }
         }
         let app = router(self.state.clone());
         let served = conn::serve(self.listener, app, self.http, shutdown).await;

@@ -285,3 +285,24 @@ pub async fn await_secret_key(
         }
     }
 }
+
+/// Reconciles the numbers whose providers keep a listing (Meta's Cloud API) with it: once at
+/// start (webhooks may have been missed while the server was down), then every `every`.
+pub async fn run_reconciler(state: AppState, every: Duration, shutdown: CancellationToken) {
+    loop {
+        match state.service.reconcile_numbers(None).await {
+            Ok(results) => {
+                for (number, r) in results {
+                    if let Err(e) = r {
+                        tracing::warn!(%number, error = %e, "reconciliation did not complete");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reconciliation could not start"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}

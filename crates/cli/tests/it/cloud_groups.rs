@@ -403,3 +403,75 @@ async fn a_refused_token_pauses_the_number_until_a_new_one_and_rate_limits_are_w
     assert_eq!(health(&s).await, "credentials_invalid");
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
+
+#[tokio::test]
+async fn webhooks_lost_on_purpose_are_recovered_by_reconciliation() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (mut s, key, _) = cloud_server(&graph, &receiver).await;
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Reconciled" }))
+        .await;
+    let wa = wait_status(&s, &key, &id, "active").await["waGroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gone = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Deleted at Meta" }))
+        .await;
+    let gone_wa = wait_status(&s, &key, &gone, "active").await["waGroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (a, b, c) = ("16505550011", "16505550012", "16505550013");
+    graph.user_joins(&wa, a).await;
+    wait_members(&s, &key, &id, &[a]).await;
+
+    // Meta's webhooks are lost: b joins, a leaves, the subject changes, a group is deleted.
+    graph.lose_webhooks(true);
+    graph.user_joins(&wa, b).await;
+    graph.user_leaves(&wa, a).await;
+    graph.change_group(&wa, |g| g.subject = "Renamed at Meta".into());
+    graph.change_group(&gone_wa, |g| g.deleted = true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(members(&s, &key, &id).await, [a], "the gateway heard nothing");
+
+    // `wagroups reconcile` asks Meta and writes what differs.
+    let out = s.cli(&["reconcile", "--number", NUMBER]).await;
+    assert!(out.contains("2 groups compared, 4 changes applied"), "{out}");
+    wait_members(&s, &key, &id, &[b]).await;
+    let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
+    assert_eq!(g["subject"], "Renamed at Meta");
+    wait_status(&s, &key, &gone, "deleted").await;
+    let events = s.events(&key, &id).await;
+    let joined = events
+        .iter()
+        .find(|e| e["eventType"] == "GROUP_PARTICIPANT_JOINED" && e["customerPhone"] == b)
+        .expect("b's join appended");
+    assert_eq!(joined["reason"], "reconciled");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["eventType"] == "GROUP_PARTICIPANT_LEFT" && e["customerPhone"] == a)
+    );
+    // The running server delivers what the CLI appended.
+    let delivered = eventually(Duration::from_secs(15), || async {
+        receiver
+            .accepted()
+            .into_iter()
+            .find(|r| r.json["eventType"] == "GROUP_PARTICIPANT_JOINED" && r.json["reason"] == "reconciled")
+    })
+    .await;
+    assert!(delivered.is_some(), "the reconciled join reached the customer");
+    // Nothing left to do: a second pass changes nothing.
+    let out = s.cli(&["reconcile"]).await;
+    assert!(out.contains("1 groups compared, 0 changes applied"), "{out}");
+
+    // On its schedule (and at start), the server does the same by itself.
+    s.restart(&["--allow-private-webhook-targets", "--reconcile-interval", "1s"])
+        .await;
+    graph.send_webhooks_to(s.url("/providers/meta/webhook"));
+    graph.user_joins(&wa, c).await;
+    wait_members(&s, &key, &id, &[b, c]).await;
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}

@@ -53,6 +53,8 @@ struct Inner {
     /// Requests that broke Meta's document, with why.
     violations: Mutex<Vec<String>>,
     next: Mutex<u64>,
+    /// Webhooks are dropped instead of sent (Meta's are lost).
+    lose_webhooks: Mutex<bool>,
     /// Tokens Meta no longer accepts (answered `190`).
     revoked: Mutex<Vec<String>>,
     /// Errors the next calls get: (Meta's code, Retry-After seconds).
@@ -86,6 +88,7 @@ impl FakeGraph {
             violations: Mutex::new(Vec::new()),
             next: Mutex::new(1),
             revoked: Mutex::new(Vec::new()),
+            lose_webhooks: Mutex::new(false),
             failures: Mutex::new(std::collections::VecDeque::new()),
             http: reqwest::Client::new(),
         });
@@ -113,6 +116,18 @@ impl FakeGraph {
     /// Every request that did not follow Meta's document.
     pub fn violations(&self) -> Vec<String> {
         self.inner.violations.lock().unwrap().clone()
+    }
+
+    /// From now on, webhooks are lost (`true`) or sent again (`false`).
+    pub fn lose_webhooks(&self, lose: bool) {
+        *self.inner.lose_webhooks.lock().unwrap() = lose;
+    }
+
+    /// Changes a group at Meta behind the gateway's back (its webhook lost or never sent).
+    pub fn change_group(&self, id: &str, f: impl FnOnce(&mut FakeGroup)) {
+        if let Some(g) = self.inner.groups.lock().unwrap().get_mut(id) {
+            f(g);
+        }
     }
 
     /// Meta stops accepting this token.
@@ -404,6 +419,15 @@ fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Res
             later(inner, pnid, "group_participants_update", event);
             json!({ "success": true })
         }
+        "getGroupInfo" => json!({
+            "messaging_product": "whatsapp",
+            "id": group_id,
+            "subject": g.subject,
+            "description": g.description,
+            "suspended": false,
+            "participants": g.members.iter().map(|m| json!({ "wa_id": m })).collect::<Vec<_>>(),
+            "total_participant_count": g.members.len(),
+        }),
         "createGroupInviteLink" => {
             g.invite_link = format!("https://chat.whatsapp.com/RESET{:06}", next(inner));
             json!({ "messaging_product": "whatsapp", "invite_link": g.invite_link })
@@ -503,6 +527,9 @@ async fn send_webhook(inner: &Inner, phone_number_id: &str, field: &str, groups:
     let Some(url) = inner.webhook_url.lock().unwrap().clone() else {
         return;
     };
+    if *inner.lose_webhooks.lock().unwrap() {
+        return;
+    }
     for _ in 0..50 {
         let status = send_webhook_to(
             &inner.http,

@@ -395,6 +395,39 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// `GET /{group-id}?fields=…`: the group as Meta has it.
+    pub async fn group_info(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        group_id: &str,
+    ) -> Result<wagroups_core::provider::RemoteGroup, GraphError> {
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::GET,
+                &[group_id],
+                &[("fields", "subject,description,suspended,participants")],
+                None,
+            )
+            .await?;
+        Ok(wagroups_core::provider::RemoteGroup {
+            wa_group_id: group_id.to_string(),
+            subject: v["subject"].as_str().unwrap_or("").to_string(),
+            description: v["description"].as_str().unwrap_or("").to_string(),
+            suspended: v["suspended"].as_bool().unwrap_or(v["suspended"] == "true"),
+            members: v["participants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| text(&p["wa_id"]))
+                .collect(),
+        })
+    }
+}
+
 /// A request ID in an answer, if Meta gave one.
 fn request_id(v: &Value) -> Option<String> {
     text(&v["request_id"])

@@ -8,7 +8,8 @@ use wagroups_core::{
     command::{Command, CommandPayload},
     model::{HealthStatus, ItemResult, ItemStatus, Number, NumberHealth},
     provider::{
-        Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, Submitted,
+        Operated, Provider, ProviderEnvelope, ProviderError, ProviderEvent, ProviderEventSink, ProviderOp, RemoteGroup,
+        Submitted,
     },
     secret::{KeySlot, Secret},
     time::Timestamp,
@@ -34,6 +35,9 @@ pub struct CloudProvider {
     /// handed to the inbox by the [`Provider::flush`] the core makes right after the write.
     effects: Mutex<Vec<ProviderEnvelope>>,
 }
+
+/// The pause between two of reconciliation's calls to Meta.
+const RECONCILE_PACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Meta removes at most this many participants per request.
 const REMOVE_MAX: usize = 8;
@@ -307,6 +311,38 @@ impl Provider for CloudProvider {
             }),
             ProviderOp::SetAdmins { .. } => Err(not_supported("promoting and demoting admins")),
         }
+    }
+
+    /// Every active group of the number and each one's info, read one call at a time with a
+    /// pause between calls (reconciliation must not eat the number's rate limit).
+    async fn groups(&self, number: &Number) -> Result<Option<Vec<RemoteGroup>>, ProviderError> {
+        let (config, token) = self.token(number)?;
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, next) = self
+                .graph
+                .active_groups(&config, &token, 100, after.as_deref())
+                .await
+                .map_err(provider_error)?;
+            listed.extend(page);
+            match next {
+                Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
+                _ => break,
+            }
+            tokio::time::sleep(RECONCILE_PACE).await;
+        }
+        let mut groups = Vec::with_capacity(listed.len());
+        for g in listed {
+            tokio::time::sleep(RECONCILE_PACE).await;
+            groups.push(
+                self.graph
+                    .group_info(&config, &token, &g.id)
+                    .await
+                    .map_err(provider_error)?,
+            );
+        }
+        Ok(Some(groups))
     }
 
     async fn flush(&self, sink: &dyn ProviderEventSink) {

@@ -40,6 +40,7 @@ pub async fn spawn_app_with(extras: Extras) -> TestApp {
         },
         http: HttpLimits::for_open_files(4096),
         secret_key: None,
+        reconcile_every: None,
     };
     let server = Server::start_with(&config, extras).await.expect("the server starts");
     let key = server
