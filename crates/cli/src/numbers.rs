@@ -393,7 +393,9 @@ async fn check(store: &SqliteStore, database: &str, waba_number: &str) -> anyhow
             message,
             ..
         }) => anyhow::bail!("Meta is rate-limiting number {digits} now ({code}: {message}); check again later."),
-        Err(GraphError::Transport(m)) => anyhow::bail!("could not reach Meta at {}: {m}", config.graph_url),
+        Err(GraphError::Transport(m)) | Err(GraphError::NoAnswer(m)) => {
+            anyhow::bail!("could not reach Meta at {}: {m}", config.graph_url)
+        }
         Err(e) => anyhow::bail!("number {digits}: {e}"),
     }
 }

@@ -35,7 +35,7 @@ macro_rules! conformance_tests {
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
             the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
-            a_claim_ends_once, a_paused_numbers_commands_wait_uncounted);
+            a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1605,4 +1605,40 @@ pub async fn a_paused_numbers_commands_wait_uncounted<S: Store>(s: &S) {
     s.command_defer(due[0].id, "paused", later).await.unwrap();
     assert_eq!(s.resume_commands(na, T0).await.unwrap(), 0);
     assert_eq!(s.due_commands(later, 0, 10).await.unwrap().len(), 2);
+}
+
+/// A command marked as being sent is not due again (its answer may be lost); it is listed as
+/// in doubt once older than the cut, until it is resent, retried, or closed.
+pub async fn a_command_in_doubt_waits_to_be_settled<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    s.create_group(new_group(&a, na, "g1", T0)).await.unwrap();
+    s.create_group(new_group(&a, na, "g2", T0)).await.unwrap();
+    let due = s.due_commands(T0, 0, 10).await.unwrap();
+    s.command_sending(due[0].id, T0).await.unwrap();
+    assert_eq!(
+        s.due_commands(T0.plus_millis(999_999), 0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        vec![due[1].id],
+        "in doubt: not due"
+    );
+    assert!(
+        s.in_doubt_commands(na, T0).await.unwrap().is_empty(),
+        "not older than the cut"
+    );
+    let doubt = s.in_doubt_commands(na, T0.plus_millis(1)).await.unwrap();
+    assert_eq!(doubt.iter().map(|c| c.id).collect::<Vec<_>>(), vec![due[0].id]);
+    assert!(matches!(doubt[0].payload, CommandPayload::CreateGroup { .. }));
+    // Resent: due again, no longer in doubt.
+    s.command_resend(due[0].id, T0).await.unwrap();
+    assert_eq!(s.due_commands(T0, 0, 10).await.unwrap().len(), 2);
+    assert!(s.in_doubt_commands(na, T0.plus_millis(1)).await.unwrap().is_empty());
+    // A retry (the provider answered with an error) also ends the doubt.
+    s.command_sending(due[1].id, T0).await.unwrap();
+    s.command_retry(due[1].id, "refused", T0).await.unwrap();
+    assert!(s.in_doubt_commands(na, T0.plus_millis(1)).await.unwrap().is_empty());
+    assert_eq!(s.due_commands(T0, 0, 10).await.unwrap().len(), 2);
 }

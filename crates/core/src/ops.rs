@@ -81,7 +81,7 @@ fn refuse_capability(number: &Number, what: &str, capability: &str) -> ServiceEr
 
 fn provider_failed(e: ProviderError) -> ServiceError {
     match e {
-        ProviderError::Retryable(m) => DomainError::Unavailable {
+        ProviderError::Retryable(m) | ProviderError::InDoubt(m) => DomainError::Unavailable {
             message: format!("WhatsApp is unavailable, try again later: {m}"),
         }
         .into(),
@@ -190,10 +190,15 @@ impl GroupService {
             self.number_healthy(&w.number).await?;
         }
         match (answer, recorded) {
+            // Sent and unanswered: WhatsApp may have done it; its confirmation settles it.
+            (Err(ProviderError::InDoubt(why)), Some(recorded)) => {
+                tracing::warn!(operation = %operation_id, %why, "no answer to a write: pending until its confirmation");
+                Ok(Written::Pending(Box::new(recorded)))
+            }
             (Err(e), recorded) => {
                 if recorded.is_some() {
                     let (code, message) = match &e {
-                        ProviderError::Retryable(m) => ("provider_unavailable", m.as_str()),
+                        ProviderError::Retryable(m) | ProviderError::InDoubt(m) => ("provider_unavailable", m.as_str()),
                         ProviderError::Paused { message, .. } => ("provider_paused", message.as_str()),
                         ProviderError::Rejected { code, message } | ProviderError::Ineligible { code, message } => {
                             (code.as_str(), message.as_str())

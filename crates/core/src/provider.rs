@@ -26,6 +26,10 @@ pub struct Capabilities {
     /// Writes are accepted and confirmed later by a report (Meta's Cloud API): the gateway
     /// records the operation before asking.
     pub confirms_writes_later: bool,
+    /// A command submitted twice acts once (the simulated network keys on the command ID).
+    /// When not (Meta's Cloud API), a command whose answer was lost is in doubt until the
+    /// provider's listing settles it, never sent again blindly.
+    pub idempotent_submit: bool,
 }
 
 impl Capabilities {
@@ -37,6 +41,7 @@ impl Capabilities {
                 announcement_and_locked: false,
                 max_participants: 8,
                 confirms_writes_later: true,
+                idempotent_submit: true,
             },
             Profile::LinkedDevice => Capabilities {
                 direct_add: true,
@@ -44,6 +49,7 @@ impl Capabilities {
                 announcement_and_locked: true,
                 max_participants: 1023,
                 confirms_writes_later: false,
+                idempotent_submit: true,
             },
         }
     }
@@ -63,6 +69,10 @@ pub enum ProviderError {
     /// WhatsApp refused the command; retrying will not help.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
+    /// The request may have reached WhatsApp and its answer was lost (a timeout): the
+    /// command is in doubt, to be settled by the provider's listing.
+    #[error("no answer: {0}")]
+    InDoubt(String),
     /// The number cannot be served for now: its credentials were refused (until they are
     /// replaced) or WhatsApp asked for a pause (until `health.until`). Its work waits, without
     /// counting as an attempt, and nothing is sent for it meanwhile.
@@ -101,6 +111,12 @@ pub trait Provider: Send + Sync {
     /// Hands the reports the provider has queued to `sink` before returning (providers whose
     /// reports arrive on their own schedule, like Meta's webhooks, do nothing).
     async fn flush(&self, _sink: &dyn ProviderEventSink) {}
+
+    /// A group's invite link, asked of WhatsApp (to take over a group whose creation's answer
+    /// was lost). `None` when the provider cannot say.
+    async fn invite_link(&self, _number: &Number, _wa_group_id: &str) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
 
     /// The number's groups as WhatsApp lists them now, for reconciliation (`None`: this
     /// provider's reports cannot be lost, so there is nothing to reconcile).

@@ -81,6 +81,7 @@ impl GroupService {
             }
         };
         let mut done = Reconciled::default();
+        done.changes += self.settle_in_doubt(number, &remote, provider.as_ref()).await?;
         let filter = GroupFilter {
             number_id: Some(number.id),
             number_ids: None,
@@ -140,6 +141,95 @@ impl GroupService {
             tracing::info!(number = %number.waba_number, groups = done.groups, changes = done.changes, "reconciled with the provider's listing");
         }
         Ok(Some(done))
+    }
+}
+
+/// How long a command in doubt waits to show in the provider's listing before it is sent
+/// again (a creation the provider never received).
+pub const IN_DOUBT_RESEND_MS: i64 = 120_000;
+
+impl GroupService {
+    /// Creations whose answer was lost (a crash or a timeout after sending): a listed group no
+    /// record has, with the subject asked for, is that creation's (oldest command first); one
+    /// not listed after [`IN_DOUBT_RESEND_MS`] never reached WhatsApp and is sent again.
+    async fn settle_in_doubt(
+        &self,
+        number: &Number,
+        remote: &[RemoteGroup],
+        provider: &dyn crate::provider::Provider,
+    ) -> Result<usize, ServiceError> {
+        let now = Timestamp::now();
+        let mut settled = 0;
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        for cmd in self.store().in_doubt_commands(number.id, now.plus_millis(1)).await? {
+            let crate::command::CommandPayload::CreateGroup { subject, .. } = &cmd.payload;
+            let mut found = None;
+            for r in remote {
+                if r.subject == *subject
+                    && !taken.contains(&r.wa_group_id)
+                    && self
+                        .store()
+                        .find_group_by_wa_id(number.id, &r.wa_group_id)
+                        .await?
+                        .is_none()
+                {
+                    found = Some(r);
+                    break;
+                }
+            }
+            let Some(r) = found else { continue };
+            taken.insert(r.wa_group_id.clone());
+            let link = match provider.invite_link(number, &r.wa_group_id).await {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(command = %cmd.command_id, error = %e, "the invite link of a group in doubt could not be read; next time");
+                    continue;
+                }
+            };
+            let input = GroupInput::Created {
+                wa_group_id: r.wa_group_id.clone(),
+                invite_link: link,
+                at: now,
+                participants: Vec::new(),
+            };
+            let m = self
+                .store()
+                .mutate_group(
+                    GroupTarget::Request {
+                        number_id: number.id,
+                        request_id: cmd.command_id.to_string(),
+                    },
+                    None,
+                    now,
+                    Box::new(move |state| group::apply(state, &input, now)),
+                )
+                .await;
+            match m {
+                Ok(Mutation::Applied(d)) => {
+                    settled += 1;
+                    if !d.events.is_empty() {
+                        self.deliveries_queued();
+                    }
+                    tracing::info!(command = %cmd.command_id, group = %r.wa_group_id, "a creation in doubt was found in the provider's listing");
+                }
+                Ok(_) => {}
+                Err(crate::store::MutateError::Store(e)) => return Err(e.into()),
+                Err(crate::store::MutateError::Domain(e)) => {
+                    tracing::warn!(command = %cmd.command_id, error = %e, "a creation in doubt could not be taken over");
+                }
+            }
+        }
+        for cmd in self
+            .store()
+            .in_doubt_commands(number.id, now.plus_millis(-IN_DOUBT_RESEND_MS))
+            .await?
+        {
+            tracing::warn!(command = %cmd.command_id, "a creation in doubt is not in the provider's listing: sending it again");
+            self.store().command_resend(cmd.id, now).await?;
+            self.commands_ready();
+        }
+        Ok(settled)
     }
 }
 

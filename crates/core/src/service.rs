@@ -129,6 +129,11 @@ impl GroupService {
     }
 
     /// Wakes the inbox applier.
+    /// Wakes the command worker (a command is due).
+    pub fn commands_ready(&self) {
+        (self.signals.commands)();
+    }
+
     pub fn inbox_changed(&self) {
         (self.signals.inbox)();
     }
@@ -370,6 +375,13 @@ impl GroupService {
             self.store.command_defer(cmd.id, &why, until).await?;
             return Ok(Submission::Recorded);
         }
+        // A provider that is not idempotent: marked first, so that a crash before its answer is
+        // recorded leaves the command in doubt rather than due to be sent again.
+        if let Some(p) = provider
+            && !p.capabilities(number).idempotent_submit
+        {
+            self.store.command_sending(cmd.id, now).await?;
+        }
         let result = match provider {
             Some(p) => p.submit(number, cmd).await,
             None => Err(ProviderError::Rejected {
@@ -390,6 +402,10 @@ impl GroupService {
                 self.store.set_number_health(number.id, &health).await?;
                 tracing::warn!(number = %number.waba_number, health = %health.status, %message, "number paused");
                 self.store.command_defer(cmd.id, &message, until).await?;
+                return Ok(Submission::Recorded);
+            }
+            Err(ProviderError::InDoubt(why)) => {
+                tracing::warn!(command = %cmd.command_id, %why, "no answer to a command: in doubt until the provider's listing settles it");
                 return Ok(Submission::Recorded);
             }
             Err(ProviderError::Ineligible { code, message }) => {

@@ -475,3 +475,52 @@ async fn webhooks_lost_on_purpose_are_recovered_by_reconciliation() {
     wait_members(&s, &key, &id, &[b, c]).await;
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
+
+#[tokio::test]
+async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (mut s, key, _) = cloud_server(&graph, &receiver).await;
+    // Meta makes the group but its answer is slow, and its webhook late.
+    graph.hold_webhooks();
+    graph.slow_creates(Duration::from_secs(60));
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Survives a crash" }))
+        .await;
+    let sent = eventually(Duration::from_secs(15), || async {
+        (graph.count("createGroup") == 1).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the create reached Meta");
+    // SIGKILL while Meta's answer is on its way: the gateway never learns the request ID.
+    s.kill().await;
+    graph.slow_creates(Duration::ZERO);
+    s.restart(&["--allow-private-webhook-targets"]).await;
+    // At start, Meta's listing settles the creation in doubt: no second create is sent.
+    let g = wait_status(&s, &key, &id, "active").await;
+    assert!(
+        g["inviteLink"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://chat.whatsapp.com/"),
+        "{g}"
+    );
+    // Meta's confirmation, arriving late, changes nothing.
+    graph.release_webhooks().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(graph.count("createGroup"), 1, "no duplicate create sent to Meta");
+    let events = s.events(&key, &id).await;
+    let created: Vec<&Value> = events.iter().filter(|e| e["eventType"] == "GROUP_CREATED").collect();
+    assert_eq!(created.len(), 1, "{events:?}");
+    let delivered = eventually(Duration::from_secs(15), || async {
+        let n = receiver
+            .accepted()
+            .iter()
+            .filter(|r| r.json["eventType"] == "GROUP_CREATED" && r.json["groupId"] == id.as_str())
+            .count();
+        (n >= 1).then_some(n)
+    })
+    .await;
+    assert_eq!(delivered, Some(1), "the customer hears of it once");
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}

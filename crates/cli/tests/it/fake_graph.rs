@@ -55,6 +55,10 @@ struct Inner {
     next: Mutex<u64>,
     /// Webhooks are dropped instead of sent (Meta's are lost).
     lose_webhooks: Mutex<bool>,
+    /// Webhooks are kept until released (Meta's are late): (phone number ID, field, group).
+    held: Mutex<Option<Vec<(String, String, Value)>>>,
+    /// How long a create's answer takes (the group is made first).
+    slow_creates: Mutex<Duration>,
     /// Tokens Meta no longer accepts (answered `190`).
     revoked: Mutex<Vec<String>>,
     /// Errors the next calls get: (Meta's code, Retry-After seconds).
@@ -89,6 +93,8 @@ impl FakeGraph {
             next: Mutex::new(1),
             revoked: Mutex::new(Vec::new()),
             lose_webhooks: Mutex::new(false),
+            held: Mutex::new(None),
+            slow_creates: Mutex::new(Duration::ZERO),
             failures: Mutex::new(std::collections::VecDeque::new()),
             http: reqwest::Client::new(),
         });
@@ -121,6 +127,24 @@ impl FakeGraph {
     /// From now on, webhooks are lost (`true`) or sent again (`false`).
     pub fn lose_webhooks(&self, lose: bool) {
         *self.inner.lose_webhooks.lock().unwrap() = lose;
+    }
+
+    /// From now on webhooks wait for [`FakeGraph::release_webhooks`].
+    pub fn hold_webhooks(&self) {
+        *self.inner.held.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// Sends the webhooks held, in order, and stops holding.
+    pub async fn release_webhooks(&self) {
+        let held = self.inner.held.lock().unwrap().take().unwrap_or_default();
+        for (pnid, field, group) in held {
+            send_webhook(&self.inner, &pnid, &field, vec![group]).await;
+        }
+    }
+
+    /// A create's answer takes this long (Meta has made the group before it answers).
+    pub fn slow_creates(&self, d: Duration) {
+        *self.inner.slow_creates.lock().unwrap() = d;
     }
 
     /// Changes a group at Meta behind the gateway's back (its webhook lost or never sent).
@@ -337,6 +361,10 @@ async fn handle(
                 None => group,
             };
             later(&inner, phone_number_id, "group_lifecycle_update", group);
+            let slow = *inner.slow_creates.lock().unwrap();
+            if !slow.is_zero() {
+                tokio::time::sleep(slow).await;
+            }
             axum::Json(json!({ "messaging_product": "whatsapp", "request_id": request_id })).into_response()
         }
         "getActiveGroups" => {
@@ -528,6 +556,12 @@ async fn send_webhook(inner: &Inner, phone_number_id: &str, field: &str, groups:
         return;
     };
     if *inner.lose_webhooks.lock().unwrap() {
+        return;
+    }
+    if let Some(held) = inner.held.lock().unwrap().as_mut() {
+        for g in &groups {
+            held.push((phone_number_id.to_string(), field.to_string(), g.clone()));
+        }
         return;
     }
     for _ in 0..50 {

@@ -19,6 +19,14 @@ pub trait CommandStore: Send + Sync {
     async fn commands_submitted(&self, submitted: &[(i64, String)], now: Timestamp) -> Result<(), StoreError>;
     /// Submission failed; try again at `not_before` (the attempt is counted).
     async fn command_retry(&self, id: i64, error: &str, not_before: Timestamp) -> Result<(), StoreError>;
+    /// Marks a command as being sent to a provider that is not idempotent: until its answer is
+    /// recorded, a crash leaves it in doubt (not due again), for the provider's listing to
+    /// settle.
+    async fn command_sending(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
+    /// The number's pending commands in doubt (sent, no answer recorded) since before `before`.
+    async fn in_doubt_commands(&self, number_id: i64, before: Timestamp) -> Result<Vec<Command>, StoreError>;
+    /// An in-doubt command the provider did not carry out is due again now.
+    async fn command_resend(&self, id: i64, now: Timestamp) -> Result<(), StoreError>;
     /// The number's pending commands are due now (its pause was lifted: a new token).
     async fn resume_commands(&self, number_id: i64, now: Timestamp) -> Result<u64, StoreError>;
     /// Not submitted (its number is paused); try at `not_before`, the attempt not counted.

@@ -26,9 +26,12 @@ pub enum GraphError {
         /// `Retry-After`, in seconds, when Meta sent one.
         retry_after: Option<u64>,
     },
-    /// No answer (connection refused or reset, timeout).
-    #[error("Meta did not answer: {0}")]
+    /// The request did not leave (no connection): Meta did nothing.
+    #[error("Meta could not be reached: {0}")]
     Transport(String),
+    /// The request was sent and no answer came (a timeout, a reset): Meta may have acted.
+    #[error("Meta did not answer: {0}")]
+    NoAnswer(String),
     /// An answer that is not what Meta documents.
     #[error("Meta's answer is not what it documents: {0}")]
     BadAnswer(String),
@@ -82,14 +85,20 @@ impl Graph {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| GraphError::Transport(without_url(&e)))?;
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                GraphError::Transport(without_url(&e))
+            } else {
+                GraphError::NoAnswer(without_url(&e))
+            }
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let text = resp.text().await.map_err(|e| GraphError::Transport(without_url(&e)))?;
+        let text = resp.text().await.map_err(|e| GraphError::NoAnswer(without_url(&e)))?;
         let value: Value = if text.trim().is_empty() {
             Value::Null
         } else {

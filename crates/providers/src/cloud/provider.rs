@@ -92,6 +92,7 @@ const RATE_LIMIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(60)
 pub fn provider_error(e: GraphError) -> ProviderError {
     match e {
         GraphError::Transport(m) | GraphError::BadAnswer(m) => ProviderError::Retryable(m),
+        GraphError::NoAnswer(m) => ProviderError::InDoubt(m),
         GraphError::Meta { code: 190, message, .. } => ProviderError::Paused {
             health: NumberHealth {
                 status: HealthStatus::CredentialsInvalid,
@@ -311,6 +312,25 @@ impl Provider for CloudProvider {
             }),
             ProviderOp::SetAdmins { .. } => Err(not_supported("promoting and demoting admins")),
         }
+    }
+
+    fn capabilities(&self, number: &Number) -> wagroups_core::provider::Capabilities {
+        wagroups_core::provider::Capabilities {
+            // Meta's create takes no idempotency key: a lost answer leaves it in doubt.
+            idempotent_submit: false,
+            ..wagroups_core::provider::Capabilities::for_profile(number.profile)
+        }
+    }
+
+    /// A new link (Meta's document has no call that reads the current one): for a group whose
+    /// creation's answer was lost, nobody has the old one yet.
+    async fn invite_link(&self, number: &Number, wa_group_id: &str) -> Result<Option<String>, ProviderError> {
+        let (config, token) = self.token(number)?;
+        self.graph
+            .reset_invite_link(&config, &token, wa_group_id)
+            .await
+            .map(Some)
+            .map_err(provider_error)
     }
 
     /// Every active group of the number and each one's info, read one call at a time with a

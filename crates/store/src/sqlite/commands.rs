@@ -9,7 +9,7 @@ impl CommandStore for SqliteStore {
             all(
                 c,
                 "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
-                 WHERE status = 'pending' AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
+                 WHERE status = 'pending' AND sending_at IS NULL AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
                 params![after, now.millis(), limit],
                 |r| {
                     let payload: String = get(r, "payload")?;
@@ -59,9 +59,62 @@ impl CommandStore for SqliteStore {
             .write(move |c| {
                 exec(
                     c,
-                    "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2 \
+                    "UPDATE commands SET not_before = ?1, attempts = attempts + 1, last_error = ?2, sending_at = NULL \
                  WHERE id = ?3 AND status = 'pending'",
                     params![not_before.millis(), err, id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn command_sending(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET sending_at = ?1 WHERE id = ?2 AND status = 'pending'",
+                    params![now.millis(), id],
+                )
+                .map(|_| ())
+            })
+            .await
+    }
+
+    async fn in_doubt_commands(&self, number_id: i64, before: Timestamp) -> Result<Vec<Command>, StoreError> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
+                     WHERE number_id = ?1 AND status = 'pending' AND sending_at IS NOT NULL AND sending_at < ?2 \
+                     ORDER BY id",
+                    params![number_id, before.millis()],
+                    |r| {
+                        let payload: String = get(r, "payload")?;
+                        Ok(Command {
+                            id: get(r, "id")?,
+                            command_id: id(r, "command_id")?,
+                            org_id: id(r, "org_id")?,
+                            number_id: get(r, "number_id")?,
+                            group_row_id: get(r, "group_id")?,
+                            payload: serde_json::from_str::<CommandPayload>(&payload)
+                                .map_err(|_| corrupt("command payload", &payload))?,
+                            attempts: get(r, "attempts")?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    async fn command_resend(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE commands SET sending_at = NULL, not_before = ?1 WHERE id = ?2 AND status = 'pending'",
+                    params![now.millis(), id],
                 )
                 .map(|_| ())
             })
@@ -87,7 +140,7 @@ impl CommandStore for SqliteStore {
             .write(move |c| {
                 exec(
                     c,
-                    "UPDATE commands SET not_before = ?1, last_error = ?2 WHERE id = ?3 AND status = 'pending'",
+                    "UPDATE commands SET not_before = ?1, last_error = ?2, sending_at = NULL WHERE id = ?3 AND status = 'pending'",
                     params![not_before.millis(), reason, id],
                 )
                 .map(|_| ())
