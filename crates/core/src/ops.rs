@@ -211,7 +211,13 @@ impl GroupService {
                 self.record_health(&w.number, &e).await?;
                 Err(provider_failed(e))
             }
-            (Ok(Operated::Done(answers)), recorded) => {
+            (Ok(Operated::Done(mut answers)), recorded) => {
+                // Whoever must be sent the link gets it in their result.
+                for a in answers.iter_mut() {
+                    if a.status == ItemStatus::InviteRequired && a.invite_link.is_none() {
+                        a.invite_link = w.group.invite_link.clone();
+                    }
+                }
                 if recorded.is_some() {
                     self.store()
                         .finish_operation(&operation_id, true, &answers, None, now)

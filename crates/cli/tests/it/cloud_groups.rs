@@ -245,6 +245,21 @@ async fn a_cloud_group_is_managed_through_meta() {
     assert_eq!(r["results"][1]["status"], "not_a_member");
     wait_members(&s, &key, &id, &[b]).await;
 
+    // Meta adds nobody: each asked for is answered invite_required, with the link to send.
+    let (st, r) = s
+        .post(
+            &format!("/v1/groups/{id}/participants"),
+            &key,
+            json!({ "participants": ["16505550009"] }),
+        )
+        .await;
+    assert_eq!(st, 207, "{r}");
+    assert_eq!(r["results"][0]["status"], "invite_required");
+    assert_eq!(
+        r["results"][0]["inviteLink"],
+        graph.group(&wa).unwrap().invite_link.as_str()
+    );
+
     // A new link, answered at once; the old one is gone.
     let (st, r) = s
         .post(&format!("/v1/groups/{id}/invite-link/reset"), &key, json!({}))

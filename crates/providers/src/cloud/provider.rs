@@ -303,13 +303,19 @@ impl Provider for CloudProvider {
                 results.sort_by_key(|r| ids.iter().position(|i| *i == r.key));
                 Ok(Operated::Done(results))
             }
-            ProviderOp::AddParticipants { .. } | ProviderOp::Invite { .. } => Err(ProviderError::Rejected {
-                code: "not_supported".into(),
-                message:
-                    "sending participants the invite link is not available on cloud-api numbers yet: send them the \
-                          group's inviteLink"
-                        .into(),
-            }),
+            // Meta adds nobody: each is answered invite_required, with the group's link (the core
+            // fills it in) for the business to send. Sending it with the invite template is not
+            // in this version.
+            ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => Ok(Operated::Done(
+                phones
+                    .iter()
+                    .map(|p| {
+                        let mut r = ItemResult::new(p.clone(), ItemStatus::InviteRequired);
+                        r.message = Some("Meta adds nobody to a group: send them the group's invite link".into());
+                        r
+                    })
+                    .collect(),
+            )),
             ProviderOp::SetAdmins { .. } => Err(not_supported("promoting and demoting admins")),
         }
     }
