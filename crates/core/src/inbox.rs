@@ -4,6 +4,8 @@
 //! held), and a held report is tried again, in order per group, until it applies or is given
 //! up as dead.
 
+use futures_util::StreamExt as _;
+
 use crate::{
     DomainError, ValidationError,
     group::{self, GroupInput},
@@ -19,6 +21,9 @@ use crate::{
 pub const HELD_BATCH: i64 = 512;
 /// Groups tried early when the applier is woken (the most recently held).
 pub const WOKEN_TRIES: i64 = 64;
+/// Groups' first reports applied at once (each a transaction: side by side they share the
+/// writer's commits).
+const APPLY_PARALLEL: usize = 32;
 /// Rounds one call makes while reports keep applying (each round reads the new first ones).
 const ROUNDS_MAX: usize = 16;
 /// How long a report may wait to be correlatable before it is given up (dead).
@@ -166,33 +171,18 @@ impl GroupService {
             let full = heads.len() as i64 == limit;
             let mut progress = false;
             next_due = None;
-            for h in heads {
-                let due = h.next_attempt_at <= now;
-                if !due && !early {
-                    next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
-                    continue;
-                }
-                let Some(event) = &h.event else {
-                    self.give_up(&h, "its stored payload does not read as a report").await?;
-                    progress = true;
-                    continue;
-                };
-                match self.try_apply(h.report.number_id, &h.report, event, now).await? {
-                    Attempt::Done(_) => progress = true,
-                    Attempt::NotYet(_) if !due => {
-                        // Tried early: its own schedule stands.
-                        next_due = Some(next_due.map_or(h.next_attempt_at, |t: Timestamp| t.min(h.next_attempt_at)));
-                    }
-                    Attempt::NotYet(why) if now.millis() - h.received_at.millis() < HOLD_MAX_MS => {
-                        let at = now.plus_millis(hold_backoff_ms(h.attempts + 1));
-                        self.store().retry_report(&h.report, &why, at).await?;
-                        next_due = Some(next_due.map_or(at, |t: Timestamp| t.min(at)));
-                    }
-                    Attempt::NotYet(why) | Attempt::Never(why) => {
-                        // Its group's later reports go on without it.
-                        self.give_up(&h, &why).await?;
-                        progress = true;
-                    }
+            // Heads are of different groups: they are applied side by side (a group's own
+            // reports stay in order, each waiting for the one before it).
+            let outcomes: Vec<Result<(bool, Option<Timestamp>), ServiceError>> =
+                futures_util::stream::iter(heads.into_iter().map(|h| self.attempt_head(h, now, early)))
+                    .buffer_unordered(APPLY_PARALLEL)
+                    .collect()
+                    .await;
+            for o in outcomes {
+                let (applied, due) = o?;
+                progress |= applied;
+                if let Some(at) = due {
+                    next_due = Some(next_due.map_or(at, |t: Timestamp| t.min(at)));
                 }
             }
             if early {
@@ -212,6 +202,39 @@ impl GroupService {
             }
         }
         Ok(next_due)
+    }
+
+    /// One group's first held report, tried: whether it was settled (applied or given up), and
+    /// when it is due next if not.
+    async fn attempt_head(
+        &self,
+        h: HeldReport,
+        now: Timestamp,
+        early: bool,
+    ) -> Result<(bool, Option<Timestamp>), ServiceError> {
+        let due = h.next_attempt_at <= now;
+        if !due && !early {
+            return Ok((false, Some(h.next_attempt_at)));
+        }
+        let Some(event) = &h.event else {
+            self.give_up(&h, "its stored payload does not read as a report").await?;
+            return Ok((true, None));
+        };
+        match self.try_apply(h.report.number_id, &h.report, event, now).await? {
+            Attempt::Done(_) => Ok((true, None)),
+            // Tried early: its own schedule stands.
+            Attempt::NotYet(_) if !due => Ok((false, Some(h.next_attempt_at))),
+            Attempt::NotYet(why) if now.millis() - h.received_at.millis() < HOLD_MAX_MS => {
+                let at = now.plus_millis(hold_backoff_ms(h.attempts + 1));
+                self.store().retry_report(&h.report, &why, at).await?;
+                Ok((false, Some(at)))
+            }
+            Attempt::NotYet(why) | Attempt::Never(why) => {
+                // Its group's later reports go on without it.
+                self.give_up(&h, &why).await?;
+                Ok((true, None))
+            }
+        }
     }
 
     /// Operations WhatsApp never confirmed within [`HOLD_MAX_MS`] end as failed
