@@ -82,6 +82,19 @@ impl Client {
         b.body(Full::new(Bytes::from_static(body.as_bytes()))).expect("request")
     }
 
+    /// A POST of an owned `body` with these extra headers.
+    pub fn post_owned(&self, path: &str, body: String, headers: &[(&str, String)]) -> Req {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            b = b.header(*name, value.as_str());
+        }
+        b.body(Full::new(Bytes::from(body))).expect("request")
+    }
+
     pub fn get(&self, path: &str) -> Req {
         self.request(Method::GET, path, None)
     }

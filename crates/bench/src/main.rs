@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod load;
+mod meta;
 mod server;
 mod sink;
 
@@ -295,7 +296,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
             "fixed offered rate, latency from the scheduled send time",
         );
         let n = st.count as usize;
-        let e2e = sink.created_latencies(&sent, n, Duration::from_secs(60)).await;
+        let e2e = sink.created_latencies("e", &sent, n, Duration::from_secs(60)).await;
         if let Some(p) = prof {
             p.finish().await;
         }
@@ -351,6 +352,127 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
 
     // 2b: durable creates alone: an API-only server queues the work without carrying it out,
     // so the figure is the API's (each answer still follows the commit).
+    // The Meta path: a cloud-api number on a local fake Graph API that confirms by webhook.
+    if want("meta") {
+        let graph = meta::FakeGraph::start().await?;
+        let sink = Sink::start(false).await?;
+        let srv = Server::start(
+            &bin,
+            &["--allow-private-webhook-targets", "--reconcile-interval", "off"],
+        )
+        .await?;
+        graph.send_webhooks_to(format!("http://{}/providers/meta/webhook", srv.addr));
+        let added = tokio::process::Command::new(&bin)
+            .args(["numbers", "add", "--org", "default", "--waba-number", meta::NUMBER])
+            .args(["--provider", "cloud-api", "--phone-number-id", meta::PHONE_NUMBER_ID])
+            .args([
+                "--access-token",
+                "bench-token",
+                "--app-secret",
+                meta::APP_SECRET,
+                "--verify-token",
+                "bench",
+            ])
+            .args(["--graph-url", &format!("http://{}", graph.addr)])
+            .args(["--database", &format!("sqlite://{}", srv.db_path.display())])
+            .env("WAGROUPS_LOG", "warn")
+            .output()
+            .await?;
+        if !added.status.success() {
+            bail!(
+                "numbers add --provider cloud-api: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+        }
+        sink.attach(&srv, &[]).await?;
+        let client = Client::new(srv.addr, &srv.key);
+        // The server loads the key the CLI made; the first create through Meta says when.
+        client
+            .post_json(
+                "/v1/groups",
+                json!({ "wabaNumber": meta::NUMBER, "subject": "warm", "groupId": "meta-warm" }),
+            )
+            .await;
+        wait_until(Duration::from_secs(60), || async {
+            client.get_json("/v1/groups/meta-warm").await.1["status"] == "active"
+        })
+        .await;
+        let seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let usage = Usage::start(&srv, &client).await;
+        let st = saturate(&client, c, plan.warmup, plan.phase, |_| {
+            let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            client.post(
+                "/v1/groups",
+                json!({ "wabaNumber": meta::NUMBER, "subject": format!("Meta {n}"), "groupId": format!("mc{n}") }),
+            )
+        })
+        .await;
+        report.check(&st, "cloud-api create");
+        let writes = usage.note(&srv, &client, st.ok_all, "create").await;
+        report.add(
+            "POST /v1/groups on a cloud-api number (Meta path)",
+            format!("{:.0}", st.rate()),
+            "req/s",
+            format!("{c} connections, each durable before 202; the fake Graph API answers each create and confirms it by a signed group_create webhook, concurrently; {writes}"),
+        );
+        sink.wait_quiet(Duration::from_secs(120)).await;
+        let sent = Arc::new(dashmap_lite::Times::default());
+        let rate = 500;
+        let st = fixed_rate(&client, rate, plan.phase, c, |i, at| {
+            let id = format!("me{i}");
+            sent.put(&id, at);
+            client.post(
+                "/v1/groups",
+                json!({ "wabaNumber": meta::NUMBER, "subject": "E2E Meta", "groupId": id }),
+            )
+        })
+        .await;
+        report.check(&st, "cloud-api fixed-rate create");
+        let n = st.count as usize;
+        let e2e = sink.created_latencies("me", &sent, n, Duration::from_secs(60)).await;
+        if e2e.len() < n {
+            report.problems.push(format!(
+                "Meta path: {} of {n} GROUP_CREATED webhooks arrived (provider reports held: {:?})",
+                e2e.len(),
+                client.metric("wagroups_provider_reports_held").await,
+            ));
+        }
+        let h = hist_of(&e2e);
+        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+            report.add(
+                format!("end to end create → Meta → signed webhook {name} at {rate}/s"),
+                ms(h.value_at_quantile(q)),
+                "ms",
+                "create, the Graph call, Meta's signed group_create webhook verified and recorded, GROUP_CREATED verified by the sink",
+            );
+        }
+        // Meta's webhooks in: each verified against the app secret and recorded in the provider
+        // inbox before its 200 (for groups the gateway does not know: held).
+        sink.wait_quiet(Duration::from_secs(120)).await;
+        let usage = Usage::start(&srv, &client).await;
+        let st = saturate(&client, c, plan.warmup, plan.phase, |i| {
+            let body = meta::webhook(
+                "group_participants_update",
+                vec![
+                    json!({ "timestamp": "1755548877", "group_id": format!("Y2FwaV9ncm91cDp1bmtub3du{i:012}"),
+                             "type": "group_participants_add", "reason": "invite_link",
+                             "added_participants": [{ "wa_id": "16505551234" }] }),
+                ],
+            );
+            let sig = meta::sign(body.as_bytes());
+            client.post_owned("/providers/meta/webhook", body, &[("x-hub-signature-256", sig)])
+        })
+        .await;
+        report.check(&st, "Meta webhooks");
+        let writes = usage.note(&srv, &client, st.ok_all, "webhook").await;
+        report.add(
+            "inbound Meta webhooks accepted",
+            format!("{:.0}", st.rate()),
+            "webhooks/s",
+            format!("{c} connections, one report each, signature verified on the raw bytes and the report durable in the provider inbox before the 200; {writes}"),
+        );
+    }
+
     if want("api") {
         let mut srv = Server::start(&bin, &["--api-only"]).await?;
         let client = Client::new(srv.addr, &srv.key);

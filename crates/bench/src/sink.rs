@@ -172,9 +172,10 @@ impl Sink {
         }
     }
 
-    /// Microseconds from each create's scheduled send to its verified `GROUP_CREATED`.
-    pub async fn created_latencies(&self, sent: &Times, n: usize, timeout: Duration) -> Vec<u64> {
-        let ids: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+    /// Microseconds from each create's scheduled send to its verified `GROUP_CREATED`; the
+    /// groups are `{prefix}0`, `{prefix}1`…
+    pub async fn created_latencies(&self, prefix: &str, sent: &Times, n: usize, timeout: Duration) -> Vec<u64> {
+        let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
         self.wait(timeout, || {
             let c = self.inner.created.lock().unwrap();
             ids.iter().all(|id| c.contains_key(id))
