@@ -246,6 +246,9 @@ pub struct Event {
     pub sequence: i64,
     pub occurred_at: Timestamp,
     pub body: EventBody,
+    /// Reconciliation with the provider's listing found the change (its report never came):
+    /// the payload says `reason: "reconciled"`.
+    pub reconciled: bool,
 }
 
 impl Event {
@@ -266,6 +269,9 @@ impl Event {
         m.insert("sequence".into(), json!(self.sequence));
         m.insert("groupName".into(), json!(group.subject));
         self.body.fields(&mut m);
+        if self.reconciled {
+            m.entry("reason").or_insert_with(|| json!("reconciled"));
+        }
         Value::Object(m)
     }
 }
@@ -319,6 +325,7 @@ mod tests {
                 reason: JoinReason::InviteLink,
                 at: Timestamp(1000),
             },
+            reconciled: false,
         };
         let p = e.payload(&group);
         assert_eq!(p["eventType"], "GROUP_PARTICIPANT_JOINED");

@@ -94,6 +94,7 @@ impl Decision {
             sequence: self.group.last_sequence,
             occurred_at: at,
             body,
+            reconciled: false,
         });
     }
 
@@ -198,7 +199,8 @@ pub enum GroupInput {
     },
     Invited {
         phone: Phone,
-        invite_link: String,
+        /// `None`: the group's current link.
+        invite_link: Option<String>,
         at: Timestamp,
     },
     RoleChanged {
@@ -469,7 +471,7 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 d.emit(
                     EventBody::ParticipantInvited {
                         phone: phone.clone(),
-                        invite_link: Some(invite_link.clone()),
+                        invite_link: invite_link.clone().or_else(|| d.group.invite_link.clone()),
                         at: *at,
                     },
                     *at,

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use crate::{
     DomainError, ValidationError,
     ids::OperationId,
-    model::{ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, Number, Operation, OperationStatus},
+    model::{
+        ApiKey, Group, GroupStatus, JoinApprovalMode, JoinRequest, Number, Operation, OperationStatus, Participant,
+        ParticipantState,
+    },
     provider::{Capabilities, ItemResult, ItemStatus, Operated, Provider, ProviderError, ProviderOp, SettingsChange},
     service::{GroupService, ServiceError},
     store::NewOperation,
@@ -100,6 +103,8 @@ fn provider_failed(e: ProviderError) -> ServiceError {
 /// A group the key may write to, with its number and provider.
 pub struct Writable {
     pub group: Group,
+    /// Its participants as the record has them.
+    pub participants: Vec<Participant>,
     pub wa_group_id: String,
     pub number: Number,
     pub provider: Arc<dyn Provider>,
@@ -110,7 +115,7 @@ impl GroupService {
     /// The group, if the key may change it now: it exists, is active, not suspended, and its
     /// number has a provider.
     pub async fn writable(&self, key: &ApiKey, group_id: &str) -> Result<Writable, ServiceError> {
-        let (group, _) = self.get_group(key, group_id).await?;
+        let (group, participants) = self.get_group(key, group_id).await?;
         match group.status {
             GroupStatus::Active => {}
             GroupStatus::Deleted => {
@@ -154,6 +159,7 @@ impl GroupService {
         Ok(Writable {
             capabilities: provider.capabilities(&number),
             group,
+            participants,
             wa_group_id,
             number,
             provider,
@@ -214,7 +220,7 @@ impl GroupService {
             (Ok(Operated::Done(mut answers)), recorded) => {
                 // Whoever must be sent the link gets it in their result.
                 for a in answers.iter_mut() {
-                    if a.status == ItemStatus::InviteRequired && a.invite_link.is_none() {
+                    if matches!(a.status, ItemStatus::InviteRequired | ItemStatus::Invited) && a.invite_link.is_none() {
                         a.invite_link = w.group.invite_link.clone();
                     }
                 }
@@ -433,10 +439,16 @@ impl GroupService {
                     }
                 }
             } else {
-                // Invite-only provider: the domain invites instead of adding.
-                match self.operate(&w, ProviderOp::Invite { phones }, opts).await? {
-                    Written::Done(a) => answers = a,
-                    Written::Pending(op) => return Ok(Written::Pending(op)),
+                // Invite-only provider (Meta's Cloud API): the domain invites instead of adding,
+                // none who is a member already, nor anyone removed (WhatsApp does not let them
+                // back in through the link).
+                let (answered, to_invite) = invite_prechecks(&w.participants, phones);
+                answers = answered;
+                if !to_invite.is_empty() {
+                    match self.operate(&w, ProviderOp::Invite { phones: to_invite }, opts).await? {
+                        Written::Done(a) => answers.extend(a),
+                        Written::Pending(op) => return Ok(Written::Pending(op)),
+                    }
                 }
             }
         }
@@ -564,4 +576,23 @@ impl GroupService {
                 .collect(),
         ))
     }
+}
+
+/// Who an invite-only provider is not asked to invite, answered: members already, and those
+/// removed from the group (WhatsApp keeps them out of its invite link); and who is left.
+fn invite_prechecks(participants: &[Participant], phones: Vec<String>) -> (Vec<ItemResult>, Vec<String>) {
+    let mut answered = Vec::new();
+    let mut left = Vec::new();
+    for phone in phones {
+        match participants.iter().find(|p| p.phone.as_str() == phone).map(|p| p.state) {
+            Some(ParticipantState::Member) => answered.push(ItemResult::new(phone, ItemStatus::AlreadyMember)),
+            Some(ParticipantState::Removed) => {
+                let mut r = ItemResult::new(phone, ItemStatus::RemovedCannotRejoin);
+                r.message = Some("a user removed from the group cannot rejoin through the invite link".into());
+                answered.push(r);
+            }
+            _ => left.push(phone),
+        }
+    }
+    (answered, left)
 }

@@ -253,7 +253,9 @@ pub enum ProviderEvent {
     ParticipantInvited {
         wa_group_id: String,
         phone: String,
-        invite_link: String,
+        /// The link sent; `None`: the group's link as the record has it (Meta's template puts
+        /// the current link in at delivery and does not say which).
+        invite_link: Option<String>,
         at: Timestamp,
     },
     ParticipantPromoted {

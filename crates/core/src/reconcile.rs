@@ -117,7 +117,7 @@ impl GroupService {
                             },
                             None,
                             now,
-                            Box::new(move |state| group::apply(state, &input, now)),
+                            Box::new(move |state| group::apply(state, &input, now).map(reconciled)),
                         )
                         .await;
                     match m {
@@ -283,4 +283,12 @@ fn differences(
         });
     }
     out
+}
+
+/// A decision reconciliation made: its events say so.
+fn reconciled(mut d: group::Decision) -> group::Decision {
+    for e in &mut d.events {
+        e.reconciled = true;
+    }
+    d
 }

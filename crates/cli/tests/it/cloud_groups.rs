@@ -245,20 +245,59 @@ async fn a_cloud_group_is_managed_through_meta() {
     assert_eq!(r["results"][1]["status"], "not_a_member");
     wait_members(&s, &key, &id, &[b]).await;
 
-    // Meta adds nobody: each asked for is answered invite_required, with the link to send.
+    // Meta adds nobody: with the number's invite template, each is sent the link 1:1 and is
+    // invited; one Meta cannot deliver to is told apart; a member and a removed user (whom
+    // WhatsApp keeps out of the link) are not sent it.
+    let (e, f) = ("16505550009", "16505550008");
+    graph.undeliverable(f);
     let (st, r) = s
         .post(
             &format!("/v1/groups/{id}/participants"),
             &key,
-            json!({ "participants": ["16505550009"] }),
+            json!({ "participants": [e, f, b, a] }),
+        )
+        .await;
+    assert_eq!(st, 207, "{r}");
+    let link = graph.group(&wa).unwrap().invite_link;
+    assert_eq!(r["results"][0]["status"], "invited", "{r}");
+    assert_eq!(r["results"][0]["inviteLink"], link.as_str());
+    assert_eq!(r["results"][1]["status"], "not_on_whatsapp", "{r}");
+    assert_eq!(r["results"][2]["status"], "already_member", "{r}");
+    assert_eq!(r["results"][3]["status"], "removed_cannot_rejoin", "{r}");
+    assert_eq!(
+        graph.invites(),
+        [(e.to_string(), wa.clone())],
+        "Meta sent the template to e only"
+    );
+    let sent = graph
+        .calls()
+        .into_iter()
+        .find(|c| c.operation == "sendMessage")
+        .unwrap();
+    assert_eq!(sent.body["template"]["name"], "group_invite_link");
+    assert_eq!(sent.body["template"]["language"]["code"], "en");
+    let (_, p) = s.get(&format!("/v1/groups/{id}/participants"), &key).await;
+    assert!(
+        p["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phone"] == e && p["state"] == "invited"),
+        "{p}"
+    );
+    // Without a template, each is answered invite_required, with the link to send.
+    s.cli(&["numbers", "update", NUMBER, "--invite-template", ""]).await;
+    let (st, r) = s
+        .post(
+            &format!("/v1/groups/{id}/participants"),
+            &key,
+            json!({ "participants": ["16505550007"] }),
         )
         .await;
     assert_eq!(st, 207, "{r}");
     assert_eq!(r["results"][0]["status"], "invite_required");
-    assert_eq!(
-        r["results"][0]["inviteLink"],
-        graph.group(&wa).unwrap().invite_link.as_str()
-    );
+    assert_eq!(r["results"][0]["inviteLink"], link.as_str());
+    assert_eq!(graph.invites().len(), 1, "no template sent without one configured");
 
     // A new link, answered at once; the old one is gone.
     let (st, r) = s
@@ -311,7 +350,7 @@ async fn a_cloud_group_is_managed_through_meta() {
     assert_eq!(st, 200, "{g}");
     wait_status(&s, &key, &id, "deleted").await;
 
-    let types = wait_events(&s, &key, &id, 12).await;
+    let types = wait_events(&s, &key, &id, 13).await;
     assert_eq!(
         types,
         [
@@ -320,6 +359,7 @@ async fn a_cloud_group_is_managed_through_meta() {
             "GROUP_PARTICIPANT_JOINED",
             "GROUP_UPDATED",
             "GROUP_PARTICIPANT_REMOVED",
+            "GROUP_PARTICIPANT_INVITED",
             "GROUP_INVITE_LINK_RESET",
             "GROUP_JOIN_REQUEST_CREATED",
             "GROUP_JOIN_REQUEST_CREATED",
@@ -464,10 +504,29 @@ async fn webhooks_lost_on_purpose_are_recovered_by_reconciliation() {
         .find(|e| e["eventType"] == "GROUP_PARTICIPANT_JOINED" && e["customerPhone"] == b)
         .expect("b's join appended");
     assert_eq!(joined["reason"], "reconciled");
+    let left = events
+        .iter()
+        .find(|e| e["eventType"] == "GROUP_PARTICIPANT_LEFT" && e["customerPhone"] == a)
+        .expect("a's leave appended");
+    assert_eq!(left["reason"], "reconciled", "{left}");
+    let renamed = events
+        .iter()
+        .find(|e| e["eventType"] == "GROUP_UPDATED")
+        .expect("the rename appended");
+    assert_eq!(renamed["reason"], "reconciled", "{renamed}");
+    let deleted = s
+        .events(&key, &gone)
+        .await
+        .into_iter()
+        .find(|e| e["eventType"] == "GROUP_DELETED")
+        .expect("the deletion appended");
+    assert_eq!(deleted["reason"], "reconciled", "{deleted}");
+    // Events from Meta's own webhooks carry no such reason.
     assert!(
         events
             .iter()
-            .any(|e| e["eventType"] == "GROUP_PARTICIPANT_LEFT" && e["customerPhone"] == a)
+            .filter(|e| e["eventType"] == "GROUP_CREATED")
+            .all(|e| e.get("reason").is_none())
     );
     // The running server delivers what the CLI appended.
     let delivered = eventually(Duration::from_secs(15), || async {
@@ -537,5 +596,251 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
     })
     .await;
     assert_eq!(delivered, Some(1), "the customer hears of it once");
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
+
+/// Where a scenario runs: the simulated network's cloud profile, or Meta (the fake Graph API).
+enum World<'a> {
+    Simulated,
+    Meta(&'a FakeGraph),
+}
+
+impl World<'_> {
+    async fn joins(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
+        match self {
+            World::Simulated => {
+                let (st, b) = s
+                    .post(
+                        "/v1/sandbox/join",
+                        key,
+                        json!({ "phone": phone, "inviteLink": group["inviteLink"] }),
+                    )
+                    .await;
+                assert_eq!(st, 200, "{b}");
+            }
+            World::Meta(graph) => graph.user_joins(group["waGroupId"].as_str().unwrap(), phone).await,
+        }
+    }
+
+    async fn leaves(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
+        match self {
+            World::Simulated => {
+                let (st, b) = s
+                    .post(
+                        "/v1/sandbox/leave",
+                        key,
+                        json!({ "phone": phone, "groupId": group["groupId"] }),
+                    )
+                    .await;
+                assert_eq!(st, 200, "{b}");
+            }
+            World::Meta(graph) => graph.user_leaves(group["waGroupId"].as_str().unwrap(), phone).await,
+        }
+    }
+}
+
+/// What a scenario leaves behind, without what differs by nature (IDs, links, times).
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    /// Per group: its event types in order.
+    events: Vec<Vec<String>>,
+    /// The same, as the customer's webhooks delivered them (verified).
+    delivered: Vec<Vec<String>>,
+    /// Per group: status, subject, description, participant count, and each participant's
+    /// phone, state and role.
+    state: Vec<Value>,
+    /// Per write: its HTTP status and per-item statuses.
+    answers: Vec<(u16, Vec<String>)>,
+}
+
+/// Every native operation a cloud number allows, and DoubleTick's create, on `world`.
+async fn scenario(
+    world: World<'_>,
+    s: &TestServer,
+    key: &str,
+    number: &str,
+    receiver: &Receiver,
+    secret: &str,
+) -> Outcome {
+    let (a, b, c) = ("16505550201", "16505550202", "16505550203");
+    let mut answers = Vec::new();
+    let mut note = |st: u16, r: &Value| {
+        let items = r["results"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| i["status"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        answers.push((st, items));
+    };
+    let id = s
+        .create_group(
+            key,
+            json!({ "wabaNumber": number, "subject": "Parity", "description": "Same either way" }),
+        )
+        .await;
+    let group = wait_status(s, key, &id, "active").await;
+    world.joins(s, key, &group, a).await;
+    world.joins(s, key, &group, b).await;
+    wait_members(s, key, &id, &[a, b]).await;
+    let (st, r) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/groups/{id}"),
+            key,
+            Some(json!({ "subject": "Parity 2", "description": "Changed" })),
+        )
+        .await;
+    note(st, &r);
+    let path = format!("/v1/groups/{id}/participants");
+    let (st, r) = s.post(&path, key, json!({ "participants": [c, a] })).await;
+    note(st, &r);
+    let (st, r) = s
+        .send(
+            reqwest::Method::DELETE,
+            &path,
+            key,
+            Some(json!({ "participants": [b] })),
+        )
+        .await;
+    note(st, &r);
+    wait_members(s, key, &id, &[a]).await;
+    let (st, r) = s.post(&path, key, json!({ "participants": [b] })).await;
+    note(st, &r);
+    let (st, r) = s
+        .post(&format!("/v1/groups/{id}/invite-link/reset"), key, json!({}))
+        .await;
+    note(st, &r);
+    world.leaves(s, key, &group, a).await;
+    wait_members(s, key, &id, &[]).await;
+    let (st, r) = s
+        .send(reqwest::Method::DELETE, &format!("/v1/groups/{id}"), key, None)
+        .await;
+    note(st, &r);
+    wait_status(s, key, &id, "deleted").await;
+
+    let r = s
+        .http
+        .post(s.url("/whatsapp/wa-group/create"))
+        .header("authorization", key)
+        .json(&json!({ "wabaNumber": number, "subject": "From DoubleTick", "description": "Same" }))
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    note(st, &body);
+    let dt = body["groupId"].as_str().unwrap().to_string();
+    wait_status(s, key, &dt, "active").await;
+
+    let ids = [id, dt];
+    let mut events = Vec::new();
+    let mut state = Vec::new();
+    for g in &ids {
+        let log = s.events(key, g).await;
+        events.push(
+            log.iter()
+                .map(|e| e["eventType"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+        );
+        let (_, got) = s.get(&format!("/v1/groups/{g}"), key).await;
+        let mut people: Vec<Value> = got["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| json!([p["phone"], p["state"], p["role"], p["isBusiness"]]))
+            .collect();
+        people.sort_by_key(|p| p.to_string());
+        state.push(json!([
+            got["status"],
+            got["subject"],
+            got["description"],
+            got["participantCount"],
+            people
+        ]));
+    }
+    // The customer's webhooks: each group's events, in order, signed.
+    let mut delivered = Vec::new();
+    for (g, want) in ids.iter().zip(&events) {
+        let got = eventually(Duration::from_secs(20), || async {
+            let mut seen: Vec<(i64, String)> = receiver
+                .accepted()
+                .iter()
+                .filter(|r| r.json["groupId"] == g.as_str() && verify(secret, r))
+                .map(|r| {
+                    (
+                        r.json["sequence"].as_i64().unwrap(),
+                        r.json["eventType"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            seen.sort();
+            seen.dedup();
+            let types: Vec<String> = seen.into_iter().map(|(_, t)| t).collect();
+            (types.len() >= want.len()).then_some(types)
+        })
+        .await
+        .unwrap_or_else(|| panic!("the customer did not get {want:?} for {g}"));
+        delivered.push(got);
+    }
+    Outcome {
+        events,
+        delivered,
+        state,
+        answers,
+    }
+}
+
+#[tokio::test]
+async fn a_cloud_api_number_behaves_as_the_simulated_cloud_number_does() {
+    // The simulated network's cloud profile (the default organisation's number).
+    let sim = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
+    let sim_receiver = Receiver::start(Behaviour::Ok).await;
+    let (st, ep) = sim
+        .post("/v1/webhook-endpoints", &sim.key, json!({ "url": sim_receiver.url }))
+        .await;
+    assert_eq!(st, 201, "{ep}");
+    let sim_secret = ep["secret"].as_str().unwrap().to_string();
+    let simulated = scenario(
+        World::Simulated,
+        &sim,
+        &sim.key,
+        crate::harness::NUMBER,
+        &sim_receiver,
+        &sim_secret,
+    )
+    .await;
+
+    // The same on a cloud-api number, through Meta.
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, secret) = cloud_server(&graph, &receiver).await;
+    let meta = scenario(World::Meta(&graph), &s, &key, NUMBER, &receiver, &secret).await;
+
+    // The business number differs: in the state it is the one participant compared apart.
+    let strip = |o: &Outcome, number: &str| -> Vec<Value> {
+        o.state
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                for p in v[4].as_array_mut().unwrap() {
+                    if p[0] == number {
+                        p[0] = json!("BUSINESS");
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+    assert_eq!(meta.events, simulated.events, "event logs");
+    assert_eq!(meta.delivered, simulated.delivered, "customer webhooks");
+    assert_eq!(meta.answers, simulated.answers, "the API's answers");
+    assert_eq!(
+        strip(&meta, NUMBER),
+        strip(&simulated, crate::harness::NUMBER),
+        "final state"
+    );
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }

@@ -167,19 +167,66 @@ impl CloudConfig {
         check_secret("app-secret", &setup.app_secret)?;
         check_secret("verify-token", &setup.verify_token)?;
         let seal = |c: Credential, s: &Secret| key.seal(&c.purpose(waba_number), s.expose());
-        Ok(CloudConfig {
+        CloudConfig {
             phone_number_id: check_id("phone-number-id", &setup.phone_number_id)?,
             waba_id: setup.waba_id.as_deref().map(|w| check_id("waba-id", w)).transpose()?,
             graph_url: check_graph_url(setup.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL))?,
             api_version: check_version(setup.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION))?,
-            invite_template: setup.invite_template.map(|t| t.trim().to_string()),
-            invite_template_language: setup.invite_template_language.map(|t| t.trim().to_string()),
+            invite_template: setup
+                .invite_template
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+            invite_template_language: setup
+                .invite_template_language
+                .map(|t| t.trim().to_string())
+                .filter(|l| !l.is_empty()),
             sealed: SealedCredentials {
                 access_token: seal(Credential::AccessToken, &setup.access_token),
                 app_secret: seal(Credential::AppSecret, &setup.app_secret),
                 verify_token: seal(Credential::VerifyToken, &setup.verify_token),
             },
-        })
+        }
+        .checked_template()
+    }
+
+    /// Meta sends a template in one language: a template needs its language.
+    fn checked_template(self) -> Result<CloudConfig, ConfigError> {
+        if let Some(t) = &self.invite_template {
+            if t.len() > 512
+                || !t
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+            {
+                return Err(invalid(
+                    "invite-template",
+                    format!("must be a template name (lowercase letters, digits and _, at most 512), got {t:?}"),
+                ));
+            }
+            match &self.invite_template_language {
+                None => {
+                    return Err(invalid(
+                        "invite-template-language",
+                        "is required with invite-template (the template's language code, e.g. en_US)",
+                    ));
+                }
+                Some(l) if l.len() > 16 || !l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') => {
+                    return Err(invalid(
+                        "invite-template-language",
+                        format!("must be a language code such as en or en_US, got {l:?}"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(self)
+    }
+
+    /// The invite template and its language, when the number has one.
+    pub fn invite_template(&self) -> Option<(&str, &str)> {
+        Some((
+            self.invite_template.as_deref()?,
+            self.invite_template_language.as_deref()?,
+        ))
     }
 
     /// The configuration of a cloud-api number.
@@ -240,7 +287,7 @@ impl CloudConfig {
                 *slot = key.seal(&c.purpose(waba_number), s.expose());
             }
         }
-        Ok(self)
+        self.checked_template()
     }
 
     /// One credential, opened.

@@ -271,6 +271,48 @@ impl Graph {
             .ok_or_else(|| GraphError::BadAnswer("a reset invite link without invite_link".into()))
     }
 
+    /// `POST /{phone-number-id}/messages`: Meta's "group invite link" template sent 1:1 to
+    /// `to`, the group ID as its body parameter (Meta puts the group's current link in its
+    /// place when it delivers). The message ID Meta answers with.
+    pub async fn send_invite_template(
+        &self,
+        config: &CloudConfig,
+        token: &Secret,
+        to: &str,
+        (template, language): (&str, &str),
+        group_id: &str,
+    ) -> Result<String, GraphError> {
+        let body = json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": "template",
+            "template": {
+                "name": template,
+                "language": { "policy": "deterministic", "code": language },
+                "components": [{
+                    "type": "body",
+                    "parameters": [{ "type": "group_id", "group_id": group_id }],
+                }],
+            },
+        });
+        let v = self
+            .call(
+                config,
+                token,
+                reqwest::Method::POST,
+                &[&config.phone_number_id, "messages"],
+                &[],
+                Some(body),
+            )
+            .await?;
+        v["messages"][0]["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| GraphError::BadAnswer("a sent message without messages[0].id".into()))
+    }
+
     /// `GET /{group-id}/join_requests`: (join request ID, WhatsApp ID) of each open request.
     pub async fn join_requests(
         &self,

@@ -61,6 +61,69 @@ impl CloudProvider {
         });
     }
 
+    /// The invite template sent to each of `phones`, one call each, in order. Each sent is
+    /// `invited` (and recorded as invited, with the group's link); one Meta cannot deliver to
+    /// gets the reason. A failure that is not about the recipient (a refused token, a rate
+    /// limit, a template Meta refuses) before anyone was sent fails the write as any Meta
+    /// failure does; after some were, the rest are answered invite_required with why.
+    async fn send_invites(
+        &self,
+        number: &Number,
+        (config, token): (&CloudConfig, &Secret),
+        wa_group_id: &str,
+        phones: &[String],
+        operation_id: &str,
+    ) -> Result<Operated, ProviderError> {
+        let Some(template) = config.invite_template() else {
+            return Ok(Operated::Done(
+                phones.iter().map(|p| invite_required(p, None)).collect(),
+            ));
+        };
+        let mut results = Vec::with_capacity(phones.len());
+        let mut stopped: Option<String> = None;
+        for phone in phones {
+            if let Some(why) = &stopped {
+                results.push(invite_required(phone, Some(why.clone())));
+                continue;
+            }
+            match self
+                .graph
+                .send_invite_template(config, token, phone, template, wa_group_id)
+                .await
+            {
+                Ok(_message_id) => {
+                    self.effect(
+                        number,
+                        operation_id,
+                        ProviderEvent::ParticipantInvited {
+                            wa_group_id: wa_group_id.to_string(),
+                            phone: phone.clone(),
+                            invite_link: None,
+                            at: Timestamp::now(),
+                        },
+                    );
+                    results.push(ItemResult::new(phone.clone(), ItemStatus::Invited));
+                }
+                Err(GraphError::Meta { code, message, .. }) if RECIPIENT_CODES.contains(&code) => {
+                    let mut r = ItemResult::new(
+                        phone.clone(),
+                        if code == 131026 {
+                            ItemStatus::NotOnWhatsapp
+                        } else {
+                            ItemStatus::Invalid
+                        },
+                    );
+                    r.message = Some(format!("Meta {code}: {message}"));
+                    results.push(r);
+                }
+                // Nobody sent yet: the write fails as the failure says (a pause, a retry, a refusal).
+                Err(e) if results.iter().all(|r| r.status != ItemStatus::Invited) => return Err(provider_error(e)),
+                Err(e) => stopped = Some(e.to_string()),
+            }
+        }
+        Ok(Operated::Done(results))
+    }
+
     /// The number's configuration and access token.
     fn token(&self, number: &Number) -> Result<(CloudConfig, Secret), ProviderError> {
         let config = CloudConfig::of(number).map_err(|e| ProviderError::Rejected {
@@ -80,6 +143,21 @@ impl CloudProvider {
         Ok((config, token))
     }
 }
+
+/// Someone the business must send the group's link to, and why.
+fn invite_required(phone: &str, why: Option<String>) -> ItemResult {
+    let mut r = ItemResult::new(phone.to_string(), ItemStatus::InviteRequired);
+    r.message = Some(match why {
+        Some(why) => format!("the invite template could not be sent ({why}): send them the group's invite link"),
+        None => "Meta adds nobody to a group: send them the group's invite link".into(),
+    });
+    r
+}
+
+/// Meta's answers to a template that say the recipient cannot get it (131026: undeliverable,
+/// the number is not on WhatsApp or cannot receive it; 131030: not in a test number's
+/// allowed list; 131021: the recipient is the sender).
+const RECIPIENT_CODES: [i64; 3] = [131026, 131030, 131021];
 
 /// Meta's rate limits: the Groups API's own, the app's, the WABA's, throughput.
 const RATE_LIMIT_CODES: [i64; 4] = [131208, 4, 80007, 130429];
@@ -303,18 +381,15 @@ impl Provider for CloudProvider {
                 results.sort_by_key(|r| ids.iter().position(|i| *i == r.key));
                 Ok(Operated::Done(results))
             }
-            // Meta adds nobody: each is answered invite_required, with the group's link (the core
-            // fills it in) for the business to send. Sending it with the invite template is not
-            // in this version.
+            // Meta adds nobody: with the number's invite template, each is sent the link 1:1;
+            // without one, each is answered invite_required, with the group's link (the core
+            // fills it in) for the business to send.
+            ProviderOp::Invite { phones } if config.invite_template().is_some() => {
+                self.send_invites(number, (&config, &token), wa_group_id, phones, operation_id)
+                    .await
+            }
             ProviderOp::AddParticipants { phones } | ProviderOp::Invite { phones } => Ok(Operated::Done(
-                phones
-                    .iter()
-                    .map(|p| {
-                        let mut r = ItemResult::new(p.clone(), ItemStatus::InviteRequired);
-                        r.message = Some("Meta adds nobody to a group: send them the group's invite link".into());
-                        r
-                    })
-                    .collect(),
+                phones.iter().map(|p| invite_required(p, None)).collect(),
             )),
             ProviderOp::SetAdmins { .. } => Err(not_supported("promoting and demoting admins")),
         }

@@ -298,7 +298,7 @@ fn invite(state: &SimGroupState, change: &mut SimChange, phones: &[String], now:
             change.reports.push(ProviderEvent::ParticipantInvited {
                 wa_group_id: state.group.jid.clone(),
                 phone: phone.clone(),
-                invite_link: link.clone(),
+                invite_link: Some(link.clone()),
                 at: now,
             });
             result.invite_link = Some(link.clone());

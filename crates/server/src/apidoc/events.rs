@@ -35,6 +35,8 @@ enum Field {
     ChangedFields,
     /// Field name → value.
     Values(&'static str),
+    /// `reconciled`, on an event reconciliation appended.
+    Reconciled,
 }
 
 impl Field {
@@ -68,6 +70,13 @@ impl Field {
                 ])))
                 .into(),
             Field::Values(what) => ObjectBuilder::new().description(Some(what)).into(),
+            Field::Reconciled => text()
+                .enum_values(Some(["reconciled"]))
+                .description(Some(
+                    "Present when reconciliation with WhatsApp's list found the change (its webhook from \
+                     WhatsApp never came)",
+                ))
+                .into(),
         }
     }
 }
@@ -91,11 +100,21 @@ fn fields(t: EventType) -> (&'static str, &'static [(&'static str, Field, bool)]
                 ("changedFields", ChangedFields, true),
                 ("changes", Values("New value of each changed field"), true),
                 ("previous", Values("Value before the change"), true),
+                ("reason", Reconciled, false),
             ],
         ),
-        EventType::GroupDeleted => ("GroupDeleted", &[("groupDeletedAt", Time, true)]),
-        EventType::GroupSuspended => ("GroupSuspended", &[("groupSuspendedAt", Time, true)]),
-        EventType::GroupSuspensionCleared => ("GroupSuspensionCleared", &[("suspensionClearedAt", Time, true)]),
+        EventType::GroupDeleted => (
+            "GroupDeleted",
+            &[("groupDeletedAt", Time, true), ("reason", Reconciled, false)],
+        ),
+        EventType::GroupSuspended => (
+            "GroupSuspended",
+            &[("groupSuspendedAt", Time, true), ("reason", Reconciled, false)],
+        ),
+        EventType::GroupSuspensionCleared => (
+            "GroupSuspensionCleared",
+            &[("suspensionClearedAt", Time, true), ("reason", Reconciled, false)],
+        ),
         EventType::GroupInviteLinkReset => (
             "InviteLinkReset",
             &[("inviteLink", Text, true), ("inviteLinkResetAt", Time, true)],
@@ -110,7 +129,11 @@ fn fields(t: EventType) -> (&'static str, &'static [(&'static str, Field, bool)]
         ),
         EventType::ParticipantLeft => (
             "ParticipantLeft",
-            &[("customerPhone", Phone, true), ("participantLeftAt", Time, true)],
+            &[
+                ("customerPhone", Phone, true),
+                ("participantLeftAt", Time, true),
+                ("reason", Reconciled, false),
+            ],
         ),
         EventType::ParticipantRemoved => (
             "ParticipantRemoved",

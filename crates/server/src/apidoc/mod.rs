@@ -380,13 +380,23 @@ mod tests {
             updated_at: Timestamp(0),
         };
         for t in EventType::ALL {
+            // Types reconciliation appends document an optional reason: rendered with it.
+            let reconcilable = super::events::properties(*t).contains(&("reason", false));
             let event = Event {
                 event_id: "evt_1".into(),
                 sequence: 1,
                 occurred_at: Timestamp(0),
                 body: sample(*t),
+                reconciled: reconcilable,
             };
             assert_eq!(event.event_type(), *t);
+            let plain = object_keys(
+                &Event {
+                    reconciled: false,
+                    ..event.clone()
+                }
+                .payload(&group),
+            );
             let payload = event.payload(&group);
             let keys = object_keys(&payload);
             let schema = &doc["components"]["schemas"][super::events::schema_name(*t)];
@@ -405,6 +415,7 @@ mod tests {
             }
             let listed: Vec<(&str, bool)> = super::events::properties(*t);
             assert!(listed.iter().all(|(n, _)| keys.contains(*n)));
+            assert!(plain.is_subset(&keys), "{t}: the payload without the reason");
         }
     }
 
