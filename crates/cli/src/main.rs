@@ -445,7 +445,7 @@ async fn admin_command(store: &SqliteStore, database: &str, cmd: Command) -> any
                 anyhow::bail!("no active API key {key_id}");
             }
         }
-        Command::Webhooks(cmd) => webhooks_command(store, cmd).await?,
+        Command::Webhooks(cmd) => webhooks_command(store, database, cmd).await?,
         Command::Serve(_) | Command::Migrate => {}
     }
     Ok(())
@@ -463,11 +463,14 @@ fn org_key(org: &wagroups_core::model::Org) -> wagroups_core::model::ApiKey {
     }
 }
 
-async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Result<()> {
-    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
+async fn webhooks_command(sqlite: &SqliteStore, database: &str, cmd: WebhooksCmd) -> anyhow::Result<()> {
+    // Signing secrets are sealed with the deployment's key (made here if this is its first use).
+    let key = secret_key(sqlite, database, true).await?;
+    let keys = std::sync::Arc::new(wagroups_core::secret::KeySlot::with(key));
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(sqlite.clone());
     // A running server picks up endpoint changes by polling: nobody to wake here.
     let service =
-        wagroups_core::webhook_service::Webhooks::new(store.clone(), &wagroups_core::service::Signals::none());
+        wagroups_core::webhook_service::Webhooks::new(store.clone(), &wagroups_core::service::Signals::none(), keys);
     match cmd {
         WebhooksCmd::Add {
             org,
@@ -496,8 +499,11 @@ async fn webhooks_command(store: &SqliteStore, cmd: WebhooksCmd) -> anyhow::Resu
                     allow_private_webhook_targets,
                 )
                 .await?;
-            println!("created webhook endpoint {} -> {}; its signing secret:", ep.id, ep.url);
-            println!("{}", ep.secret);
+            println!(
+                "created webhook endpoint {} -> {}; its signing secret:",
+                ep.endpoint.id, ep.endpoint.url
+            );
+            println!("{}", ep.secret.expose());
         }
         WebhooksCmd::List { org } => {
             let org = admin::org(store.as_ref(), &org).await?;

@@ -16,6 +16,7 @@ use wagroups_core::{
     },
     phone::Phone,
     provider::ProviderEvent,
+    secret::Sealed,
     store::{
         CreateGroupOutcome, EventFilter, GroupFilter, GroupTarget, InboxStats, MutateError, Mutation, NewApiKey,
         NewEndpoint, NewGroup, NewNumber, ReportRef, Rule, Store,
@@ -35,7 +36,8 @@ macro_rules! conformance_tests {
             rejected_mutations_write_nothing, keyset_listing, deliveries_follow_group_order,
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
             the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
-            a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled);
+            a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled,
+            endpoint_secrets_are_kept_as_given_and_resealed_in_place);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -741,7 +743,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 event_types: None,
                 waba_numbers: None,
                 format: Default::default(),
-                secret: "whsec_AAAA".into(),
+                secret: Sealed::from_stored("whsec_AAAA".into()),
             },
             T0,
         )
@@ -757,7 +759,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 event_types: Some(vec!["GROUP_PARTICIPANT_JOINED".into()]),
                 waba_numbers: None,
                 format: Default::default(),
-                secret: "whsec_BBBB".into(),
+                secret: Sealed::from_stored("whsec_BBBB".into()),
             },
             T0,
         )
@@ -949,7 +951,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 event_types: None,
                 waba_numbers: None,
                 format: Default::default(),
-                secret: "whsec_CCCC".into(),
+                secret: Sealed::from_stored("whsec_CCCC".into()),
             },
             T0,
         )
@@ -1001,7 +1003,7 @@ async fn active_group<S: Store>(s: &S, org: &str, number_id: i64, id: &str, wa: 
 
 fn joined(i: usize) -> GroupInput {
     GroupInput::Joined {
-        phone: Phone::from_digits(&format!("9190000{i:05}")),
+        phone: Phone::from_digits(format!("9190000{i:05}")),
         reason: JoinReason::InviteLink,
         at: T0,
     }
@@ -1047,7 +1049,7 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
             event_types: None,
             waba_numbers: None,
             format: Default::default(),
-            secret: "whsec_AAAA".into(),
+            secret: Sealed::from_stored("whsec_AAAA".into()),
         },
         T0,
     )
@@ -1209,7 +1211,7 @@ pub async fn the_inbox_holds_reports_in_order_until_they_apply<S: Store>(s: &S) 
     s.mark_dead(&other, "never").await.unwrap();
     let heads = s.held_heads(10, false).await.unwrap();
     assert_eq!(heads.len(), 1);
-    let held = vec![heads[0].clone()];
+    let held = [heads[0].clone()];
     assert_eq!(s.inbox_stats().await.unwrap(), InboxStats { held: 3, dead: 1 });
 
     // A new report of the group waits behind them; a held one is not applied as a new one.
@@ -1497,7 +1499,7 @@ pub async fn a_claim_ends_once<S: Store>(s: &S) {
                 event_types: None,
                 waba_numbers: None,
                 format: Default::default(),
-                secret: "whsec_AAAA".into(),
+                secret: Sealed::from_stored("whsec_AAAA".into()),
             },
             T0,
         )
@@ -1641,4 +1643,85 @@ pub async fn a_command_in_doubt_waits_to_be_settled<S: Store>(s: &S) {
     s.command_retry(due[1].id, "refused", T0).await.unwrap();
     assert!(s.in_doubt_commands(na, T0.plus_millis(1)).await.unwrap().is_empty());
     assert_eq!(s.due_commands(T0, 0, 10).await.unwrap().len(), 2);
+}
+
+/// An endpoint's secrets are stored as the core hands them (sealed) and read back unchanged;
+/// a rotation keeps the old one as previous; resealing replaces the stored forms and nothing
+/// else; every endpoint, disabled ones too, is listed for it.
+pub async fn endpoint_secrets_are_kept_as_given_and_resealed_in_place<S: Store>(s: &S) {
+    let (a, _) = org_with_number(s, "a", "15550000001").await;
+    let new = |url: &str, secret: &str| NewEndpoint {
+        id: EndpointId::new(),
+        org_id: a.clone(),
+        url: url.into(),
+        description: None,
+        event_types: None,
+        waba_numbers: None,
+        format: Default::default(),
+        secret: Sealed::from_stored(secret.into()),
+    };
+    let one = s
+        .create_endpoint(new("https://example.com/1", "v1.first"), T0)
+        .await
+        .unwrap();
+    assert_eq!(one.secret.as_stored(), "v1.first");
+    let two = s
+        .create_endpoint(new("https://example.com/2", "whsec_PLAIN"), T0)
+        .await
+        .unwrap();
+    s.update_endpoint(
+        &a,
+        &two.id,
+        wagroups_core::store::EndpointPatch {
+            disabled: Some(true),
+            ..Default::default()
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    let rotated = s
+        .rotate_endpoint_secret(
+            &a,
+            &one.id,
+            &Sealed::from_stored("v1.second".into()),
+            T0.plus_millis(5),
+            T0.plus_millis(1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret.as_stored(), "v1.second");
+    assert_eq!(
+        rotated.previous_secret.as_ref().map(Sealed::as_stored),
+        Some("v1.first")
+    );
+
+    let all = s.all_endpoints().await.unwrap();
+    assert_eq!(all.len(), 2, "disabled endpoints are listed too");
+    assert_eq!(s.active_endpoints().await.unwrap().len(), 1);
+
+    s.reseal_endpoint_secrets(&two.id, &Sealed::from_stored("v1.sealed".into()), None)
+        .await
+        .unwrap();
+    s.reseal_endpoint_secrets(
+        &one.id,
+        &Sealed::from_stored("v1.second-resealed".into()),
+        Some(&Sealed::from_stored("v1.first-resealed".into())),
+    )
+    .await
+    .unwrap();
+    let two_after = s.get_endpoint(&a, &two.id).await.unwrap().unwrap();
+    assert_eq!(two_after.secret.as_stored(), "v1.sealed");
+    assert_eq!(two_after.previous_secret, None);
+    assert_eq!(two_after.updated_at, T0, "resealing is not a change");
+    assert!(two_after.disabled);
+    let one_after = s.get_endpoint(&a, &one.id).await.unwrap().unwrap();
+    assert_eq!(one_after.secret.as_stored(), "v1.second-resealed");
+    assert_eq!(
+        one_after.previous_secret.as_ref().map(Sealed::as_stored),
+        Some("v1.first-resealed")
+    );
+    assert_eq!(one_after.previous_secret_until, rotated.previous_secret_until);
+    assert_eq!(one_after.updated_at, rotated.updated_at);
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use rand::Rng;
 
 use crate::ids::{EndpointId, EventId, GroupId, OrgId};
+use crate::secret::{Sealed, Secret, SecretError, SecretKey};
 use crate::{ValidationError, enums::string_enum, event::EventType, time::Timestamp};
 
 pub const URL_MAX: usize = 2048;
@@ -43,8 +44,10 @@ pub struct Endpoint {
     pub format: WebhookFormat,
     pub disabled: bool,
     pub disabled_reason: Option<String>,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    /// The signing secret, sealed with the deployment's key ([`open_secret`]).
+    pub secret: Sealed,
+    /// The secret before the last rotation, sealed, while it still signs.
+    pub previous_secret: Option<Sealed>,
     pub previous_secret_until: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -79,10 +82,38 @@ pub fn matches(event_types: Option<&[String]>, waba_numbers: Option<&[String]>, 
 }
 
 /// A new signing secret: `whsec_` and base64 of 32 random bytes (Standard Webhooks).
-pub fn new_secret() -> String {
+pub fn new_secret() -> Secret {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    Secret::new(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+/// What an endpoint's secret is sealed for: that endpoint only (a sealed value copied to
+/// another endpoint's row does not open).
+fn secret_purpose(endpoint: &EndpointId) -> String {
+    format!("webhook endpoint secret {endpoint}")
+}
+
+/// An endpoint's signing secret, sealed for it with the deployment's key.
+pub fn seal_secret(key: &SecretKey, endpoint: &EndpointId, secret: &Secret) -> Sealed {
+    key.seal(&secret_purpose(endpoint), secret.expose())
+}
+
+/// An endpoint's signing secret, opened. A secret stored before secrets were sealed (a
+/// `whsec_` value) reads as it is, until [`is_sealed`] finds it and it is sealed.
+pub fn open_secret(key: &SecretKey, endpoint: &EndpointId, stored: &Sealed) -> Result<Secret, SecretError> {
+    if !is_sealed(stored) {
+        return Ok(Secret::new(stored.as_stored()));
+    }
+    key.open(&secret_purpose(endpoint), stored)
+}
+
+/// Whether a stored secret is sealed (not a plaintext `whsec_` one from before sealing).
+pub fn is_sealed(stored: &Sealed) -> bool {
+    !stored.as_stored().starts_with("whsec_")
 }
 
 /// Parses and checks an endpoint URL: `http` or `https`, with a host, at most 2048 characters.
@@ -499,12 +530,29 @@ mod tests {
         assert!(validate_event_types("eventTypes", &["NOPE".into()]).is_err());
         assert!(validate_event_types("eventTypes", &[]).is_err());
         let s = new_secret();
-        assert!(s.starts_with("whsec_"));
+        assert!(s.expose().starts_with("whsec_"));
         assert_eq!(
             base64::engine::general_purpose::STANDARD
-                .decode(&s[6..])
+                .decode(&s.expose()[6..])
                 .map(|b| b.len()),
             Ok(32)
         );
+    }
+
+    #[test]
+    fn an_endpoint_secret_is_sealed_for_that_endpoint_only() {
+        let key = SecretKey::generate();
+        let (a, b) = (EndpointId::new(), EndpointId::new());
+        let secret = new_secret();
+        let sealed = seal_secret(&key, &a, &secret);
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.as_stored().contains(secret.expose()));
+        assert_eq!(open_secret(&key, &a, &sealed).unwrap().expose(), secret.expose());
+        assert!(open_secret(&key, &b, &sealed).is_err(), "copied to another endpoint");
+        assert!(open_secret(&SecretKey::generate(), &a, &sealed).is_err(), "another key");
+        // Stored before secrets were sealed: read as it is, and known for sealing.
+        let legacy = Sealed::from_stored(secret.expose().to_string());
+        assert!(!is_sealed(&legacy));
+        assert_eq!(open_secret(&key, &a, &legacy).unwrap().expose(), secret.expose());
     }
 }

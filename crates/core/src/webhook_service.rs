@@ -8,6 +8,7 @@ use crate::{
     event::{EventType, StoredEvent},
     ids::{EndpointId, EventId},
     model::{ApiKey, Group, Number, Participant},
+    secret::{KeySlot, Sealed, Secret, SecretError, SecretKey},
     service::{
         DeliverySignal, DeliveryWake, EVENTS_LIMIT_DEFAULT, EVENTS_LIMIT_MAX, ServiceError, Signals, parse_limit,
     },
@@ -17,10 +18,26 @@ use crate::{
     webhook::{self, DeliveryStatus, DeliveryView, Endpoint, ROTATION_OVERLAP_MS},
 };
 
+/// A stored secret that does not open: the key is not the one it was sealed with.
+fn stored_secret_error(id: &EndpointId, e: SecretError) -> ServiceError {
+    ServiceError::Store(crate::store::StoreError::Corrupt(format!(
+        "the signing secret of webhook endpoint {id} does not open: {e}"
+    )))
+}
+
 /// The webhook use cases.
 pub struct Webhooks {
     store: Arc<dyn Store>,
     deliveries: DeliveryWake,
+    /// Seals the endpoints' signing secrets.
+    keys: Arc<KeySlot>,
+}
+
+/// An endpoint and its signing secret, in the one answer that shows it (creation, rotation).
+#[derive(Debug, Clone)]
+pub struct WithSecret {
+    pub endpoint: Endpoint,
+    pub secret: Secret,
 }
 
 /// Endpoint fields as a dialect read them (unvalidated).
@@ -41,11 +58,48 @@ pub const DELIVERIES_LIMIT_DEFAULT: i64 = 50;
 
 impl Webhooks {
     /// Tells the delivery dispatcher through `signals` when endpoints or the queue change.
-    pub fn new(store: Arc<dyn Store>, signals: &Signals) -> Webhooks {
+    /// Seals the endpoints' secrets with the key in `keys`.
+    pub fn new(store: Arc<dyn Store>, signals: &Signals, keys: Arc<KeySlot>) -> Webhooks {
         Webhooks {
             store,
             deliveries: signals.deliveries.clone(),
+            keys,
         }
+    }
+
+    fn key(&self) -> Result<SecretKey, ServiceError> {
+        self.keys.get().ok_or_else(|| {
+            ServiceError::Store(crate::store::StoreError::Database(
+                "the secret key is not loaded: webhook secrets cannot be sealed".into(),
+            ))
+        })
+    }
+
+    /// Seals the secrets stored in plaintext before secrets were sealed (at start, once the
+    /// key is loaded); how many endpoints were sealed.
+    pub async fn seal_plaintext_secrets(&self) -> Result<usize, ServiceError> {
+        let key = self.key()?;
+        let mut sealed = 0;
+        for e in self.store().all_endpoints().await? {
+            let previous = e.previous_secret.as_ref().filter(|p| !webhook::is_sealed(p));
+            if webhook::is_sealed(&e.secret) && previous.is_none() {
+                continue;
+            }
+            let open = |s: &Sealed| webhook::open_secret(&key, &e.id, s).map(|s| webhook::seal_secret(&key, &e.id, &s));
+            let secret = open(&e.secret).map_err(|err| stored_secret_error(&e.id, err))?;
+            let previous = previous
+                .map(open)
+                .transpose()
+                .map_err(|err| stored_secret_error(&e.id, err))?;
+            self.store()
+                .reseal_endpoint_secrets(&e.id, &secret, previous.as_ref())
+                .await?;
+            sealed += 1;
+        }
+        if sealed > 0 {
+            self.deliveries_changed();
+        }
+        Ok(sealed)
     }
 
     fn store(&self) -> &dyn Store {
@@ -106,7 +160,8 @@ impl Webhooks {
         key: &ApiKey,
         input: EndpointInput,
         allow_private: bool,
-    ) -> Result<Endpoint, ServiceError> {
+    ) -> Result<WithSecret, ServiceError> {
+        let signing = self.key()?;
         let url = input.url.ok_or_else(|| ValidationError::new("url", "is required"))?;
         let url = webhook::validate_url("url", &url, allow_private)?.to_string();
         let event_types = match input.event_types.flatten() {
@@ -119,11 +174,12 @@ impl Webhooks {
             .flatten()
             .map(|d| webhook::validate_description("description", &d))
             .transpose()?;
+        let (id, secret) = (EndpointId::new(), webhook::new_secret());
         let ep = self
             .store()
             .create_endpoint(
                 NewEndpoint {
-                    id: EndpointId::new(),
+                    id: id.clone(),
                     org_id: key.org_id.clone(),
                     url,
                     description,
@@ -133,13 +189,13 @@ impl Webhooks {
                         Some(f) => webhook::WebhookFormat::validate("format", f)?,
                         None => webhook::WebhookFormat::default(),
                     },
-                    secret: webhook::new_secret(),
+                    secret: webhook::seal_secret(&signing, &id, &secret),
                 },
                 Timestamp::now(),
             )
             .await?;
         self.deliveries_changed();
-        Ok(ep)
+        Ok(WithSecret { endpoint: ep, secret })
     }
 
     pub async fn list_endpoints(&self, key: &ApiKey) -> Result<Vec<Endpoint>, ServiceError> {
@@ -206,22 +262,24 @@ impl Webhooks {
     }
 
     /// A new secret; the previous one keeps signing for 24 hours.
-    pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<Endpoint, ServiceError> {
+    pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<WithSecret, ServiceError> {
+        let signing = self.key()?;
         let id = self.endpoint(key, id).await?.id;
         let now = Timestamp::now();
+        let secret = webhook::new_secret();
         let ep = self
             .store()
             .rotate_endpoint_secret(
                 &key.org_id,
                 &id,
-                &webhook::new_secret(),
+                &webhook::seal_secret(&signing, &id, &secret),
                 now.plus_millis(ROTATION_OVERLAP_MS),
                 now,
             )
             .await?
             .ok_or_else(|| DomainError::not_found(format!("webhook endpoint {id:?}")))?;
         self.deliveries_changed();
-        Ok(ep)
+        Ok(WithSecret { endpoint: ep, secret })
     }
 
     pub async fn deliveries(

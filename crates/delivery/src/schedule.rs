@@ -19,8 +19,9 @@ use std::{
 use bytes::Bytes;
 use wagroups_core::{
     ids::{EndpointId, EventId},
+    secret::{Sealed, SecretKey},
     time::Timestamp,
-    webhook::{AttemptNext, Endpoint, OpenDelivery},
+    webhook::{self, AttemptNext, Endpoint, OpenDelivery},
 };
 
 use crate::sign::{SigningKey, header_with};
@@ -37,11 +38,19 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(endpoint: Endpoint) -> Target {
+    /// The endpoint's secrets are opened with `key` (the deployment's).
+    pub fn new(endpoint: Endpoint, key: &SecretKey) -> Target {
         let url = url::Url::parse(&endpoint.url).map_err(|e| format!("invalid URL: {e}"));
-        let current = SigningKey::new(&endpoint.secret);
+        let open = |s: &Sealed| match webhook::open_secret(key, &endpoint.id, s) {
+            Ok(s) => SigningKey::new(s.expose()),
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint.id, error = %e, "an endpoint's signing secret does not open: its deliveries go unsigned and fail");
+                None
+            }
+        };
+        let current = open(&endpoint.secret);
         let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
-            (Some(s), Some(until)) => SigningKey::new(s).map(|k| (k, until)),
+            (Some(s), Some(until)) => open(s).map(|k| (k, until)),
             _ => None,
         };
         Target {
@@ -102,9 +111,9 @@ struct EndpointQueue {
 }
 
 impl EndpointQueue {
-    fn new(endpoint: Endpoint) -> Self {
+    fn new(endpoint: Endpoint, key: &SecretKey) -> Self {
         EndpointQueue {
-            target: Arc::new(Target::new(endpoint)),
+            target: Arc::new(Target::new(endpoint, key)),
             chains: HashMap::new(),
             due: BinaryHeap::new(),
             loaded: 0,
@@ -224,19 +233,20 @@ impl Schedule {
 
     /// Takes the enabled endpoints as they are now: new ones start with a backfill, changed
     /// ones sign and send with their new settings, missing ones (disabled, deleted) are dropped.
-    pub fn set_endpoints(&mut self, endpoints: Vec<Endpoint>) {
+    /// Their secrets are opened with `key`.
+    pub fn set_endpoints(&mut self, endpoints: Vec<Endpoint>, key: &SecretKey) {
         let mut fresh: HashMap<EndpointId, Endpoint> = endpoints.into_iter().map(|e| (e.id.clone(), e)).collect();
         self.endpoints.retain(|id, q| match fresh.remove(id) {
             Some(e) => {
                 if q.target.endpoint != e {
-                    q.target = Arc::new(Target::new(e));
+                    q.target = Arc::new(Target::new(e, key));
                 }
                 true
             }
             None => false,
         });
         for (id, e) in fresh {
-            self.endpoints.insert(id, EndpointQueue::new(e));
+            self.endpoints.insert(id, EndpointQueue::new(e, key));
         }
     }
 
@@ -391,12 +401,17 @@ mod tests {
             format: Default::default(),
             disabled: false,
             disabled_reason: None,
-            secret: "whsec_x".into(),
+            secret: Sealed::from_stored("whsec_x".into()),
             previous_secret: None,
             previous_secret_until: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }
+    }
+
+    /// Any key: the test endpoints' secrets are stored as from before sealing.
+    fn key() -> SecretKey {
+        SecretKey::generate()
     }
 
     fn row(id: i64, ep: &str, group: i64, due: i64) -> OpenDelivery {
@@ -423,11 +438,14 @@ mod tests {
 
     #[test]
     fn both_secrets_sign_during_the_rotation_overlap_only() {
+        let key = SecretKey::generate();
         let mut e = endpoint("a");
-        e.secret = wagroups_core::webhook::new_secret();
-        e.previous_secret = Some(wagroups_core::webhook::new_secret());
+        let seal = |s| webhook::seal_secret(&key, &e.id, &s);
+        let (current, previous) = (seal(webhook::new_secret()), seal(webhook::new_secret()));
+        e.secret = current;
+        e.previous_secret = Some(previous);
         e.previous_secret_until = Some(Timestamp(1_000));
-        let t = Target::new(e);
+        let t = Target::new(e, &key);
         let during = t.signature("evt_1", 1, Timestamp(999), b"{}");
         let after = t.signature("evt_1", 1, Timestamp(1_000), b"{}");
         assert_eq!(during.split(' ').count(), 2, "{during}");
@@ -438,7 +456,7 @@ mod tests {
     #[test]
     fn chains_send_one_at_a_time_in_order_and_wait_for_the_record() {
         let mut s = Schedule::new(16, 100, 0);
-        s.set_endpoints(vec![endpoint("a")]);
+        s.set_endpoints(vec![endpoint("a")], &key());
         caught_up(&mut s, "a");
         s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 8, 0), row(3, "a", 7, 0)], 3);
         let first = s.take_due(Timestamp(10), 100);
@@ -455,7 +473,7 @@ mod tests {
     #[test]
     fn a_retry_holds_its_chain_until_due() {
         let mut s = Schedule::new(16, 100, 0);
-        s.set_endpoints(vec![endpoint("a")]);
+        s.set_endpoints(vec![endpoint("a")], &key());
         caught_up(&mut s, "a");
         s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 7, 0)], 2);
         assert_eq!(ids(&s.take_due(Timestamp(0), 100)), vec![1]);
@@ -471,7 +489,7 @@ mod tests {
     #[test]
     fn per_endpoint_limit_and_fair_turns() {
         let mut s = Schedule::new(2, 100, 0);
-        s.set_endpoints(vec![endpoint("a"), endpoint("b")]);
+        s.set_endpoints(vec![endpoint("a"), endpoint("b")], &key());
         caught_up(&mut s, "a");
         caught_up(&mut s, "b");
         let rows = (1..=10)
@@ -489,7 +507,7 @@ mod tests {
     #[test]
     fn a_full_window_switches_to_backfill_and_catches_up() {
         let mut s = Schedule::new(16, 2, 0);
-        s.set_endpoints(vec![endpoint("a")]);
+        s.set_endpoints(vec![endpoint("a")], &key());
         caught_up(&mut s, "a");
         s.accept_tail((1..=5).map(|i| row(i, "a", i, 0)).collect(), 5);
         assert_eq!(s.loaded(), 2);
@@ -524,7 +542,7 @@ mod tests {
     #[test]
     fn resync_keeps_what_is_out_and_reloads_the_rest() {
         let mut s = Schedule::new(16, 100, 0);
-        s.set_endpoints(vec![endpoint("a")]);
+        s.set_endpoints(vec![endpoint("a")], &key());
         caught_up(&mut s, "a");
         s.accept_tail(vec![row(1, "a", 7, 0), row(2, "a", 7, 0), row(3, "a", 8, 0)], 3);
         let out = s.take_due(Timestamp(0), 1);
@@ -541,7 +559,7 @@ mod tests {
     #[test]
     fn dropped_and_disabled_endpoints_leave() {
         let mut s = Schedule::new(16, 100, 0);
-        s.set_endpoints(vec![endpoint("a"), endpoint("b")]);
+        s.set_endpoints(vec![endpoint("a"), endpoint("b")], &key());
         caught_up(&mut s, "a");
         caught_up(&mut s, "b");
         s.accept_tail(vec![row(1, "a", 7, 0), row(2, "b", 7, 0)], 2);
@@ -549,7 +567,7 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         s.recorded("a", 7, 1, &AttemptNext::DeadAndDisable("410".into()));
         assert!(!s.knows("a"));
-        s.set_endpoints(vec![endpoint("a")]);
+        s.set_endpoints(vec![endpoint("a")], &key());
         assert!(!s.knows("b"));
         assert_eq!(
             s.backfills(),

@@ -76,10 +76,10 @@ mod tests {
 
     #[test]
     fn verifies_with_the_reference_library() {
-        let secret = wagroups_core::webhook::new_secret();
+        let secret = wagroups_core::webhook::new_secret().expose().to_string();
         let body = br#"{"eventType":"GROUP_CREATED"}"#;
         let ts = wagroups_core::time::Timestamp::now().millis() / 1000;
-        let other = wagroups_core::webhook::new_secret();
+        let other = wagroups_core::webhook::new_secret().expose().to_string();
         let keys = [SigningKey::new(&other).unwrap(), SigningKey::new(&secret).unwrap()];
         let header = header_with(&keys, "evt_1", ts, body);
         // Either active secret verifies during a rotation.

@@ -15,6 +15,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use wagroups_core::{
     ids::EndpointId,
+    secret::KeySlot,
     store::{Store, StoreError},
     time::Timestamp,
     webhook::{AttemptNext, AttemptRecord, RetrySchedule},
@@ -79,6 +80,7 @@ type Recording = tokio::task::JoinHandle<(Vec<Done>, Result<(), StoreError>)>;
 
 pub struct DeliveryWorker {
     store: Arc<dyn Store>,
+    keys: Arc<KeySlot>,
     sender: Arc<Sender>,
     config: DeliveryConfig,
     /// Woken when deliveries are queued.
@@ -88,14 +90,17 @@ pub struct DeliveryWorker {
 }
 
 impl DeliveryWorker {
+    /// `keys` opens the endpoints' signing secrets.
     pub fn new(
         store: Arc<dyn Store>,
+        keys: Arc<KeySlot>,
         config: DeliveryConfig,
         ready: Arc<Notify>,
         changed: Arc<Notify>,
     ) -> reqwest::Result<Self> {
         Ok(DeliveryWorker {
             store,
+            keys,
             sender: Arc::new(Sender {
                 client: guard::client(config.allow_private_targets, config.max_in_flight)?,
                 config: config.clone(),
@@ -112,6 +117,7 @@ impl DeliveryWorker {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut d = Dispatch {
             store: self.store.clone(),
+            keys: self.keys.clone(),
             schedule: None,
             resync: true,
             read_tail: true,
@@ -210,6 +216,8 @@ impl DeliveryWorker {
 /// The dispatcher's state between turns.
 struct Dispatch {
     store: Arc<dyn Store>,
+    /// Opens the endpoints' secrets.
+    keys: Arc<KeySlot>,
     /// Made on the first successful read of the queue.
     schedule: Option<Schedule>,
     /// Read the endpoints and every backlog again.
@@ -255,8 +263,12 @@ impl Dispatch {
                 self.schedule.insert(Schedule::new(self.per_endpoint, WINDOW, tail))
             }
         };
+        let key = self
+            .keys
+            .get()
+            .ok_or_else(|| StoreError::Database("the secret key is not loaded: endpoint secrets do not open".into()))?;
         if self.resync || self.refreshed.elapsed() >= ENDPOINT_REFRESH {
-            s.set_endpoints(self.store.active_endpoints().await?);
+            s.set_endpoints(self.store.active_endpoints().await?, &key);
             self.refreshed = Instant::now();
             if self.resync {
                 s.resync();
@@ -272,7 +284,7 @@ impl Dispatch {
                 // An endpoint created since the last refresh: read the endpoints; its
                 // deliveries then come by backfill.
                 if rows.iter().any(|r| !s.knows(&r.endpoint_id)) {
-                    s.set_endpoints(self.store.active_endpoints().await?);
+                    s.set_endpoints(self.store.active_endpoints().await?, &key);
                     self.refreshed = Instant::now();
                 }
                 s.accept_tail(rows, upto);

@@ -110,8 +110,6 @@ pub struct Server {
     http: HttpLimits,
     /// Where the simulated network's pump hands its reports.
     report_sink: Arc<dyn ProviderEventSink>,
-    /// Where the secret key is looked for when the server has none yet.
-    key_source: (String, Option<wagroups_core::secret::Secret>),
     reconcile_every: Option<std::time::Duration>,
 }
 
@@ -276,12 +274,14 @@ impl Server {
         let sqlite = Arc::new(SqliteStore::open(&config.database_url).await?);
         let store: Arc<dyn Store> = sqlite;
         let bootstrap = wagroups_core::admin::bootstrap(store.as_ref()).await?;
+        // The key sealing the secrets at rest (webhook signing secrets, Meta's tokens): made at
+        // the first start (a key file beside the database) unless WAGROUPS_SECRET_KEY gives it.
         // A key that does not open the database's secrets stops the start, with why.
         let secret_key = wagroups_store::keys::secret_key(
             store.as_ref(),
             &config.database_url,
             config.secret_key.as_ref().map(|s| s.expose()),
-            false,
+            true,
         )
         .await?;
         let commands_ready = Arc::new(Notify::new());
@@ -320,10 +320,16 @@ impl Server {
             inbox: Arc::new(move || inbox_wake.notify_one()),
             sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
         };
-        let webhooks = Arc::new(Webhooks::new(store.clone(), &signals));
+        let webhooks = Arc::new(Webhooks::new(store.clone(), &signals, secret_key.clone()));
+        // Secrets stored before they were sealed are sealed now.
+        let sealed = webhooks.seal_plaintext_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(endpoints = sealed, "sealed webhook signing secrets stored in plaintext");
+        }
         let service = Arc::new(GroupService::new(store.clone(), providers.clone(), signals));
         let delivery = Arc::new(DeliveryWorker::new(
             store.clone(),
+            secret_key.clone(),
             config.delivery.clone(),
             deliveries_ready,
             deliveries_changed,
@@ -356,7 +362,6 @@ impl Server {
             delivery,
             http: config.http.clone(),
             report_sink,
-            key_source: (config.database_url.clone(), config.secret_key.clone()),
             reconcile_every: config.reconcile_every,
         })
     }
@@ -371,14 +376,6 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = CancellationToken::new();
         let mut tasks = Vec::new();
-        if self.state.secret_key.is_empty() {
-            tasks.push(tokio::spawn(runtime::await_secret_key(
-                self.store.clone(),
-                self.key_source.clone(),
-                self.state.secret_key.clone(),
-                workers.clone(),
-            )));
-        }
         if !self.api_only {
             tasks.push(tokio::spawn(
                 self.state

@@ -20,6 +20,7 @@ use wagroups_core::{
     provider::ItemStatus,
     time::Timestamp,
     webhook::{self, DeliveryStatus, WebhookFormat},
+    webhook_service::WithSecret,
 };
 
 /// A group.
@@ -404,10 +405,10 @@ pub struct CreatedEndpoint {
     secret: String,
 }
 
-pub fn created_endpoint(e: &webhook::Endpoint) -> CreatedEndpoint {
+pub fn created_endpoint(e: &WithSecret) -> CreatedEndpoint {
     CreatedEndpoint {
-        endpoint: endpoint(e),
-        secret: e.secret.clone(),
+        endpoint: endpoint(&e.endpoint),
+        secret: e.secret.expose().to_string(),
     }
 }
 
@@ -426,10 +427,10 @@ pub struct RotatedSecret {
     previous_secret_expires_at: Option<Timestamp>,
 }
 
-pub fn rotated_secret(e: &webhook::Endpoint) -> RotatedSecret {
+pub fn rotated_secret(e: &WithSecret) -> RotatedSecret {
     RotatedSecret {
-        secret: e.secret.clone(),
-        previous_secret_expires_at: e.previous_secret_until,
+        secret: e.secret.expose().to_string(),
+        previous_secret_expires_at: e.endpoint.previous_secret_until,
     }
 }
 

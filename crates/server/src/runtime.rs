@@ -6,7 +6,7 @@
 //! short by a crash leaves its command pending, so it is submitted again after the restart;
 //! providers recognise a command they already carried out.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -249,39 +249,6 @@ async fn submit(state: AppState, cmd: Command) -> (i64, Outcome) {
         Err(e) => {
             tracing::warn!(command = cmd.command_id.as_str(), error = %e, "submitting a command failed; it will be retried");
             (cmd.id, Outcome::Settled)
-        }
-    }
-}
-
-/// Looks for the secret key until there is one: the first cloud-api number added while the
-/// server runs makes it (`wagroups numbers add`), and the server needs it for that number's
-/// token and webhooks. A key that does not open the database's secrets is logged, not used.
-pub async fn await_secret_key(
-    store: Arc<dyn wagroups_core::store::Store>,
-    (database_url, env): (String, Option<wagroups_core::secret::Secret>),
-    slot: Arc<wagroups_core::secret::KeySlot>,
-    shutdown: CancellationToken,
-) {
-    let mut complained = false;
-    loop {
-        match wagroups_store::keys::secret_key(store.as_ref(), &database_url, env.as_ref().map(|s| s.expose()), false)
-            .await
-        {
-            Ok(Some(key)) => {
-                slot.set(key);
-                tracing::info!("the secret key is loaded");
-                return;
-            }
-            Ok(None) => {}
-            Err(e) if !complained => {
-                tracing::error!(error = %e, "the secret key cannot be used");
-                complained = true;
-            }
-            Err(_) => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }

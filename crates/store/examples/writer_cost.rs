@@ -69,7 +69,9 @@ async fn main() {
                 event_types: None,
                 waba_numbers: None,
                 format: Default::default(),
-                secret: wagroups_core::webhook::new_secret(),
+                secret: wagroups_core::secret::Sealed::from_stored(
+                    wagroups_core::webhook::new_secret().expose().to_string(),
+                ),
             },
             t0,
         )

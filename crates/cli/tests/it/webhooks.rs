@@ -634,3 +634,79 @@ async fn endpoints_have_a_format() {
     assert_eq!(got.json, log[0]);
     assert_eq!(got.id, log[0]["eventId"].as_str().unwrap());
 }
+
+/// Every byte the database keeps (its file and its write-ahead log).
+fn database_bytes(s: &TestServer) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in ["wagroups.db", "wagroups.db-wal"] {
+        if let Ok(b) = std::fs::read(s.dir().join(name)) {
+            out.extend(b);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn signing_secrets_are_stored_sealed_and_old_plaintext_ones_are_sealed_at_start() {
+    let mut s = TestServer::start_with(LOCAL).await;
+    let rx = Receiver::start(Behaviour::Ok).await;
+    let (id, secret) = add_endpoint(&s, json!({ "url": rx.url })).await;
+    let (st, rotated) = s
+        .post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), &s.key, json!({}))
+        .await;
+    assert_eq!(st, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    let stored = database_bytes(&s);
+    assert!(
+        !contains(&stored, &secret),
+        "the first secret is in the database in plaintext"
+    );
+    assert!(
+        !contains(&stored, &new_secret),
+        "the rotated secret is in the database in plaintext"
+    );
+    assert!(
+        s.dir().join("wagroups.db.key").exists(),
+        "the key file is made at the first start"
+    );
+
+    // A database from before secrets were sealed: its secret is in plaintext.
+    assert!(s.terminate().await, "the server stops cleanly");
+    let old = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+    db.execute(
+        "UPDATE webhook_endpoints SET secret = ?1, previous_secret = NULL, previous_secret_until = NULL WHERE id = ?2",
+        rusqlite::params![old, id],
+    )
+    .unwrap();
+    db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    drop(db);
+    assert!(contains(&database_bytes(&s), old));
+
+    // The next start seals it; deliveries are still signed with it.
+    s.restart(LOCAL).await;
+    let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+    let stored: String = db
+        .query_row("SELECT secret FROM webhook_endpoints WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    drop(db);
+    assert!(
+        stored.starts_with("v1."),
+        "the old secret was sealed at start: {stored}"
+    );
+    let g = s.active_group(&s.key, json!({ "groupId": "sealed-1" })).await;
+    let received = eventually(Duration::from_secs(15), || async {
+        rx.accepted()
+            .into_iter()
+            .find(|r| r.json["groupId"] == g["groupId"] && r.json["eventType"] == "GROUP_CREATED")
+    })
+    .await
+    .expect("GROUP_CREATED delivered");
+    assert!(verify(old, &received), "signed with the secret the customer has");
+}

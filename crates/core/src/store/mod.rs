@@ -128,7 +128,8 @@ pub struct NewEndpoint {
     pub event_types: Option<Vec<String>>,
     pub waba_numbers: Option<Vec<String>>,
     pub format: crate::webhook::WebhookFormat,
-    pub secret: String,
+    /// Sealed by the core ([`crate::webhook::seal_secret`]): a backend stores it as it is.
+    pub secret: crate::secret::Sealed,
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is (`Some(None)` clears a filter).

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use super::{EndpointPatch, NewEndpoint, StoreError};
 use crate::ids::{EndpointId, EventId, OrgId};
+use crate::secret::Sealed;
 use crate::time::Timestamp;
 use crate::webhook::{AttemptRecord, DeliveryStats, DeliveryStatus, DeliveryView, Endpoint, OpenDelivery};
 
@@ -23,18 +24,29 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Option<Endpoint>, StoreError>;
     /// Deletes the endpoint; its undelivered deliveries are dropped with it.
     async fn delete_endpoint(&self, org_id: &OrgId, id: &EndpointId, now: Timestamp) -> Result<bool, StoreError>;
-    /// Makes `secret` current; the old one keeps signing until `previous_until`.
+    /// Makes `secret` (sealed) current; the old one keeps signing until `previous_until`.
     async fn rotate_endpoint_secret(
         &self,
         org_id: &OrgId,
         id: &EndpointId,
-        secret: &str,
+        secret: &Sealed,
         previous_until: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError>;
 
     /// Enabled endpoints of every organisation (what the dispatcher sends to).
     async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Every endpoint of every organisation, disabled ones too.
+    async fn all_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Replaces the stored form of an endpoint's secrets (sealing those stored in plaintext
+    /// before secrets were sealed), leaving everything else, `updated_at` included. `previous`
+    /// is written only when `Some`.
+    async fn reseal_endpoint_secrets(
+        &self,
+        id: &EndpointId,
+        secret: &Sealed,
+        previous: Option<&Sealed>,
+    ) -> Result<(), StoreError>;
     /// The newest delivery ID (0 when there is none).
     async fn last_delivery_id(&self) -> Result<i64, StoreError>;
     /// Open (pending or failed) deliveries with an ID in `(after, upto]`, in ID order, of

@@ -23,6 +23,7 @@ use wagroups_core::{
     phone::Phone,
     plan::{self, GroupWrite, Subscription},
     provider::ProviderEvent,
+    secret::Sealed,
     store::{
         CommandStore, CreateGroupOutcome, EndpointPatch, EventFilter, EventLogStore, GroupFilter, GroupStore,
         GroupTarget, HeldReport, InboxStats, InboxStore, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
@@ -272,8 +273,8 @@ fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
         format: parse(r, "format", WebhookFormat::parse)?,
         disabled: get(r, "disabled")?,
         disabled_reason: get(r, "disabled_reason")?,
-        secret: get(r, "secret")?,
-        previous_secret: get(r, "previous_secret")?,
+        secret: Sealed::from_stored(get(r, "secret")?),
+        previous_secret: get::<Option<String>>(r, "previous_secret")?.map(Sealed::from_stored),
         previous_secret_until: opt_ts(r, "previous_secret_until")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,

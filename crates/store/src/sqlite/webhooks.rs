@@ -20,7 +20,7 @@ impl WebhookStore for SqliteStore {
                     e.description,
                     to_json_list(&e.event_types),
                     to_json_list(&e.waba_numbers),
-                    e.secret,
+                    e.secret.as_stored(),
                     now.millis(),
                     e.format.as_str()
                 ],
@@ -132,11 +132,11 @@ impl WebhookStore for SqliteStore {
         &self,
         org_id: &OrgId,
         id: &EndpointId,
-        secret: &str,
+        secret: &Sealed,
         previous_until: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Endpoint>, StoreError> {
-        let (org, id, secret) = (org_id.to_string(), id.to_string(), secret.to_string());
+        let (org, id, secret) = (org_id.to_string(), id.to_string(), secret.as_stored().to_string());
         self.db.write(move |c| {
             one(
                 c,
@@ -163,6 +163,39 @@ impl WebhookStore for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn all_endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    &format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id"),
+                    [],
+                    endpoint_row,
+                )
+            })
+            .await
+    }
+
+    async fn reseal_endpoint_secrets(
+        &self,
+        id: &EndpointId,
+        secret: &Sealed,
+        previous: Option<&Sealed>,
+    ) -> Result<(), StoreError> {
+        let (id, secret) = (id.to_string(), secret.as_stored().to_string());
+        let previous = previous.map(|p| p.as_stored().to_string());
+        self.db
+            .write(move |c| {
+                c.execute(
+                    "UPDATE webhook_endpoints SET secret = ?1, previous_secret = COALESCE(?2, previous_secret)                      WHERE id = ?3",
+                    params![secret, previous, id],
+                )
+                .map_err(db)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn last_delivery_id(&self) -> Result<i64, StoreError> {
