@@ -300,7 +300,8 @@ impl GroupService {
             Ok(t) => t,
             Err(e) => return Ok(Attempt::Never(format!("{}: {}", e.field, e.message))),
         };
-        let m = self
+        let fallback = input.clone();
+        let mut m = self
             .store()
             .mutate_group(
                 target,
@@ -309,6 +310,28 @@ impl GroupService {
                 Box::new(move |state| group::apply(state, &input, now)),
             )
             .await;
+        // A creation's confirmation whose request the gateway never learned, for a group it
+        // already has: reconciliation took the group over from the provider's listing (the
+        // provider's answer was lost). Applied to that group it changes nothing, and the
+        // report is settled.
+        if let (
+            Err(crate::store::MutateError::Domain(DomainError::NotFound { .. })),
+            ProviderEvent::GroupCreated { wa_group_id, .. },
+        ) = (&m, event)
+        {
+            m = self
+                .store()
+                .mutate_group(
+                    GroupTarget::WaGroupId {
+                        number_id,
+                        wa_group_id: wa_group_id.clone(),
+                    },
+                    Some(report.clone()),
+                    now,
+                    Box::new(move |state| group::apply(state, &fallback, now)),
+                )
+                .await;
+        }
         match m {
             Ok(Mutation::Applied(d)) => {
                 if !d.events.is_empty() {

@@ -570,6 +570,7 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
     s.kill().await;
     graph.slow_creates(Duration::ZERO);
     s.restart(&["--allow-private-webhook-targets"]).await;
+    graph.send_webhooks_to(s.url("/providers/meta/webhook"));
     // At start, Meta's listing settles the creation in doubt: no second create is sent.
     let g = wait_status(&s, &key, &id, "active").await;
     assert!(
@@ -579,9 +580,34 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
             .starts_with("https://chat.whatsapp.com/"),
         "{g}"
     );
-    // Meta's confirmation, arriving late, changes nothing.
+    // Meta's confirmation, arriving late (recorded before Meta's request was answered), is
+    // settled as already applied: not held, not given up.
+    let accepted = graph.webhooks_accepted();
     graph.release_webhooks().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        graph.webhooks_accepted(),
+        accepted + 1,
+        "the late confirmation reached the gateway"
+    );
+    let settled = eventually(Duration::from_secs(15), || async {
+        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 0.0).then_some(())
+    })
+    .await;
+    if settled.is_none() {
+        let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+        let rows: Vec<String> = db
+            .prepare("SELECT dedup_key || ' ' || status || ' ' || coalesce(error,'') || ' ' || coalesce(report,'') FROM provider_inbox WHERE status != 'applied'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        panic!("the late confirmation is still held: {rows:?}");
+    }
+    assert_eq!(
+        crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_dead").await,
+        0.0
+    );
     assert_eq!(graph.count("createGroup"), 1, "no duplicate create sent to Meta");
     let events = s.events(&key, &id).await;
     let created: Vec<&Value> = events.iter().filter(|e| e["eventType"] == "GROUP_CREATED").collect();

@@ -186,7 +186,7 @@ pub fn meta_signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// A `gauge value` line of `/metrics`.
-async fn gauge(s: &TestServer, name: &str) -> f64 {
+pub async fn gauge(s: &TestServer, name: &str) -> f64 {
     let text = s
         .http
         .get(s.url("/metrics"))

@@ -67,6 +67,8 @@ struct Inner {
     undeliverable: Mutex<Vec<String>>,
     /// Invite templates sent: (recipient, group ID in the parameter).
     invites: Mutex<Vec<(String, String)>>,
+    /// Webhooks the gateway answered `200`.
+    webhooks_accepted: Mutex<usize>,
     http: reqwest::Client,
 }
 
@@ -129,6 +131,7 @@ impl FakeGraph {
             failures: Mutex::new(std::collections::VecDeque::new()),
             undeliverable: Mutex::new(Vec::new()),
             invites: Mutex::new(Vec::new()),
+            webhooks_accepted: Mutex::new(0),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -195,6 +198,11 @@ impl FakeGraph {
     /// The next call is answered with Meta's error `code` (and `Retry-After`).
     pub fn fail_next(&self, code: i64, retry_after: Option<u64>) {
         self.inner.failures.lock().unwrap().push_back((code, retry_after));
+    }
+
+    /// How many webhooks the gateway answered `200`.
+    pub fn webhooks_accepted(&self) -> usize {
+        *self.inner.webhooks_accepted.lock().unwrap()
     }
 
     /// Meta cannot deliver messages to this number (not on WhatsApp).
@@ -647,6 +655,7 @@ async fn send_webhook(inner: &Inner, phone_number_id: &str, field: &str, groups:
         )
         .await;
         if status == 200 {
+            *inner.webhooks_accepted.lock().unwrap() += 1;
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
