@@ -350,8 +350,6 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         report.problems.extend(srv.stop().await?);
     }
 
-    // 2b: durable creates alone: an API-only server queues the work without carrying it out,
-    // so the figure is the API's (each answer still follows the commit).
     // The Meta path: a cloud-api number on a local fake Graph API that confirms by webhook.
     if want("meta") {
         let graph = meta::FakeGraph::start().await?;
@@ -473,6 +471,8 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         );
     }
 
+    // 2b: durable creates alone: an API-only server queues the work without carrying it out,
+    // so the figure is the API's (each answer still follows the commit).
     if want("api") {
         let mut srv = Server::start(&bin, &["--api-only"]).await?;
         let client = Client::new(srv.addr, &srv.key);

@@ -1647,7 +1647,8 @@ pub async fn a_command_in_doubt_waits_to_be_settled<S: Store>(s: &S) {
 
 /// An endpoint's secrets are stored as the core hands them (sealed) and read back unchanged;
 /// a rotation keeps the old one as previous; resealing replaces the stored forms and nothing
-/// else; every endpoint, disabled ones too, is listed for it.
+/// else, and only when they are still what was read; every endpoint row, disabled and deleted
+/// ones too, is listed for it.
 pub async fn endpoint_secrets_are_kept_as_given_and_resealed_in_place<S: Store>(s: &S) {
     let (a, _) = org_with_number(s, "a", "15550000001").await;
     let new = |url: &str, secret: &str| NewEndpoint {
@@ -1699,22 +1700,45 @@ pub async fn endpoint_secrets_are_kept_as_given_and_resealed_in_place<S: Store>(
 
     let all = s.all_endpoints().await.unwrap();
     assert_eq!(all.len(), 2, "disabled endpoints are listed too");
+    assert!(
+        all.iter().all(|e| e.updated_at <= T0.plus_millis(1)),
+        "nothing else changed them"
+    );
     assert_eq!(s.active_endpoints().await.unwrap().len(), 1);
 
-    s.reseal_endpoint_secrets(&two.id, &Sealed::from_stored("v1.sealed".into()), None)
+    let sealed = |t: &str| Sealed::from_stored(t.into());
+    assert!(
+        s.reseal_endpoint_secrets(&two.id, (&sealed("whsec_PLAIN"), None), (&sealed("v1.sealed"), None))
+            .await
+            .unwrap()
+    );
+    // Stale: the endpoint was rotated since it was read; the rotation stands.
+    assert!(
+        !s.reseal_endpoint_secrets(&one.id, (&sealed("v1.first"), None), (&sealed("v1.stale"), None))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.reseal_endpoint_secrets(
+            &one.id,
+            (&sealed("v1.second"), Some(&sealed("v1.first"))),
+            (&sealed("v1.second-resealed"), Some(&sealed("v1.first-resealed"))),
+        )
         .await
+        .unwrap()
+    );
+    // A deleted endpoint's row is still listed for resealing.
+    s.delete_endpoint(&a, &two.id, T0.plus_millis(2)).await.unwrap();
+    assert!(s.all_endpoints().await.unwrap().iter().any(|e| e.id == two.id));
+    let two_after = s
+        .all_endpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == two.id)
         .unwrap();
-    s.reseal_endpoint_secrets(
-        &one.id,
-        &Sealed::from_stored("v1.second-resealed".into()),
-        Some(&Sealed::from_stored("v1.first-resealed".into())),
-    )
-    .await
-    .unwrap();
-    let two_after = s.get_endpoint(&a, &two.id).await.unwrap().unwrap();
     assert_eq!(two_after.secret.as_stored(), "v1.sealed");
     assert_eq!(two_after.previous_secret, None);
-    assert_eq!(two_after.updated_at, T0, "resealing is not a change");
     assert!(two_after.disabled);
     let one_after = s.get_endpoint(&a, &one.id).await.unwrap().unwrap();
     assert_eq!(one_after.secret.as_stored(), "v1.second-resealed");

@@ -173,13 +173,25 @@ impl GroupService {
             let full = heads.len() as i64 == limit;
             let mut progress = false;
             next_due = None;
-            // Heads are of different groups: they are applied side by side (a group's own
-            // reports stay in order, each waiting for the one before it).
-            let outcomes: Vec<Result<(bool, Option<Timestamp>), ServiceError>> =
-                futures_util::stream::iter(heads.into_iter().map(|h| self.attempt_head(h, now, early)))
-                    .buffer_unordered(APPLY_PARALLEL)
-                    .collect()
-                    .await;
+            // Heads correlate by a request's ID (a creation's or a write's confirmation) or by
+            // the group's WhatsApp ID, one head per correlation. One group can have a head of
+            // each kind: the requests' go first, then the groups'; within each kind they are
+            // applied side by side (a creation's confirmation is for a group of its own; two
+            // confirmations of one group's writes, which WhatsApp sends in no set order, may
+            // apply in either). A group's reports of one correlation stay in order, each
+            // waiting for the one before it.
+            let (requests, groups): (Vec<HeldReport>, Vec<HeldReport>) = heads
+                .into_iter()
+                .partition(|h| h.event.as_ref().is_some_and(by_request));
+            let mut outcomes = Vec::with_capacity(requests.len() + groups.len());
+            for kind in [requests, groups] {
+                outcomes.extend(
+                    futures_util::stream::iter(kind.into_iter().map(|h| self.attempt_head(h, now, early)))
+                        .buffer_unordered(APPLY_PARALLEL)
+                        .collect::<Vec<_>>()
+                        .await,
+                );
+            }
             for o in outcomes {
                 let (applied, due) = o?;
                 progress |= applied;
@@ -355,6 +367,17 @@ impl ProviderEventSink for GroupService {
     async fn deliver(&self, envelope: ProviderEnvelope) -> Result<Received, ServiceError> {
         self.receive_report(envelope).await
     }
+}
+
+/// Whether a report names its group by a request's ID (see [`translate`]).
+fn by_request(event: &ProviderEvent) -> bool {
+    matches!(
+        event,
+        ProviderEvent::GroupCreated { .. }
+            | ProviderEvent::GroupCreateFailed { .. }
+            | ProviderEvent::OperationSucceeded { .. }
+            | ProviderEvent::OperationFailed { .. }
+    )
 }
 
 /// The group a provider report concerns and what it means for the group.

@@ -215,6 +215,8 @@ impl GroupService {
                         .await?;
                 }
                 self.record_health(&w.number, &e).await?;
+                // What the write did before it failed (invites sent) is recorded all the same.
+                w.provider.flush(self).await;
                 Err(provider_failed(e))
             }
             (Ok(Operated::Done(mut answers)), recorded) => {

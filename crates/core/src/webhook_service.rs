@@ -81,20 +81,31 @@ impl Webhooks {
         let key = self.key()?;
         let mut sealed = 0;
         for e in self.store().all_endpoints().await? {
-            let previous = e.previous_secret.as_ref().filter(|p| !webhook::is_sealed(p));
-            if webhook::is_sealed(&e.secret) && previous.is_none() {
+            let plain = |s: &Sealed| !webhook::is_sealed(s);
+            if !plain(&e.secret) && !e.previous_secret.as_ref().is_some_and(plain) {
                 continue;
             }
-            let open = |s: &Sealed| webhook::open_secret(&key, &e.id, s).map(|s| webhook::seal_secret(&key, &e.id, &s));
-            let secret = open(&e.secret).map_err(|err| stored_secret_error(&e.id, err))?;
-            let previous = previous
-                .map(open)
-                .transpose()
-                .map_err(|err| stored_secret_error(&e.id, err))?;
-            self.store()
-                .reseal_endpoint_secrets(&e.id, &secret, previous.as_ref())
-                .await?;
-            sealed += 1;
+            // A plaintext value sealed; a sealed one kept as it is.
+            let seal = |s: &Sealed| -> Result<Sealed, ServiceError> {
+                if !plain(s) {
+                    return Ok(s.clone());
+                }
+                let open = webhook::open_secret(&key, &e.id, s).map_err(|err| stored_secret_error(&e.id, err))?;
+                Ok(webhook::seal_secret(&key, &e.id, &open))
+            };
+            let secret = seal(&e.secret)?;
+            let previous = e.previous_secret.as_ref().map(seal).transpose()?;
+            if self
+                .store()
+                .reseal_endpoint_secrets(
+                    &e.id,
+                    (&e.secret, e.previous_secret.as_ref()),
+                    (&secret, previous.as_ref()),
+                )
+                .await?
+            {
+                sealed += 1;
+            }
         }
         if sealed > 0 {
             self.deliveries_changed();

@@ -32,6 +32,10 @@ pub fn render(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Ti
 fn standard(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Timestamp) -> Result<Rendered, String> {
     let ts = attempted_at.millis() / 1000;
     let signature = target.signature(event_id, ts, attempted_at, payload);
+    if signature.is_empty() {
+        // Never sent unsigned: the attempt fails here, and is retried (or dead-lettered).
+        return Err("the endpoint's signing secret does not open with this deployment's key: not sent".into());
+    }
     let value = |v: &str| HeaderValue::from_str(v).map_err(|e| format!("cannot send header value {v:?}: {e}"));
     Ok(Rendered {
         body: payload.clone(),

@@ -44,7 +44,7 @@ impl Target {
         let open = |s: &Sealed| match webhook::open_secret(key, &endpoint.id, s) {
             Ok(s) => SigningKey::new(s.expose()),
             Err(e) => {
-                tracing::error!(endpoint = %endpoint.id, error = %e, "an endpoint's signing secret does not open: its deliveries go unsigned and fail");
+                tracing::error!(endpoint = %endpoint.id, error = %e, "an endpoint's signing secret does not open: its deliveries fail without being sent");
                 None
             }
         };
@@ -434,6 +434,16 @@ mod tests {
 
     fn caught_up(s: &mut Schedule, ep: &str) {
         s.accept_backfill(ep, vec![], 10);
+    }
+
+    #[test]
+    fn a_secret_that_does_not_open_is_never_sent_unsigned() {
+        let mut e = endpoint("a");
+        e.secret = webhook::seal_secret(&SecretKey::generate(), &e.id, &webhook::new_secret());
+        // Another deployment's key: the secret does not open.
+        let t = Target::new(e, &SecretKey::generate());
+        let r = crate::format::render(&t, "evt_1", &Bytes::from_static(b"{}"), Timestamp(1_000));
+        assert!(r.is_err(), "rendered without a signature");
     }
 
     #[test]

@@ -483,13 +483,11 @@ async fn webhooks_lost_on_purpose_are_recovered_by_reconciliation() {
     wait_members(&s, &key, &id, &[a]).await;
 
     // Meta's webhooks are lost: b joins, a leaves, the subject changes, a group is deleted.
-    let accepted = graph.webhooks_accepted();
     graph.lose_webhooks(true);
     graph.user_joins(&wa, b).await;
     graph.user_leaves(&wa, a).await;
     graph.change_group(&wa, |g| g.subject = "Renamed at Meta".into());
     graph.change_group(&gone_wa, |g| g.deleted = true);
-    assert_eq!(graph.webhooks_accepted(), accepted, "Meta sent the gateway nothing");
     assert_eq!(members(&s, &key, &id).await, [a], "the gateway heard nothing");
 
     // `wagroups reconcile` asks Meta and writes what differs.

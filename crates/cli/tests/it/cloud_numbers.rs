@@ -198,7 +198,7 @@ pub async fn gauge(s: &TestServer, name: &str) -> f64 {
         .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("/metrics has no gauge {name}:\n{text}"))
 }
 
 /// A Meta webhook with one join for a group the gateway has not heard of (so it stays held

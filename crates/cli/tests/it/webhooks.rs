@@ -695,10 +695,23 @@ async fn signing_secrets_are_stored_sealed_and_old_plaintext_ones_are_sealed_at_
             r.get(0)
         })
         .unwrap();
-    drop(db);
     assert!(
         stored.starts_with("v1."),
         "the old secret was sealed at start: {stored}"
+    );
+    // Once the log is checkpointed into the file, no byte of the old plaintext is left.
+    let checkpointed = eventually(Duration::from_secs(10), || async {
+        let busy: i64 = db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        (busy == 0).then_some(())
+    })
+    .await;
+    assert!(checkpointed.is_some(), "the log could not be checkpointed");
+    drop(db);
+    assert!(
+        !contains(&database_bytes(&s), old),
+        "the old plaintext is still in the file"
     );
     let g = s.active_group(&s.key, json!({ "groupId": "sealed-1" })).await;
     let received = eventually(Duration::from_secs(15), || async {

@@ -36,17 +36,19 @@ pub trait WebhookStore: Send + Sync {
 
     /// Enabled endpoints of every organisation (what the dispatcher sends to).
     async fn active_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
-    /// Every endpoint of every organisation, disabled ones too.
+    /// Every endpoint row of every organisation: disabled and deleted ones too (a deleted
+    /// endpoint's secrets are still stored).
     async fn all_endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
-    /// Replaces the stored form of an endpoint's secrets (sealing those stored in plaintext
-    /// before secrets were sealed), leaving everything else, `updated_at` included. `previous`
-    /// is written only when `Some`.
+    /// Replaces the stored form of an endpoint's secrets, `(secret, previous)`, with `new`
+    /// when they are still `was` (a rotation in between wins), leaving everything else,
+    /// `updated_at` included, and leaving no copy of the old form behind where the backend
+    /// can avoid it. Whether it replaced them.
     async fn reseal_endpoint_secrets(
         &self,
         id: &EndpointId,
-        secret: &Sealed,
-        previous: Option<&Sealed>,
-    ) -> Result<(), StoreError>;
+        was: (&Sealed, Option<&Sealed>),
+        new: (&Sealed, Option<&Sealed>),
+    ) -> Result<bool, StoreError>;
     /// The newest delivery ID (0 when there is none).
     async fn last_delivery_id(&self) -> Result<i64, StoreError>;
     /// Open (pending or failed) deliveries with an ID in `(after, upto]`, in ID order, of

@@ -256,6 +256,9 @@ impl CloudConfig {
         if let Some(v) = change.api_version {
             self.api_version = check_version(&v)?;
         }
+        // The template is checked when it changes (an unrelated update, a new token say, goes
+        // through whatever was stored before).
+        let template_changed = change.invite_template.is_some() || change.invite_template_language.is_some();
         if let Some(t) = change.invite_template {
             self.invite_template = Some(t.trim().to_string()).filter(|t| !t.is_empty());
         }
@@ -287,7 +290,10 @@ impl CloudConfig {
                 *slot = key.seal(&c.purpose(waba_number), s.expose());
             }
         }
-        self.checked_template()
+        if template_changed {
+            return self.checked_template();
+        }
+        Ok(self)
     }
 
     /// One credential, opened.

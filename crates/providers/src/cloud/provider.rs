@@ -51,12 +51,13 @@ impl CloudProvider {
         }
     }
 
-    fn effect(&self, number: &Number, operation_id: &str, event: ProviderEvent) {
+    /// `what` tells the write's effects apart (the key must not depend on what else is
+    /// queued: other requests flush the queue concurrently).
+    fn effect(&self, number: &Number, operation_id: &str, what: &str, event: ProviderEvent) {
         let mut effects = self.effects.lock().unwrap_or_else(|e| e.into_inner());
-        let n = effects.len();
         effects.push(ProviderEnvelope {
             waba_number: number.waba_number.clone(),
-            dedup_key: format!("cloud:{operation_id}:{n}"),
+            dedup_key: format!("cloud:{operation_id}:{what}"),
             event,
         });
     }
@@ -95,6 +96,7 @@ impl CloudProvider {
                     self.effect(
                         number,
                         operation_id,
+                        &format!("invited:{phone}"),
                         ProviderEvent::ParticipantInvited {
                             wa_group_id: wa_group_id.to_string(),
                             phone: phone.clone(),
@@ -115,6 +117,16 @@ impl CloudProvider {
                     );
                     r.message = Some(format!("Meta {code}: {message}"));
                     results.push(r);
+                }
+                // Sent and unanswered: Meta may have delivered it, and no confirmation will say.
+                Err(GraphError::NoAnswer(why)) => {
+                    let mut r = ItemResult::new(phone.clone(), ItemStatus::InviteRequired);
+                    r.message = Some(format!(
+                        "Meta did not answer ({why}): the invite may have been sent; send them the group's invite \
+                         link to be sure"
+                    ));
+                    results.push(r);
+                    stopped = Some("Meta stopped answering".into());
                 }
                 // Nobody sent yet: the write fails as the failure says (a pause, a retry, a refusal).
                 Err(e) if results.iter().all(|r| r.status != ItemStatus::Invited) => return Err(provider_error(e)),
@@ -312,6 +324,7 @@ impl Provider for CloudProvider {
                 self.effect(
                     number,
                     operation_id,
+                    "invite-link-reset",
                     ProviderEvent::InviteLinkReset {
                         wa_group_id: wa_group_id.to_string(),
                         invite_link: link.clone(),
@@ -354,6 +367,7 @@ impl Provider for CloudProvider {
                                 self.effect(
                                     number,
                                     operation_id,
+                                    &format!("rejected:{id}"),
                                     ProviderEvent::JoinRequestRejected {
                                         wa_group_id: wa_group_id.to_string(),
                                         join_request_id: id.clone(),

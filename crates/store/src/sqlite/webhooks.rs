@@ -170,7 +170,7 @@ impl WebhookStore for SqliteStore {
             .read(move |c| {
                 all(
                     c,
-                    &format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id"),
+                    &format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints ORDER BY id"),
                     [],
                     endpoint_row,
                 )
@@ -181,19 +181,25 @@ impl WebhookStore for SqliteStore {
     async fn reseal_endpoint_secrets(
         &self,
         id: &EndpointId,
-        secret: &Sealed,
-        previous: Option<&Sealed>,
-    ) -> Result<(), StoreError> {
-        let (id, secret) = (id.to_string(), secret.as_stored().to_string());
-        let previous = previous.map(|p| p.as_stored().to_string());
+        was: (&Sealed, Option<&Sealed>),
+        new: (&Sealed, Option<&Sealed>),
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let text = |s: &Sealed| s.as_stored().to_string();
+        let (was, new) = ((text(was.0), was.1.map(text)), (text(new.0), new.1.map(text)));
         self.db
             .write(move |c| {
-                c.execute(
-                    "UPDATE webhook_endpoints SET secret = ?1, previous_secret = COALESCE(?2, previous_secret)                      WHERE id = ?3",
-                    params![secret, previous, id],
-                )
-                .map_err(db)?;
-                Ok(())
+                // The old values' bytes are overwritten, not left in the page's free space.
+                c.pragma_update(None, "secure_delete", true).map_err(db)?;
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE webhook_endpoints SET secret = ?1, previous_secret = ?2 \
+                         WHERE id = ?3 AND secret = ?4 AND previous_secret IS ?5",
+                    )
+                    .and_then(|mut st| st.execute(params![new.0, new.1, id, was.0, was.1]))
+                    .map_err(db);
+                c.pragma_update(None, "secure_delete", false).map_err(db)?;
+                Ok(changed? == 1)
             })
             .await
     }
