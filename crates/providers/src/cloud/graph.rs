@@ -45,8 +45,13 @@ pub struct Graph {
 
 impl Graph {
     pub fn new() -> Result<Graph, GraphError> {
+        Graph::with_timeout(CALL_TIMEOUT)
+    }
+
+    /// A client whose calls give up after `timeout` (tests use a short one).
+    pub fn with_timeout(timeout: Duration) -> Result<Graph, GraphError> {
         let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
+            .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("wagroups/", env!("CARGO_PKG_VERSION")))
