@@ -192,9 +192,18 @@ impl GroupService {
         };
         let answer = w.provider.operate(&w.number, &w.wa_group_id, &op, &operation_id).await;
         let now = Timestamp::now();
-        if answer.is_ok() {
-            self.number_healthy(&w.number).await?;
-        }
+        let answer = match answer {
+            // The number's health follows what stopped it; the items are answered as done.
+            Ok(Operated::Partial { results, stopped_by }) => {
+                self.record_health(&w.number, &stopped_by).await?;
+                Ok(Operated::Done(results))
+            }
+            Ok(a) => {
+                self.number_healthy(&w.number).await?;
+                Ok(a)
+            }
+            Err(e) => Err(e),
+        };
         match (answer, recorded) {
             // Sent and unanswered: WhatsApp may have done it; its confirmation settles it.
             (Err(ProviderError::InDoubt(why)), Some(recorded)) => {
@@ -219,7 +228,15 @@ impl GroupService {
                 w.provider.flush(self).await;
                 Err(provider_failed(e))
             }
-            (Ok(Operated::Done(mut answers)), recorded) => {
+            (
+                Ok(
+                    Operated::Done(mut answers)
+                    | Operated::Partial {
+                        results: mut answers, ..
+                    },
+                ),
+                recorded,
+            ) => {
                 // Whoever must be sent the link gets it in their result.
                 for a in answers.iter_mut() {
                     if matches!(a.status, ItemStatus::InviteRequired | ItemStatus::Invited) && a.invite_link.is_none() {

@@ -141,6 +141,13 @@ pub struct RemoteGroup {
 pub enum Operated {
     /// Carried out: the outcome for each item.
     Done(Vec<ItemResult>),
+    /// Carried out in part, then stopped by a failure that concerns the number (a refused
+    /// token, a rate limit): the outcome for each item (those not carried out say why), and
+    /// the failure, which the gateway records as it would have on its own.
+    Partial {
+        results: Vec<ItemResult>,
+        stopped_by: ProviderError,
+    },
     /// Accepted under this request ID; the outcome comes later as a report.
     Accepted { request_id: String },
 }

@@ -29,9 +29,12 @@ struct Meta {
     sent: Arc<Mutex<Vec<String>>>,
     stall: Arc<Mutex<Option<String>>>,
     delay: Arc<Mutex<Duration>>,
+    /// This recipient's send is answered with Meta's rate limit (131208, HTTP 429).
+    limited: Arc<Mutex<Option<String>>>,
 }
 
-async fn send(State(meta): State<Meta>, Json(body): Json<Value>) -> Json<Value> {
+async fn send(State(meta): State<Meta>, Json(body): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
     let to = body["to"].as_str().unwrap_or("").to_string();
     meta.sent.lock().unwrap().push(to.clone());
     let delay = *meta.delay.lock().unwrap();
@@ -39,10 +42,16 @@ async fn send(State(meta): State<Meta>, Json(body): Json<Value>) -> Json<Value> 
     if meta.stall.lock().unwrap().as_deref() == Some(to.as_str()) {
         tokio::time::sleep(Duration::from_secs(30)).await;
     }
+    if meta.limited.lock().unwrap().as_deref() == Some(to.as_str()) {
+        let error = json!({ "error": { "message": "(#131208) Rate limit hit", "type": "OAuthException",
+                                       "code": 131208, "fbtrace_id": "A" } });
+        return (axum::http::StatusCode::TOO_MANY_REQUESTS, Json(error)).into_response();
+    }
     Json(
         json!({ "messaging_product": "whatsapp", "contacts": [{ "input": to, "wa_id": to }],
                  "messages": [{ "id": format!("wamid.{to}") }] }),
     )
+    .into_response()
 }
 
 #[derive(Default)]
@@ -183,4 +192,36 @@ async fn a_template_meta_does_not_answer_is_invite_required_and_stops_the_rest()
         ["16505550001", "16505550002"],
         "nothing sent after the unanswered call"
     );
+}
+
+#[tokio::test]
+async fn a_rate_limit_after_some_invites_answers_the_rest_and_pauses_the_number() {
+    let meta = Meta::default();
+    *meta.limited.lock().unwrap() = Some("16505550002".into());
+    let (provider, number) = setup(&meta).await;
+    let answer = provider
+        .operate(
+            &number,
+            GROUP,
+            &invite(&["16505550001", "16505550002", "16505550003"]),
+            "op_1",
+        )
+        .await;
+    let Ok(Operated::Partial { results, stopped_by }) = answer else {
+        panic!("the invites sent are answered, with what stopped the rest: {answer:?}");
+    };
+    let statuses: Vec<ItemStatus> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ItemStatus::Invited,
+            ItemStatus::InviteRequired,
+            ItemStatus::InviteRequired
+        ]
+    );
+    let wagroups_core::provider::ProviderError::Paused { health, .. } = stopped_by else {
+        panic!("{stopped_by:?}");
+    };
+    assert_eq!(health.status, HealthStatus::RateLimited);
+    assert_eq!(*meta.sent.lock().unwrap(), ["16505550001", "16505550002"]);
 }

@@ -82,6 +82,8 @@ impl CloudProvider {
         };
         let mut results = Vec::with_capacity(phones.len());
         let mut stopped: Option<String> = None;
+        // A failure about the number (not the recipient) after some were sent.
+        let mut stopped_by: Option<ProviderError> = None;
         for phone in phones {
             if let Some(why) = &stopped {
                 results.push(invite_required(phone, Some(why.clone())));
@@ -130,10 +132,21 @@ impl CloudProvider {
                 }
                 // Nobody sent yet: the write fails as the failure says (a pause, a retry, a refusal).
                 Err(e) if results.iter().all(|r| r.status != ItemStatus::Invited) => return Err(provider_error(e)),
-                Err(e) => stopped = Some(e.to_string()),
+                Err(e) => {
+                    let why = e.to_string();
+                    results.push(invite_required(phone, Some(why.clone())));
+                    stopped = Some(why);
+                    let e = provider_error(e);
+                    if matches!(e, ProviderError::Paused { .. } | ProviderError::Ineligible { .. }) {
+                        stopped_by = Some(e);
+                    }
+                }
             }
         }
-        Ok(Operated::Done(results))
+        Ok(match stopped_by {
+            Some(stopped_by) => Operated::Partial { results, stopped_by },
+            None => Operated::Done(results),
+        })
     }
 
     /// The number's configuration and access token.
