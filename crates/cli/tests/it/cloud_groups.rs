@@ -869,3 +869,107 @@ async fn a_cloud_api_number_behaves_as_the_simulated_cloud_number_does() {
     );
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
+
+#[tokio::test]
+async fn metas_other_error_codes_become_the_failures_they_describe() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+
+    // 131214 (creation disabled for the WABA) at once: the create fails with Meta's code.
+    let id = s
+        .create_group(
+            &key,
+            json!({ "wabaNumber": NUMBER, "subject": "Kill switch [sync 131214]" }),
+        )
+        .await;
+    let g = wait_status(&s, &key, &id, "failed").await;
+    assert!(g["failureReason"].as_str().unwrap().starts_with("131214"), "{g}");
+    let events = s.events(&key, &id).await;
+    assert_eq!(events[0]["eventType"], "GROUP_CREATE_FAILED");
+    assert_eq!(events[0]["error"]["code"], "131214");
+
+    // Meta's own failure (code 2, "service temporarily unavailable") is retried, not failed.
+    graph.fail_next(2, None);
+    let before = graph.count("createGroup");
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Retried" }))
+        .await;
+    let g = wait_status(&s, &key, &id, "active").await;
+    let wa = g["waGroupId"].as_str().unwrap().to_string();
+    assert_eq!(graph.count("createGroup") - before, 2, "refused once, sent again");
+
+    // A throughput limit (130429) with Retry-After pauses the number, then the write goes.
+    graph.fail_next(130429, Some(1));
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/groups/{id}"),
+            &key,
+            Some(json!({ "subject": "Throttled" })),
+        )
+        .await;
+    assert_eq!(st, 503, "{e}");
+    let asked = graph.count("updateGroupSettings");
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/groups/{id}"),
+            &key,
+            Some(json!({ "subject": "Throttled" })),
+        )
+        .await;
+    assert_eq!(st, 503, "paused while rate-limited: {e}");
+    assert_eq!(
+        graph.count("updateGroupSettings"),
+        asked,
+        "not sent to Meta while paused"
+    );
+    let resumed = eventually(Duration::from_secs(10), || async {
+        let (st, g) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/v1/groups/{id}"),
+                &key,
+                Some(json!({ "subject": "Throttled" })),
+            )
+            .await;
+        (st == 200).then_some(g)
+    })
+    .await;
+    assert_eq!(resumed.expect("the pause ends")["subject"], "Throttled");
+
+    // A group Meta does not know (131041) or has suspended (131207): the write is refused
+    // with Meta's code and message, and the record is left as it was.
+    for code in [131041, 131207] {
+        graph.fail_next(code, None);
+        let (st, e) = s
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/v1/groups/{id}"),
+                &key,
+                Some(json!({ "subject": "Refused" })),
+            )
+            .await;
+        assert_eq!(st, 422, "{code}: {e}");
+        assert_eq!(e["error"]["code"], code.to_string(), "{e}");
+        let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
+        assert_eq!(g["subject"], "Throttled");
+    }
+    // Removing a duplicate participant (131202): refused with Meta's code.
+    graph.user_joins(&wa, "16505550301").await;
+    wait_members(&s, &key, &id, &["16505550301"]).await;
+    graph.fail_next(131202, None);
+    let (st, e) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/groups/{id}/participants"),
+            &key,
+            Some(json!({ "participants": ["16505550301"] })),
+        )
+        .await;
+    assert_eq!(st, 422, "{e}");
+    assert_eq!(e["error"]["code"], "131202", "{e}");
+    wait_members(&s, &key, &id, &["16505550301"]).await;
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
