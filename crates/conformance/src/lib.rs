@@ -37,7 +37,8 @@ macro_rules! conformance_tests {
             concurrent_changes_of_one_group_share_no_sequence, cursors_never_skip_rows_written_concurrently,
             the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
             a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled,
-            endpoint_secrets_are_kept_as_given_and_resealed_in_place);
+            endpoint_secrets_are_kept_as_given_and_resealed_in_place,
+            a_creation_confirmed_without_its_participants_reopens_its_command);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1748,4 +1749,60 @@ pub async fn endpoint_secrets_are_kept_as_given_and_resealed_in_place<S: Store>(
     );
     assert_eq!(one_after.previous_secret_until, rotated.previous_secret_until);
     assert_eq!(one_after.updated_at, rotated.updated_at);
+}
+
+/// A creation's confirmation sees the participants its command asked for; confirmed without
+/// them, the command is due again with its request ID (for the gateway to invite them), and
+/// a group is read by its row ID.
+pub async fn a_creation_confirmed_without_its_participants_reopens_its_command<S: Store>(s: &S) {
+    let (a, na) = org_with_number(s, "a", "15550000001").await;
+    let mut g = new_group(&a, na, "people", T0);
+    g.command = CommandPayload::CreateGroup {
+        subject: "Subject people".into(),
+        description: String::new(),
+        join_approval_mode: JoinApprovalMode::AutoApprove,
+        participants: vec!["919000000001".into()],
+        invite_fallback: true,
+    };
+    s.create_group(g).await.unwrap();
+    let due = s.due_commands(T0, 0, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].request_id, None, "not accepted yet");
+    s.commands_submitted(&[(due[0].id, "req-p".into())], T0).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_by_rule = seen.clone();
+    let created = GroupInput::Created {
+        wa_group_id: "120363000000000009@g.us".into(),
+        invite_link: "https://chat.whatsapp.com/p".into(),
+        at: T0,
+        participants: vec![],
+    };
+    let m = s
+        .mutate_group(
+            GroupTarget::Request {
+                number_id: na,
+                request_id: "req-p".into(),
+            },
+            None,
+            T0,
+            Box::new(move |state| {
+                *seen_by_rule.lock().unwrap() = state.command_participants.clone();
+                group::apply(state, &created, T0)
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["919000000001"], "the command's participants");
+    let Mutation::Applied(d) = m else {
+        panic!("{m:?}");
+    };
+    assert!(matches!(d.close_command, Some(group::CommandClose::Reopen { .. })));
+    let again = s.due_commands(T0.plus_millis(1), 0, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due again");
+    assert_eq!(again[0].request_id.as_deref(), Some("req-p"), "its request ID kept");
+    let (group, participants) = s.group_by_row(again[0].group_row_id).await.unwrap().unwrap();
+    assert_eq!(group.group_id.as_str(), "people");
+    assert_eq!(group.status, GroupStatus::Active);
+    assert!(participants.iter().any(|p| p.is_business));
+    assert!(s.group_by_row(i64::MAX).await.unwrap().is_none());
 }

@@ -47,6 +47,9 @@ pub struct Command {
     pub payload: CommandPayload,
     /// Submissions so far, including this one.
     pub attempts: i64,
+    /// The provider's request ID, once it accepted the command. A pending command that has
+    /// one is a creation WhatsApp confirmed without its participants, to be invited now.
+    pub request_id: Option<String>,
 }
 
 /// Retry policy for submitting commands to a provider.

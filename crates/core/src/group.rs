@@ -23,6 +23,9 @@ pub struct GroupState {
     pub join_requests: Vec<JoinRequest>,
     /// The command this change answers, if any (provider confirmations).
     pub command_id: Option<i64>,
+    /// The participants that command asked for at creation (digits; empty when none, or no
+    /// command).
+    pub command_participants: Vec<String>,
     /// The pending operation this change answers, if any (a confirmation of a write).
     pub operation: Option<PendingOperation>,
 }
@@ -69,6 +72,11 @@ pub enum CommandClose {
     Failed {
         id: i64,
         error: String,
+    },
+    /// Due again, its request ID kept: a creation confirmed without the participants it asked
+    /// for, who are now to be invited.
+    Reopen {
+        id: i64,
     },
 }
 
@@ -259,8 +267,16 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                 );
             }
             if let Some(id) = state.command_id {
-                let result = serde_json::to_string(participants).ok();
-                d.close_command = Some(CommandClose::Done { id, result });
+                d.close_command = Some(if participants.is_empty() && !state.command_participants.is_empty() {
+                    // The provider added none of those asked for (Meta's create takes no
+                    // participants): they are invited now that the group is active.
+                    CommandClose::Reopen { id }
+                } else {
+                    CommandClose::Done {
+                        id,
+                        result: serde_json::to_string(participants).ok(),
+                    }
+                });
             }
         }
         GroupInput::CreateFailed { code, message, at } => {
@@ -638,6 +654,7 @@ mod tests {
             participants: vec![],
             join_requests: vec![],
             command_id: Some(7),
+            command_participants: Vec::new(),
             operation: None,
         }
     }
@@ -648,6 +665,7 @@ mod tests {
             participants: d.participants.clone(),
             join_requests: d.join_requests.clone(),
             command_id: None,
+            command_participants: Vec::new(),
             operation: None,
         }
     }

@@ -349,6 +349,10 @@ impl GroupService {
                 if !d.events.is_empty() {
                     self.deliveries_queued();
                 }
+                if matches!(d.close_command, Some(group::CommandClose::Reopen { .. })) {
+                    // Its participants are to be invited: the command runner takes it up.
+                    self.commands_queued();
+                }
                 Ok(Attempt::Done(Received::Applied))
             }
             Ok(Mutation::Duplicate) => Ok(Attempt::Done(Received::Duplicate)),

@@ -597,6 +597,125 @@ impl GroupService {
     }
 }
 
+impl GroupService {
+    /// The second step of a creation on a provider that adds nobody at creation (Meta's Cloud
+    /// API): the group is active, and the participants the command asked for are invited as
+    /// adding them later would (members and removed users answered without asking). The
+    /// command then closes with each one's outcome, which the create's answer reports. A
+    /// failure is tried again later, as a command's submission is; after the last attempt,
+    /// those not invited are answered `invite_required` with the link.
+    pub(crate) async fn invite_created(
+        &self,
+        cmd: &crate::command::Command,
+        request_id: &str,
+        number: &Number,
+    ) -> Result<crate::service::Submission, ServiceError> {
+        use crate::command::{COMMAND_MAX_ATTEMPTS, CommandPayload, command_backoff_ms};
+        let CommandPayload::CreateGroup { participants, .. } = &cmd.payload;
+        let now = Timestamp::now();
+        let answers = match self.store().group_by_row(cmd.group_row_id).await? {
+            Some((group, current)) if group.status == GroupStatus::Active && !group.suspended => {
+                let provider = self.provider_for(number)?;
+                let w = Writable {
+                    capabilities: provider.capabilities(number),
+                    wa_group_id: group.wa_group_id.clone().unwrap_or_default(),
+                    group,
+                    participants: current,
+                    number: number.clone(),
+                    provider,
+                };
+                let (mut answers, to_invite) = invite_prechecks(&w.participants, participants.clone());
+                // Invited by an earlier try of this step (cut short before it closed): not again.
+                let (already, to_invite): (Vec<String>, Vec<String>) = to_invite.into_iter().partition(|p| {
+                    w.participants
+                        .iter()
+                        .any(|q| q.phone.as_str() == p && q.state == ParticipantState::Invited)
+                });
+                answers.extend(already.into_iter().map(|p| {
+                    let mut r = ItemResult::new(p, ItemStatus::Invited);
+                    r.invite_link = w.group.invite_link.clone();
+                    r
+                }));
+                if !to_invite.is_empty() {
+                    let invited = self
+                        .operate(
+                            &w,
+                            ProviderOp::Invite {
+                                phones: to_invite.clone(),
+                            },
+                            WriteOptions { respond_async: true },
+                        )
+                        .await;
+                    match invited {
+                        Ok(Written::Done(a)) => answers.extend(a),
+                        failed if cmd.attempts < COMMAND_MAX_ATTEMPTS => {
+                            let why = match failed {
+                                Err(e) => e.to_string(),
+                                Ok(_) => "WhatsApp did not answer the invitations".into(),
+                            };
+                            tracing::warn!(command = %cmd.command_id, %why, "inviting a new group's participants failed; trying again");
+                            self.store()
+                                .command_retry(cmd.id, &why, now.plus_millis(command_backoff_ms(cmd.attempts)))
+                                .await?;
+                            return Ok(crate::service::Submission::Recorded);
+                        }
+                        _ => {
+                            for p in to_invite {
+                                let mut r = ItemResult::new(p, ItemStatus::InviteRequired);
+                                r.message =
+                                    Some("the invitation could not be sent: send them the group's invite link".into());
+                                r.invite_link = w.group.invite_link.clone();
+                                answers.push(r);
+                            }
+                        }
+                    }
+                }
+                answers
+            }
+            // Gone, or not writable any more: nobody is invited.
+            other => {
+                let link = other.and_then(|(g, _)| g.invite_link);
+                participants
+                    .iter()
+                    .map(|p| {
+                        let mut r = ItemResult::new(p.clone(), ItemStatus::InviteRequired);
+                        r.message = Some("the group is not active: nobody was invited".into());
+                        r.invite_link = link.clone();
+                        r
+                    })
+                    .collect()
+            }
+        };
+        let result = serde_json::to_string(&answers).ok();
+        let m = self
+            .store()
+            .mutate_group(
+                crate::store::GroupTarget::Request {
+                    number_id: number.id,
+                    request_id: request_id.to_string(),
+                },
+                None,
+                now,
+                Box::new(move |state| {
+                    let mut d = crate::group::Decision::from_state(state);
+                    if let Some(id) = state.command_id {
+                        d.close_command = Some(crate::group::CommandClose::Done {
+                            id,
+                            result: result.clone(),
+                        });
+                    }
+                    Ok(d)
+                }),
+            )
+            .await;
+        match m {
+            Ok(_) => Ok(crate::service::Submission::Recorded),
+            Err(crate::store::MutateError::Store(e)) => Err(e.into()),
+            Err(crate::store::MutateError::Domain(e)) => Err(e.into()),
+        }
+    }
+}
+
 /// Who an invite-only provider is not asked to invite, answered: members already, and those
 /// removed from the group (WhatsApp keeps them out of its invite link); and who is left.
 fn invite_prechecks(participants: &[Participant], phones: Vec<String>) -> (Vec<ItemResult>, Vec<String>) {

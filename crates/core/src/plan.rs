@@ -163,6 +163,7 @@ mod tests {
             participants: vec![],
             join_requests: vec![],
             command_id: None,
+            command_participants: Vec::new(),
             operation: None,
         };
         let mut d = Decision::from_state(&state);

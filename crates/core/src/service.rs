@@ -158,6 +158,11 @@ impl GroupService {
         (self.signals.deliveries)(DeliverySignal::Queued);
     }
 
+    /// Wakes the command runner (a command is due).
+    pub fn commands_queued(&self) {
+        (self.signals.commands)();
+    }
+
     /// Tells the delivery dispatcher to read endpoints and backlogs again.
     pub fn deliveries_changed(&self) {
         (self.signals.deliveries)(DeliverySignal::Changed);
@@ -374,6 +379,10 @@ impl GroupService {
         if let Some((until, why)) = paused(number, now) {
             self.store.command_defer(cmd.id, &why, until).await?;
             return Ok(Submission::Recorded);
+        }
+        // Accepted before: a creation confirmed without its participants, who are invited now.
+        if let Some(request_id) = &cmd.request_id {
+            return self.invite_created(cmd, request_id, number).await;
         }
         // A provider that is not idempotent: marked first, so that a crash before its answer is
         // recorded leaves the command in doubt rather than due to be sent again.

@@ -126,18 +126,47 @@ async fn groups_are_created_on_meta_and_confirmed_by_its_signed_webhook() {
         assert_eq!(events[0]["eventType"], "GROUP_CREATE_FAILED", "{events:?}");
         assert_eq!(events[0]["error"]["code"], code);
     }
-    // Participants at creation cannot be invited on a cloud-api number yet: the create fails
-    // visibly instead of leaving them out.
+    // Participants at creation: Meta's create takes none, so once Meta confirms the group
+    // each is sent the invite template (Meta cannot deliver to the second); the answer waits
+    // for it and reports each one.
+    graph.undeliverable("16505551235");
+    let creates = graph.count("createGroup");
     let (st, created) = s
         .post(
             "/v1/groups",
             &key,
-            json!({ "wabaNumber": NUMBER, "subject": "With people", "participants": ["16505551234"] }),
+            json!({ "wabaNumber": NUMBER, "subject": "With people",
+                    "participants": ["16505551234", "16505551235"] }),
         )
         .await;
     assert_eq!(st, 202, "{created}");
-    let g = wait_status(&s, &key, created["groupId"].as_str().unwrap(), "failed").await;
-    assert!(g["failureReason"].as_str().unwrap().starts_with("not_supported"), "{g}");
+    assert_eq!(created["status"], "active", "{created}");
+    assert_eq!(created["results"][0]["status"], "invited", "{created}");
+    assert!(
+        created["results"][0]["inviteLink"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://chat.whatsapp.com/"),
+        "{created}"
+    );
+    assert_eq!(created["results"][1]["status"], "not_on_whatsapp", "{created}");
+    let with_people = created["groupId"].as_str().unwrap().to_string();
+    let wa = created["waGroupId"].as_str().unwrap().to_string();
+    assert_eq!(graph.count("createGroup") - creates, 1);
+    let create = graph
+        .calls()
+        .into_iter()
+        .rfind(|c| c.operation == "createGroup")
+        .unwrap();
+    assert!(
+        create.body.get("participants").is_none(),
+        "Meta's create takes no participants"
+    );
+    assert!(graph.invites().contains(&("16505551234".to_string(), wa.clone())));
+    let events = s.events(&key, &with_people).await;
+    let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["GROUP_CREATED", "GROUP_PARTICIPANT_INVITED"], "{events:?}");
+    assert_eq!(events[1]["customerPhone"], "16505551234");
 
     assert!(
         graph.violations().is_empty(),
@@ -760,7 +789,20 @@ async fn scenario(
     let dt = body["groupId"].as_str().unwrap().to_string();
     wait_status(s, key, &dt, "active").await;
 
-    let ids = [id, dt];
+    // Participants at creation: invited through the link (a member is added by nobody).
+    let (st, r) = s
+        .post(
+            "/v1/groups",
+            key,
+            json!({ "wabaNumber": number, "subject": "With people", "participants": ["16505550204"] }),
+        )
+        .await;
+    assert_eq!(r["results"][0]["status"], "invited", "{r}");
+    note(st, &r);
+    let people = r["groupId"].as_str().unwrap().to_string();
+    wait_status(s, key, &people, "active").await;
+
+    let ids = [id, dt, people];
     let mut events = Vec::new();
     let mut state = Vec::new();
     for g in &ids {
@@ -971,5 +1013,55 @@ async fn metas_other_error_codes_become_the_failures_they_describe() {
     assert_eq!(st, 422, "{e}");
     assert_eq!(e["error"]["code"], "131202", "{e}");
     wait_members(&s, &key, &id, &["16505550301"]).await;
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
+
+#[tokio::test]
+async fn participants_asked_for_at_creation_are_invited_even_across_a_crash() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (mut s, key, _) = cloud_server(&graph, &receiver).await;
+    // Meta confirms the group, then its first answer to the invitation is a failure of its own.
+    graph.hold_webhooks();
+    let (st, created) = s
+        .post(
+            "/v1/groups",
+            &key,
+            json!({ "wabaNumber": NUMBER, "subject": "Invited after a crash",
+                    "participants": ["16505550401"] }),
+        )
+        .await;
+    assert_eq!(st, 202, "{created}");
+    let id = created["groupId"].as_str().unwrap().to_string();
+    let sent = eventually(Duration::from_secs(15), || async {
+        (graph.count("createGroup") == 1).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the create reached Meta");
+    graph.fail_next(2, None);
+    graph.release_webhooks().await;
+    let tried = eventually(Duration::from_secs(15), || async {
+        (graph.count("sendMessage") == 1).then_some(())
+    })
+    .await;
+    assert!(tried.is_some(), "the invitation was tried once the group was confirmed");
+    wait_status(&s, &key, &id, "active").await;
+    assert!(graph.invites().is_empty(), "Meta refused the first try");
+
+    // The server dies before the next try; after the restart the invitation is sent.
+    s.kill().await;
+    s.restart(&["--allow-private-webhook-targets"]).await;
+    graph.send_webhooks_to(s.url("/providers/meta/webhook"));
+    let invited = eventually(Duration::from_secs(20), || async {
+        let events = s.events(&key, &id).await;
+        events
+            .iter()
+            .any(|e| e["eventType"] == "GROUP_PARTICIPANT_INVITED" && e["customerPhone"] == "16505550401")
+            .then_some(())
+    })
+    .await;
+    assert!(invited.is_some(), "the participant was invited after the restart");
+    assert_eq!(graph.invites().len(), 1, "sent once");
+    assert_eq!(graph.count("createGroup"), 1, "the group was not created again");
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }

@@ -23,6 +23,8 @@ pub trait GroupStore: Send + Sync {
         org_id: &OrgId,
         group_id: &GroupId,
     ) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
+    /// A group by its row ID (as a command names it), with its participants.
+    async fn group_by_row(&self, group_row_id: i64) -> Result<Option<(Group, Vec<Participant>)>, StoreError>;
     /// Newest first; `before` is the row ID the previous page ended with.
     async fn list_groups(
         &self,

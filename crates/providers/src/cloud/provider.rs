@@ -248,22 +248,14 @@ impl Provider for CloudProvider {
     async fn submit(&self, number: &Number, command: &Command) -> Result<Submitted, ProviderError> {
         let (config, token) = self.token(number)?;
         match &command.payload {
+            // Meta's create takes no participants: the confirmation says none was added, and the
+            // gateway invites them once the group is active.
             CommandPayload::CreateGroup {
                 subject,
                 description,
                 join_approval_mode,
-                participants,
                 ..
             } => {
-                // Refused visibly rather than creating the group without them.
-                if !participants.is_empty() {
-                    return Err(ProviderError::Rejected {
-                        code: "not_supported".into(),
-                        message: "participants at creation are not available on cloud-api numbers yet: create the \
-                                  group, then send them its inviteLink"
-                            .into(),
-                    });
-                }
                 let request_id = self
                     .graph
                     .create_group(&config, &token, subject, description, *join_approval_mode)

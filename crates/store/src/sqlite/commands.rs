@@ -8,7 +8,7 @@ impl CommandStore for SqliteStore {
         self.db.lookup(move |c| {
             all(
                 c,
-                "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
+                "SELECT id, command_id, org_id, number_id, group_id, payload, attempts, request_id FROM commands \
                  WHERE status = 'pending' AND sending_at IS NULL AND id > ?1 AND not_before <= ?2 ORDER BY id LIMIT ?3",
                 params![after, now.millis(), limit],
                 |r| {
@@ -23,6 +23,7 @@ impl CommandStore for SqliteStore {
                             .map_err(|_| corrupt("command payload", &payload))?,
                         // This submission is one more.
                         attempts: get::<i64>(r, "attempts")? + 1,
+                        request_id: get(r, "request_id")?,
                     })
                 },
             )
@@ -86,7 +87,7 @@ impl CommandStore for SqliteStore {
             .read(move |c| {
                 all(
                     c,
-                    "SELECT id, command_id, org_id, number_id, group_id, payload, attempts FROM commands \
+                    "SELECT id, command_id, org_id, number_id, group_id, payload, attempts, request_id FROM commands \
                      WHERE number_id = ?1 AND status = 'pending' AND sending_at IS NOT NULL AND sending_at < ?2 \
                      ORDER BY id",
                     params![number_id, before.millis()],
@@ -101,6 +102,7 @@ impl CommandStore for SqliteStore {
                             payload: serde_json::from_str::<CommandPayload>(&payload)
                                 .map_err(|_| corrupt("command payload", &payload))?,
                             attempts: get(r, "attempts")?,
+                            request_id: get(r, "request_id")?,
                         })
                     },
                 )

@@ -56,6 +56,16 @@ impl GroupStore for SqliteStore {
         })
     }
 
+    async fn group_by_row(&self, group_row_id: i64) -> Result<Option<(Group, Vec<Participant>)>, StoreError> {
+        self.db.lookup(move |c| {
+            let Some(g) = group_where(c, "g.id = ?1", params![group_row_id])? else {
+                return Ok(None);
+            };
+            let ps = load_participants(c, g.id)?;
+            Ok(Some((g, ps)))
+        })
+    }
+
     async fn list_groups(
         &self,
         org_id: &OrgId,
@@ -187,6 +197,7 @@ impl GroupStore for SqliteStore {
                     }
                 }
                 let mut operation = None;
+                let mut command_participants = Vec::new();
                 let (group, command_id) = match &target {
                     GroupTarget::ClientId { org_id, group_id } => (
                         group_where(c, "g.org_id = ?1 AND g.group_id = ?2", params![org_id.as_str(), group_id.as_str()])?,
@@ -248,14 +259,24 @@ impl GroupStore for SqliteStore {
                         // it (the simulated network echoes the command ID), the command ID.
                         let cmd = one(
                             c,
-                            "SELECT id, group_id FROM commands WHERE number_id = ?1 AND request_id = ?2 \
-                         UNION ALL SELECT id, group_id FROM commands WHERE number_id = ?1 AND command_id = ?2 LIMIT 1",
+                            "SELECT id, group_id, payload FROM commands WHERE number_id = ?1 AND request_id = ?2 \
+                         UNION ALL SELECT id, group_id, payload FROM commands WHERE number_id = ?1 AND command_id = ?2 LIMIT 1",
                             params![number_id, request_id],
-                            |r| Ok((get::<i64>(r, "id")?, get::<i64>(r, "group_id")?)),
+                            |r| {
+                                Ok((
+                                    get::<i64>(r, "id")?,
+                                    get::<i64>(r, "group_id")?,
+                                    get::<String>(r, "payload")?,
+                                ))
+                            },
                         )?;
                         match cmd {
                             None => (None, None),
-                            Some((cmd_id, group_row_id)) => {
+                            Some((cmd_id, group_row_id, payload)) => {
+                                let CommandPayload::CreateGroup { participants, .. } =
+                                    serde_json::from_str::<CommandPayload>(&payload)
+                                        .map_err(|_| corrupt("command payload", &payload))?;
+                                command_participants = participants;
                                 (group_where(c, "g.id = ?1", params![group_row_id])?, Some(cmd_id))
                             }
                         }
@@ -283,6 +304,7 @@ impl GroupStore for SqliteStore {
                     participants,
                     join_requests,
                     command_id,
+                    command_participants,
                     operation,
                 };
                 let decision = rule(&state)?;

@@ -470,6 +470,14 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
                 params![error, g.updated_at.millis(), id],
             )?;
         }
+        Some(CommandClose::Reopen { id }) => {
+            exec(
+                c,
+                "UPDATE commands SET status = 'pending', not_before = ?1, sending_at = NULL, updated_at = ?1 \
+                 WHERE id = ?2",
+                params![g.updated_at.millis(), id],
+            )?;
+        }
     }
     Ok(())
 }
