@@ -580,7 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn reports_name_the_group_they_queue_behind() {
+    fn reports_name_what_they_queue_behind() {
         let at = Timestamp(1);
         let created = ProviderEvent::GroupCreated {
             request_id: "req-1".into(),
@@ -602,11 +602,13 @@ mod tests {
             at,
             fallback: None,
         };
-        assert_eq!(
+        assert_ne!(
             created.correlation(),
             joined.correlation(),
-            "a group's reports queue behind its creation"
+            "a creation's confirmation does not queue behind the group's reports (they may come first)"
         );
+        assert_eq!(created.correlation(), "req-1");
+        assert_eq!(joined.correlation(), "1@g.us");
         assert_eq!(failed.correlation(), "op-9");
     }
 

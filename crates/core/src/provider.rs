@@ -357,13 +357,15 @@ pub struct OperationFallback {
 }
 
 impl ProviderEvent {
-    /// The group the report is about, as the provider names it: its reports are applied in
-    /// the order received. A creation report names the WhatsApp group it made (so that group's
-    /// later reports queue behind it); a failed creation, its request.
+    /// What the report is about, as the provider names it: reports of one correlation are
+    /// applied in the order received. A creation's confirmation (or failure) names its request:
+    /// it must not queue behind the group's other reports, which may come first (Meta sends
+    /// in no set order) and cannot apply before it; they wait for it instead (the group is
+    /// not known until it applies). Other reports name the WhatsApp group.
     pub fn correlation(&self) -> &str {
         match self {
-            ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id,
-            ProviderEvent::GroupCreateFailed { request_id, .. }
+            ProviderEvent::GroupCreated { request_id, .. }
+            | ProviderEvent::GroupCreateFailed { request_id, .. }
             | ProviderEvent::OperationSucceeded { request_id, .. }
             | ProviderEvent::OperationFailed { request_id, .. } => request_id,
             ProviderEvent::Unrecognised { correlation, .. } => correlation,

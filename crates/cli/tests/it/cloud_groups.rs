@@ -1065,3 +1065,72 @@ async fn participants_asked_for_at_creation_are_invited_even_across_a_crash() {
     assert_eq!(graph.count("createGroup"), 1, "the group was not created again");
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
+
+#[tokio::test]
+async fn metas_webhooks_batched_reordered_and_repeated_apply_once_each() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+    graph.hold_webhooks();
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Batched" }))
+        .await;
+    let made = eventually(Duration::from_secs(15), || async {
+        graph.group_with_subject("Batched")
+    })
+    .await;
+    let wa = made.expect("Meta made the group");
+    let (a, b) = ("16505550501", "16505550502");
+    graph.user_joins(&wa, a).await;
+    graph.user_joins(&wa, b).await;
+    // One POST with the joins before the creation's confirmation, then the same POST again.
+    let answers = graph.release_webhooks_batched_reversed_twice().await;
+    assert_eq!(answers, [200, 200]);
+    let joined = eventually(Duration::from_secs(15), || async {
+        let mut m = members(&s, &key, &id).await;
+        m.sort();
+        (m == [a, b]).then_some(())
+    })
+    .await;
+    if joined.is_none() {
+        let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+        let rows: Vec<String> = db
+            .prepare(
+                "SELECT dedup_key || ' ' || status || ' ' || attempts || ' ' || coalesce(next_attempt_at, 0) || ' ' \
+                 || coalesce(error, '') FROM provider_inbox WHERE status != 'applied'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
+        panic!("the joins were not applied: {rows:?}; group {g}; log:\n{}", s.log());
+    }
+    let events = s.events(&key, &id).await;
+    let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["GROUP_CREATED", "GROUP_PARTICIPANT_JOINED", "GROUP_PARTICIPANT_JOINED"],
+        "each applied once, the creation first"
+    );
+    let settled = eventually(Duration::from_secs(15), || async {
+        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 0.0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "nothing left held");
+    // The customer got each event once, in order.
+    let delivered = eventually(Duration::from_secs(15), || async {
+        let mut seqs: Vec<i64> = receiver
+            .accepted()
+            .iter()
+            .filter(|r| r.json["groupId"] == id.as_str())
+            .map(|r| r.json["sequence"].as_i64().unwrap())
+            .collect();
+        seqs.sort();
+        (seqs.len() >= 3).then_some(seqs)
+    })
+    .await;
+    assert_eq!(delivered, Some(vec![1, 2, 3]));
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}

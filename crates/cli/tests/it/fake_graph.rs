@@ -178,6 +178,65 @@ impl FakeGraph {
         }
     }
 
+    /// Sends the webhooks held as Meta may: all in one signed POST (one change per webhook),
+    /// newest first, and then the same POST again (Meta retries); stops holding. The
+    /// gateway's answer to each POST.
+    pub async fn release_webhooks_batched_reversed_twice(&self) -> Vec<u16> {
+        let held = self.inner.held.lock().unwrap().take().unwrap_or_default();
+        let Some(url) = self.inner.webhook_url.lock().unwrap().clone() else {
+            return Vec::new();
+        };
+        let changes: Vec<Value> = held
+            .iter()
+            .rev()
+            .map(|(pnid, field, group)| {
+                json!({
+                    "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": { "display_phone_number": "15550783881", "phone_number_id": pnid },
+                        "groups": [group]
+                    },
+                    "field": field
+                })
+            })
+            .collect();
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "102290129340398", "changes": changes }]
+        })
+        .to_string();
+        let signature = super::cloud_numbers::meta_signature(&self.inner.app_secret, body.as_bytes());
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let status = match self
+                .inner
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", &signature)
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            answers.push(status);
+        }
+        answers
+    }
+
+    /// The WhatsApp ID of the group Meta made for the create with this subject.
+    pub fn group_with_subject(&self, subject: &str) -> Option<String> {
+        self.inner
+            .groups
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, g)| g.subject == subject)
+            .map(|(id, _)| id.clone())
+    }
+
     /// A create's answer takes this long (Meta has made the group before it answers).
     pub fn slow_creates(&self, d: Duration) {
         *self.inner.slow_creates.lock().unwrap() = d;

@@ -227,7 +227,12 @@ impl SimNetwork {
         let cursor = batch.iter().map(|i| i.id).max().unwrap_or(pump.cursor).max(pump.cursor);
         let mut groups: Vec<(String, Vec<OutboxItem>)> = Vec::new();
         for item in batch {
-            let key = item.report.correlation().to_string();
+            // A group's reports go one after another, its creation first (it is handed over
+            // before what follows it, which cannot apply without it).
+            let key = match &item.report {
+                ProviderEvent::GroupCreated { wa_group_id, .. } => wa_group_id.clone(),
+                other => other.correlation().to_string(),
+            };
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, q)) => q.push(item),
                 None => groups.push((key, vec![item])),
