@@ -346,10 +346,19 @@ async fn reconcile(store: &SqliteStore, database: &str, number: Option<String>) 
     let mut failed = false;
     for (number, r) in results {
         match r {
-            Ok(Some(done)) => println!(
-                "number {number}: {} groups compared, {} changes applied",
-                done.groups, done.changes
-            ),
+            Ok(Some(done)) => {
+                println!(
+                    "number {number}: {} groups compared, {} changes applied",
+                    done.groups, done.changes
+                );
+                if done.foreign > 0 {
+                    println!(
+                        "number {number}: {} groups at the provider that wagroups did not create (their reports \
+                         are not applied; see the log)",
+                        done.foreign
+                    );
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 failed = true;

@@ -38,7 +38,8 @@ macro_rules! conformance_tests {
             the_inbox_holds_reports_in_order_until_they_apply, operations_are_recorded_accepted_and_closed,
             a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled,
             endpoint_secrets_are_kept_as_given_and_resealed_in_place,
-            a_creation_confirmed_without_its_participants_reopens_its_command);
+            a_creation_confirmed_without_its_participants_reopens_its_command,
+            a_foreign_groups_held_reports_are_given_up_together);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1805,4 +1806,42 @@ pub async fn a_creation_confirmed_without_its_participants_reopens_its_command<S
     assert_eq!(group.status, GroupStatus::Active);
     assert!(participants.iter().any(|p| p.is_business));
     assert!(s.group_by_row(i64::MAX).await.unwrap().is_none());
+}
+
+/// Every held report of one correlation is given up at once (a group wagroups did not
+/// create); other correlations' and other numbers' are left held.
+pub async fn a_foreign_groups_held_reports_are_given_up_together<S: Store>(s: &S) {
+    let (_, na) = org_with_number(s, "a", "15550000001").await;
+    let (_, nb) = org_with_number(s, "b", "15550000002").await;
+    let join = |wa: &str, p: &str| ProviderEvent::ParticipantJoined {
+        wa_group_id: wa.into(),
+        phone: p.into(),
+        at: T0,
+        reason: None,
+    };
+    let (foreign, ours) = ("120363000000000077@g.us", "120363000000000078@g.us");
+    for (n, key, wa) in [
+        (na, "f1", foreign),
+        (na, "f2", foreign),
+        (na, "o1", ours),
+        (nb, "x1", foreign),
+    ] {
+        assert!(
+            s.hold_report(&report_ref(n, key, wa), &join(wa, "919000000001"), "unknown", T0, T0)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(s.mark_dead_held(na, foreign, "foreign").await.unwrap(), 2);
+    let stats = s.inbox_stats().await.unwrap();
+    assert_eq!((stats.held, stats.dead), (2, 2));
+    let heads = s.held_heads(10, false).await.unwrap();
+    let mut left: Vec<&str> = heads.iter().map(|h| h.report.dedup_key.as_str()).collect();
+    left.sort();
+    assert_eq!(left, ["o1", "x1"]);
+    assert_eq!(
+        s.mark_dead_held(na, foreign, "again").await.unwrap(),
+        0,
+        "nothing held is left"
+    );
 }

@@ -23,6 +23,9 @@ pub struct Reconciled {
     pub groups: usize,
     /// Changes applied to bring the record in line.
     pub changes: usize,
+    /// Groups the provider lists that wagroups did not create (made elsewhere, or before the
+    /// number was added): their held reports are kept as dead at once, not retried for a day.
+    pub foreign: usize,
 }
 
 /// Groups read per page of the record.
@@ -82,6 +85,25 @@ impl GroupService {
         };
         let mut done = Reconciled::default();
         done.changes += self.settle_in_doubt(number, &remote, provider.as_ref()).await?;
+        for r in &remote {
+            if self
+                .store()
+                .find_group_by_wa_id(number.id, &r.wa_group_id)
+                .await?
+                .is_none()
+            {
+                done.foreign += 1;
+                let dead = self
+                    .store()
+                    .mark_dead_held(
+                        number.id,
+                        &r.wa_group_id,
+                        "foreign: a group wagroups did not create (the provider lists it, the record has no such group)",
+                    )
+                    .await?;
+                tracing::warn!(number = %number.waba_number, group = %r.wa_group_id, subject = %r.subject, reports = dead, "a group wagroups did not create: its reports are not applied");
+            }
+        }
         let filter = GroupFilter {
             number_id: Some(number.id),
             number_ids: None,

@@ -1134,3 +1134,43 @@ async fn metas_webhooks_batched_reordered_and_repeated_apply_once_each() {
     assert_eq!(delivered, Some(vec![1, 2, 3]));
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
+
+#[tokio::test]
+async fn reports_for_a_group_wagroups_did_not_create_are_found_foreign_by_reconciliation() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+    let ours = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Ours" }))
+        .await;
+    wait_status(&s, &key, &ours, "active").await;
+    // A group made at Meta by something else; a user joins it: the gateway keeps the report.
+    let foreign = graph.foreign_group(PHONE_NUMBER_ID, "Made elsewhere");
+    graph.user_joins(&foreign, "16505550601").await;
+    let held = eventually(Duration::from_secs(15), || async {
+        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 1.0).then_some(())
+    })
+    .await;
+    assert!(held.is_some(), "the report is kept, in case its group becomes known");
+    // Reconciliation sees the group in Meta's list with no record: foreign, its report dead.
+    let out = s.cli(&["reconcile", "--number", NUMBER]).await;
+    assert!(
+        out.contains("1 groups at the provider that wagroups did not create"),
+        "{out}"
+    );
+    assert_eq!(
+        crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await,
+        0.0
+    );
+    assert_eq!(
+        crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_dead").await,
+        1.0
+    );
+    let (_, list) = s.get("/v1/groups", &key).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "no group appears for it: {list}"
+    );
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}

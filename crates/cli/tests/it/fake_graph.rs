@@ -226,6 +226,22 @@ impl FakeGraph {
         answers
     }
 
+    /// A group made at Meta without the gateway (another tool, or before the number was
+    /// added); its WhatsApp ID.
+    pub fn foreign_group(&self, phone_number_id: &str, subject: &str) -> String {
+        let id = format!("Y2FwaV9ncm91cDoFOREIGN{:06}", self.next());
+        self.inner.groups.lock().unwrap().insert(
+            id.clone(),
+            FakeGroup {
+                phone_number_id: phone_number_id.to_string(),
+                subject: subject.to_string(),
+                invite_link: format!("https://chat.whatsapp.com/F{id}"),
+                ..FakeGroup::default()
+            },
+        );
+        id
+    }
+
     /// The WhatsApp ID of the group Meta made for the create with this subject.
     pub fn group_with_subject(&self, subject: &str) -> Option<String> {
         self.inner

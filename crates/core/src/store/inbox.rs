@@ -67,6 +67,8 @@ pub trait InboxStore: Send + Sync {
     -> Result<(), StoreError>;
     /// A held report that will never apply: kept as dead, with why, its payload as stored.
     async fn mark_dead(&self, report: &ReportRef, error: &str) -> Result<(), StoreError>;
+    /// Every held report of one correlation on a number, kept as dead with why; how many.
+    async fn mark_dead_held(&self, number_id: i64, correlation: &str, error: &str) -> Result<u64, StoreError>;
     /// A report that will never apply: kept as dead, with why. A report not yet in the inbox
     /// is recorded dead.
     async fn give_up_report(

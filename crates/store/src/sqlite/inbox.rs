@@ -98,6 +98,21 @@ impl InboxStore for SqliteStore {
             .await
     }
 
+    async fn mark_dead_held(&self, number_id: i64, correlation: &str, error: &str) -> Result<u64, StoreError> {
+        let (correlation, error) = (correlation.to_string(), error.to_string());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE provider_inbox SET status = 'dead', held_seq = NULL, next_attempt_at = NULL, error = ?1 \
+                     WHERE number_id = ?2 AND correlation = ?3 AND status = 'held'",
+                    params![error, number_id, correlation],
+                )
+                .map(|n| n as u64)
+            })
+            .await
+    }
+
     async fn retry_report(
         &self,
         report: &ReportRef,
