@@ -85,7 +85,25 @@ impl GroupService {
         };
         let mut done = Reconciled::default();
         done.changes += self.settle_in_doubt(number, &remote, provider.as_ref()).await?;
-        for r in &remote {
+        // A group whose creation wagroups has not seen confirmed yet is listed too: one with
+        // the subject of a pending creation may be it, and is not called foreign.
+        let pending: BTreeSet<String> = self
+            .store()
+            .list_groups(
+                &number.org_id,
+                &GroupFilter {
+                    number_id: Some(number.id),
+                    number_ids: None,
+                    status: Some(GroupStatus::Pending),
+                },
+                None,
+                PAGE,
+            )
+            .await?
+            .into_iter()
+            .map(|g| g.subject)
+            .collect();
+        for r in remote.iter().filter(|r| !pending.contains(&r.subject)) {
             if self
                 .store()
                 .find_group_by_wa_id(number.id, &r.wa_group_id)

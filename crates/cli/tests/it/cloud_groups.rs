@@ -1172,5 +1172,23 @@ async fn reports_for_a_group_wagroups_did_not_create_are_found_foreign_by_reconc
         1,
         "no group appears for it: {list}"
     );
+
+    // A creation Meta made but whose confirmation has not come yet is not foreign.
+    graph.hold_webhooks();
+    let pending = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Not confirmed yet" }))
+        .await;
+    let made = eventually(Duration::from_secs(15), || async {
+        graph.group_with_subject("Not confirmed yet")
+    })
+    .await;
+    assert!(made.is_some(), "Meta made it");
+    let out = s.cli(&["reconcile", "--number", NUMBER]).await;
+    assert!(
+        out.contains("1 groups at the provider that wagroups did not create"),
+        "{out}"
+    );
+    graph.release_webhooks().await;
+    wait_status(&s, &key, &pending, "active").await;
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }
