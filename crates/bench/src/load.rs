@@ -71,19 +71,11 @@ impl Client {
 
     /// A POST of `body` with these extra headers (a webhook, signed by the caller).
     pub fn post_with(&self, path: &str, body: &'static str, headers: &[(&str, String)]) -> Req {
-        let mut b = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            b = b.header(*name, value.as_str());
-        }
-        b.body(Full::new(Bytes::from_static(body.as_bytes()))).expect("request")
+        self.post_owned(path, Bytes::from_static(body.as_bytes()), headers)
     }
 
     /// A POST of an owned `body` with these extra headers.
-    pub fn post_owned(&self, path: &str, body: String, headers: &[(&str, String)]) -> Req {
+    pub fn post_owned(&self, path: &str, body: impl Into<Bytes>, headers: &[(&str, String)]) -> Req {
         let mut b = Request::builder()
             .method(Method::POST)
             .uri(path)
@@ -92,7 +84,7 @@ impl Client {
         for (name, value) in headers {
             b = b.header(*name, value.as_str());
         }
-        b.body(Full::new(Bytes::from(body))).expect("request")
+        b.body(Full::new(body.into())).expect("request")
     }
 
     pub fn get(&self, path: &str) -> Req {

@@ -182,7 +182,8 @@ impl GroupService {
             // waiting for the one before it.
             let (requests, groups): (Vec<HeldReport>, Vec<HeldReport>) = heads
                 .into_iter()
-                .partition(|h| h.event.as_ref().is_some_and(by_request));
+                // A report that names no WhatsApp group names its request.
+                .partition(|h| h.event.as_ref().is_some_and(|e| e.wa_group_id().is_none()));
             let mut outcomes = Vec::with_capacity(requests.len() + groups.len());
             for kind in [requests, groups] {
                 outcomes.extend(
@@ -371,17 +372,6 @@ impl ProviderEventSink for GroupService {
     async fn deliver(&self, envelope: ProviderEnvelope) -> Result<Received, ServiceError> {
         self.receive_report(envelope).await
     }
-}
-
-/// Whether a report names its group by a request's ID (see [`translate`]).
-fn by_request(event: &ProviderEvent) -> bool {
-    matches!(
-        event,
-        ProviderEvent::GroupCreated { .. }
-            | ProviderEvent::GroupCreateFailed { .. }
-            | ProviderEvent::OperationSucceeded { .. }
-            | ProviderEvent::OperationFailed { .. }
-    )
 }
 
 /// The group a provider report concerns and what it means for the group.

@@ -192,18 +192,12 @@ impl GroupService {
         };
         let answer = w.provider.operate(&w.number, &w.wa_group_id, &op, &operation_id).await;
         let now = Timestamp::now();
-        let answer = match answer {
+        match &answer {
             // The number's health follows what stopped it; the items are answered as done.
-            Ok(Operated::Partial { results, stopped_by }) => {
-                self.record_health(&w.number, &stopped_by).await?;
-                Ok(Operated::Done(results))
-            }
-            Ok(a) => {
-                self.number_healthy(&w.number).await?;
-                Ok(a)
-            }
-            Err(e) => Err(e),
-        };
+            Ok(Operated::Partial { stopped_by, .. }) => self.record_health(&w.number, stopped_by).await?,
+            Ok(_) => self.number_healthy(&w.number).await?,
+            Err(_) => {}
+        }
         match (answer, recorded) {
             // Sent and unanswered: WhatsApp may have done it; its confirmation settles it.
             (Err(ProviderError::InDoubt(why)), Some(recorded)) => {
@@ -659,32 +653,21 @@ impl GroupService {
                                 .await?;
                             return Ok(crate::service::Submission::Recorded);
                         }
-                        _ => {
-                            for p in to_invite {
-                                let mut r = ItemResult::new(p, ItemStatus::InviteRequired);
-                                r.message =
-                                    Some("the invitation could not be sent: send them the group's invite link".into());
-                                r.invite_link = w.group.invite_link.clone();
-                                answers.push(r);
-                            }
-                        }
+                        _ => answers.extend(not_invited(
+                            to_invite,
+                            &w.group.invite_link,
+                            "the invitation could not be sent: send them the group's invite link",
+                        )),
                     }
                 }
                 answers
             }
             // Gone, or not writable any more: nobody is invited.
-            other => {
-                let link = other.and_then(|(g, _)| g.invite_link);
-                participants
-                    .iter()
-                    .map(|p| {
-                        let mut r = ItemResult::new(p.clone(), ItemStatus::InviteRequired);
-                        r.message = Some("the group is not active: nobody was invited".into());
-                        r.invite_link = link.clone();
-                        r
-                    })
-                    .collect()
-            }
+            other => not_invited(
+                participants.clone(),
+                &other.and_then(|(g, _)| g.invite_link),
+                "the group is not active: nobody was invited",
+            ),
         };
         let result = serde_json::to_string(&answers).ok();
         let m = self
@@ -714,6 +697,19 @@ impl GroupService {
             Err(crate::store::MutateError::Domain(e)) => Err(e.into()),
         }
     }
+}
+
+/// Each of `phones` answered `invite_required`, with the link to send and why.
+fn not_invited(phones: Vec<String>, link: &Option<String>, why: &str) -> Vec<ItemResult> {
+    phones
+        .into_iter()
+        .map(|p| {
+            let mut r = ItemResult::new(p, ItemStatus::InviteRequired);
+            r.message = Some(why.to_string());
+            r.invite_link = link.clone();
+            r
+        })
+        .collect()
 }
 
 /// Who an invite-only provider is not asked to invite, answered: members already, and those

@@ -114,6 +114,32 @@ async fn setup(meta: &Meta) -> (CloudProvider, Number) {
     (CloudProvider::new(graph, Arc::new(KeySlot::with(Some(key)))), number)
 }
 
+/// Three phones invited in one write, the second of which Meta does not take.
+async fn invite_three(meta: &Meta) -> Result<Operated, wagroups_core::provider::ProviderError> {
+    let (provider, number) = setup(meta).await;
+    provider
+        .operate(
+            &number,
+            GROUP,
+            &invite(&["16505550001", "16505550002", "16505550003"]),
+            "op_1",
+        )
+        .await
+}
+
+/// The first phone invited, the other two to be sent the link by the business.
+fn assert_sent_first_only(results: &[wagroups_core::model::ItemResult]) {
+    let statuses: Vec<ItemStatus> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ItemStatus::Invited,
+            ItemStatus::InviteRequired,
+            ItemStatus::InviteRequired
+        ]
+    );
+}
+
 fn invite(phones: &[&str]) -> ProviderOp {
     ProviderOp::Invite {
         phones: phones.iter().map(|p| p.to_string()).collect(),
@@ -158,27 +184,11 @@ async fn each_phone_sent_the_template_is_invited_and_recorded_under_its_own_key(
 async fn a_template_meta_does_not_answer_is_invite_required_and_stops_the_rest() {
     let meta = Meta::default();
     *meta.stall.lock().unwrap() = Some("16505550002".into());
-    let (provider, number) = setup(&meta).await;
-    let answer = provider
-        .operate(
-            &number,
-            GROUP,
-            &invite(&["16505550001", "16505550002", "16505550003"]),
-            "op_1",
-        )
-        .await;
+    let answer = invite_three(&meta).await;
     let Ok(Operated::Done(results)) = answer else {
         panic!("answered per phone, not left in doubt: {answer:?}");
     };
-    let statuses: Vec<ItemStatus> = results.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            ItemStatus::Invited,
-            ItemStatus::InviteRequired,
-            ItemStatus::InviteRequired
-        ]
-    );
+    assert_sent_first_only(&results);
     assert!(
         results[1]
             .message
@@ -198,27 +208,11 @@ async fn a_template_meta_does_not_answer_is_invite_required_and_stops_the_rest()
 async fn a_rate_limit_after_some_invites_answers_the_rest_and_pauses_the_number() {
     let meta = Meta::default();
     *meta.limited.lock().unwrap() = Some("16505550002".into());
-    let (provider, number) = setup(&meta).await;
-    let answer = provider
-        .operate(
-            &number,
-            GROUP,
-            &invite(&["16505550001", "16505550002", "16505550003"]),
-            "op_1",
-        )
-        .await;
+    let answer = invite_three(&meta).await;
     let Ok(Operated::Partial { results, stopped_by }) = answer else {
         panic!("the invites sent are answered, with what stopped the rest: {answer:?}");
     };
-    let statuses: Vec<ItemStatus> = results.iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            ItemStatus::Invited,
-            ItemStatus::InviteRequired,
-            ItemStatus::InviteRequired
-        ]
-    );
+    assert_sent_first_only(&results);
     let wagroups_core::provider::ProviderError::Paused { health, .. } = stopped_by else {
         panic!("{stopped_by:?}");
     };

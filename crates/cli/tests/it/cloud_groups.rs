@@ -175,6 +175,49 @@ async fn groups_are_created_on_meta_and_confirmed_by_its_signed_webhook() {
     );
 }
 
+/// The reports the gateway's inbox has not applied (held or dead), read from its database:
+/// what a failing wait prints.
+fn unapplied_reports(s: &TestServer) -> Vec<String> {
+    let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+    db.prepare(
+        "SELECT dedup_key || ' ' || status || ' ' || attempts || ' ' || coalesce(next_attempt_at, 0) || ' ' \
+         || coalesce(error, '') || ' ' || coalesce(report, '') FROM provider_inbox WHERE status != 'applied'",
+    )
+    .unwrap()
+    .query_map([], |r| r.get(0))
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+/// Waits until the inbox holds exactly `n` reports (per `/metrics`); panics with them if not.
+async fn wait_held(s: &TestServer, n: f64, why: &str) {
+    let reached = eventually(Duration::from_secs(15), || async {
+        (crate::cloud_numbers::gauge(s, "wagroups_provider_reports_held").await == n).then_some(())
+    })
+    .await;
+    assert!(reached.is_some(), "{why}: {:?}", unapplied_reports(s));
+}
+
+/// Waits until Meta got `n` group creations.
+async fn wait_creates(graph: &FakeGraph, n: usize) {
+    let sent = eventually(Duration::from_secs(15), || async {
+        (graph.count("createGroup") == n).then_some(())
+    })
+    .await;
+    assert!(
+        sent.is_some(),
+        "Meta got {} creates, not {n}",
+        graph.count("createGroup")
+    );
+}
+
+/// `PATCH /v1/groups/{id}` with `body`.
+async fn patch(s: &TestServer, key: &str, id: &str, body: Value) -> (u16, Value) {
+    s.send(reqwest::Method::PATCH, &format!("/v1/groups/{id}"), key, Some(body))
+        .await
+}
+
 /// The members of the group (besides the business), as the gateway has them.
 async fn members(s: &TestServer, key: &str, id: &str) -> Vec<String> {
     let (_, p) = s.get(&format!("/v1/groups/{id}/participants"), key).await;
@@ -238,26 +281,12 @@ async fn a_cloud_group_is_managed_through_meta() {
     wait_members(&s, &key, &id, &[a, b]).await;
 
     // A new subject: Meta confirms it by webhook (the answer named no request ID).
-    let (st, g) = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/v1/groups/{id}"),
-            &key,
-            Some(json!({ "subject": "Renamed" })),
-        )
-        .await;
+    let (st, g) = patch(&s, &key, &id, json!({ "subject": "Renamed" })).await;
     assert_eq!(st, 200, "{g}");
     assert_eq!(g["subject"], "Renamed");
     assert_eq!(graph.group(&wa).unwrap().subject, "Renamed");
     // What Meta cannot do is refused, saying so.
-    let (st, e) = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/v1/groups/{id}"),
-            &key,
-            Some(json!({ "joinApprovalMode": "auto_approve" })),
-        )
-        .await;
+    let (st, e) = patch(&s, &key, &id, json!({ "joinApprovalMode": "auto_approve" })).await;
     assert_eq!(st, 422, "{e}");
 
     // Removing a member and someone who is not one: per-item results from Meta's webhook.
@@ -589,11 +618,7 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
     let id = s
         .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Survives a crash" }))
         .await;
-    let sent = eventually(Duration::from_secs(15), || async {
-        (graph.count("createGroup") == 1).then_some(())
-    })
-    .await;
-    assert!(sent.is_some(), "the create reached Meta");
+    wait_creates(&graph, 1).await;
     // SIGKILL while Meta's answer is on its way: the gateway never learns the request ID.
     s.kill().await;
     graph.slow_creates(Duration::ZERO);
@@ -617,21 +642,7 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
         accepted + 1,
         "the late confirmation reached the gateway"
     );
-    let settled = eventually(Duration::from_secs(15), || async {
-        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 0.0).then_some(())
-    })
-    .await;
-    if settled.is_none() {
-        let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
-        let rows: Vec<String> = db
-            .prepare("SELECT dedup_key || ' ' || status || ' ' || coalesce(error,'') || ' ' || coalesce(report,'') FROM provider_inbox WHERE status != 'applied'")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        panic!("the late confirmation is still held: {rows:?}");
-    }
+    wait_held(&s, 0.0, "the late confirmation is still held").await;
     assert_eq!(
         crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_dead").await,
         0.0
@@ -739,14 +750,7 @@ async fn scenario(
     world.joins(s, key, &group, a).await;
     world.joins(s, key, &group, b).await;
     wait_members(s, key, &id, &[a, b]).await;
-    let (st, r) = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/v1/groups/{id}"),
-            key,
-            Some(json!({ "subject": "Parity 2", "description": "Changed" })),
-        )
-        .await;
+    let (st, r) = patch(s, key, &id, json!({ "subject": "Parity 2", "description": "Changed" })).await;
     note(st, &r);
     let path = format!("/v1/groups/{id}/participants");
     let (st, r) = s.post(&path, key, json!({ "participants": [c, a] })).await;
@@ -943,24 +947,10 @@ async fn metas_other_error_codes_become_the_failures_they_describe() {
 
     // A throughput limit (130429) with Retry-After pauses the number, then the write goes.
     graph.fail_next(130429, Some(1));
-    let (st, e) = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/v1/groups/{id}"),
-            &key,
-            Some(json!({ "subject": "Throttled" })),
-        )
-        .await;
+    let (st, e) = patch(&s, &key, &id, json!({ "subject": "Throttled" })).await;
     assert_eq!(st, 503, "{e}");
     let asked = graph.count("updateGroupSettings");
-    let (st, e) = s
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/v1/groups/{id}"),
-            &key,
-            Some(json!({ "subject": "Throttled" })),
-        )
-        .await;
+    let (st, e) = patch(&s, &key, &id, json!({ "subject": "Throttled" })).await;
     assert_eq!(st, 503, "paused while rate-limited: {e}");
     assert_eq!(
         graph.count("updateGroupSettings"),
@@ -968,14 +958,7 @@ async fn metas_other_error_codes_become_the_failures_they_describe() {
         "not sent to Meta while paused"
     );
     let resumed = eventually(Duration::from_secs(10), || async {
-        let (st, g) = s
-            .send(
-                reqwest::Method::PATCH,
-                &format!("/v1/groups/{id}"),
-                &key,
-                Some(json!({ "subject": "Throttled" })),
-            )
-            .await;
+        let (st, g) = patch(&s, &key, &id, json!({ "subject": "Throttled" })).await;
         (st == 200).then_some(g)
     })
     .await;
@@ -985,14 +968,7 @@ async fn metas_other_error_codes_become_the_failures_they_describe() {
     // with Meta's code and message, and the record is left as it was.
     for code in [131041, 131207] {
         graph.fail_next(code, None);
-        let (st, e) = s
-            .send(
-                reqwest::Method::PATCH,
-                &format!("/v1/groups/{id}"),
-                &key,
-                Some(json!({ "subject": "Refused" })),
-            )
-            .await;
+        let (st, e) = patch(&s, &key, &id, json!({ "subject": "Refused" })).await;
         assert_eq!(st, 422, "{code}: {e}");
         assert_eq!(e["error"]["code"], code.to_string(), "{e}");
         let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
@@ -1033,11 +1009,7 @@ async fn participants_asked_for_at_creation_are_invited_even_across_a_crash() {
         .await;
     assert_eq!(st, 202, "{created}");
     let id = created["groupId"].as_str().unwrap().to_string();
-    let sent = eventually(Duration::from_secs(15), || async {
-        (graph.count("createGroup") == 1).then_some(())
-    })
-    .await;
-    assert!(sent.is_some(), "the create reached Meta");
+    wait_creates(&graph, 1).await;
     graph.fail_next(2, None);
     graph.release_webhooks().await;
     let tried = eventually(Duration::from_secs(15), || async {
@@ -1092,21 +1064,11 @@ async fn metas_webhooks_batched_reordered_and_repeated_apply_once_each() {
         (m == [a, b]).then_some(())
     })
     .await;
-    if joined.is_none() {
-        let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
-        let rows: Vec<String> = db
-            .prepare(
-                "SELECT dedup_key || ' ' || status || ' ' || attempts || ' ' || coalesce(next_attempt_at, 0) || ' ' \
-                 || coalesce(error, '') FROM provider_inbox WHERE status != 'applied'",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        let (_, g) = s.get(&format!("/v1/groups/{id}"), &key).await;
-        panic!("the joins were not applied: {rows:?}; group {g}; log:\n{}", s.log());
-    }
+    assert!(
+        joined.is_some(),
+        "the joins were not applied: {:?}",
+        unapplied_reports(&s)
+    );
     let events = s.events(&key, &id).await;
     let types: Vec<&str> = events.iter().map(|e| e["eventType"].as_str().unwrap()).collect();
     assert_eq!(
@@ -1114,11 +1076,7 @@ async fn metas_webhooks_batched_reordered_and_repeated_apply_once_each() {
         ["GROUP_CREATED", "GROUP_PARTICIPANT_JOINED", "GROUP_PARTICIPANT_JOINED"],
         "each applied once, the creation first"
     );
-    let settled = eventually(Duration::from_secs(15), || async {
-        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 0.0).then_some(())
-    })
-    .await;
-    assert!(settled.is_some(), "nothing left held");
+    wait_held(&s, 0.0, "nothing left held").await;
     // The customer got each event once, in order.
     let delivered = eventually(Duration::from_secs(15), || async {
         let mut seqs: Vec<i64> = receiver
@@ -1147,11 +1105,7 @@ async fn reports_for_a_group_wagroups_did_not_create_are_found_foreign_by_reconc
     // A group made at Meta by something else; a user joins it: the gateway keeps the report.
     let foreign = graph.foreign_group(PHONE_NUMBER_ID, "Made elsewhere");
     graph.user_joins(&foreign, "16505550601").await;
-    let held = eventually(Duration::from_secs(15), || async {
-        (crate::cloud_numbers::gauge(&s, "wagroups_provider_reports_held").await == 1.0).then_some(())
-    })
-    .await;
-    assert!(held.is_some(), "the report is kept, in case its group becomes known");
+    wait_held(&s, 1.0, "the report is kept, in case its group becomes known").await;
     // Reconciliation sees the group in Meta's list with no record: foreign, its report dead.
     let out = s.cli(&["reconcile", "--number", NUMBER]).await;
     assert!(

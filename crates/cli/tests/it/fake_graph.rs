@@ -189,39 +189,12 @@ impl FakeGraph {
         let changes: Vec<Value> = held
             .iter()
             .rev()
-            .map(|(pnid, field, group)| {
-                json!({
-                    "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": { "display_phone_number": "15550783881", "phone_number_id": pnid },
-                        "groups": [group]
-                    },
-                    "field": field
-                })
-            })
+            .map(|(pnid, field, group)| change(pnid, field, vec![group.clone()]))
             .collect();
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{ "id": "102290129340398", "changes": changes }]
-        })
-        .to_string();
-        let signature = super::cloud_numbers::meta_signature(&self.inner.app_secret, body.as_bytes());
+        let body = envelope(changes);
         let mut answers = Vec::new();
         for _ in 0..2 {
-            let status = match self
-                .inner
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("x-hub-signature-256", &signature)
-                .body(body.clone())
-                .send()
-                .await
-            {
-                Ok(r) => r.status().as_u16(),
-                Err(_) => 0,
-            };
-            answers.push(status);
+            answers.push(post_signed(&self.inner.http, &url, &self.inner.app_secret, body.clone()).await);
         }
         answers
     }
@@ -677,21 +650,38 @@ pub async fn send_webhook_to(
     field: &str,
     groups: Vec<Value>,
 ) -> u16 {
-    let body = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550783881", "phone_number_id": phone_number_id },
-                    "groups": groups
-                },
-                "field": field
-            }]
-        }]
+    post_signed(
+        http,
+        url,
+        app_secret,
+        envelope(vec![change(phone_number_id, field, groups)]),
+    )
+    .await
+}
+
+/// One change of a webhook, as Meta shapes it.
+fn change(phone_number_id: &str, field: &str, groups: Vec<Value>) -> Value {
+    json!({
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": phone_number_id },
+            "groups": groups
+        },
+        "field": field
     })
-    .to_string();
+}
+
+/// A webhook's body: one entry with these changes.
+fn envelope(changes: Vec<Value>) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": changes }]
+    })
+    .to_string()
+}
+
+/// POSTs `body` signed with the app secret; the gateway's status (0: no answer).
+async fn post_signed(http: &reqwest::Client, url: &str, app_secret: &str, body: String) -> u16 {
     let signature = super::cloud_numbers::meta_signature(app_secret, body.as_bytes());
     match http
         .post(url)
