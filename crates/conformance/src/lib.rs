@@ -432,6 +432,46 @@ pub async fn mutations_append_gap_free_events<S: Store>(s: &S) {
             .group_id,
         "g"
     );
+    // A leave reported before its join is kept (no event yet) and announced with the join: the
+    // store keeps each participant's report clock between mutations.
+    let late = Phone::from_digits("919999999998");
+    let m = apply(
+        s,
+        wa.clone(),
+        Some("r4"),
+        GroupInput::Left {
+            phone: late.clone(),
+            at: T0.plus_millis(10_000),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(m, Mutation::Applied(ref d) if d.events.is_empty()));
+    apply(
+        s,
+        wa,
+        Some("r5"),
+        GroupInput::Joined {
+            phone: late.clone(),
+            reason: JoinReason::InviteLink,
+            at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    let (g, participants) = s.get_group(&a, &"g".into()).await.unwrap().unwrap();
+    let types: Vec<String> = s
+        .group_events(g.id, 3, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["GROUP_PARTICIPANT_JOINED", "GROUP_PARTICIPANT_LEFT"]);
+    let p = participants.iter().find(|p| p.phone == late).unwrap();
+    assert_eq!(p.state, ParticipantState::Left);
+    assert!(!p.exit_unannounced);
+    assert_eq!(p.changed_at, Some(T0.plus_millis(10_000)));
 }
 
 pub async fn rejected_mutations_write_nothing<S: Store>(s: &S) {

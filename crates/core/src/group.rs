@@ -256,6 +256,8 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                     is_business: true,
                     joined_at: Some(*at),
                     updated_at: now,
+                    changed_at: None,
+                    exit_unannounced: false,
                 });
                 d.emit(
                     EventBody::GroupCreated {
@@ -333,65 +335,11 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
         }
         GroupInput::Joined { phone, reason, at } => {
             require_active(&d.group)?;
-            let already = d
-                .participant(phone)
-                .is_some_and(|p| p.state == ParticipantState::Member);
-            if !already {
-                let role = d
-                    .participant(phone)
-                    .map(|p| p.role)
-                    .filter(|r| *r != ParticipantRole::Superadmin)
-                    .unwrap_or(ParticipantRole::Member);
-                d.put_participant(Participant {
-                    phone: phone.clone(),
-                    role,
-                    state: ParticipantState::Member,
-                    is_business: false,
-                    joined_at: Some(*at),
-                    updated_at: now,
-                });
-                let pending: Vec<JoinRequest> = d
-                    .join_requests
-                    .iter()
-                    .filter(|r| &r.phone == phone && r.state == JoinRequestState::Pending)
-                    .cloned()
-                    .collect();
-                for mut r in pending {
-                    r.state = JoinRequestState::Approved;
-                    r.updated_at = now;
-                    d.put_join_request(r);
-                }
-                d.emit(
-                    EventBody::ParticipantJoined {
-                        phone: phone.clone(),
-                        reason: *reason,
-                        at: *at,
-                    },
-                    *at,
-                );
-            }
+            joined(&mut d, phone, *reason, *at, now);
         }
         GroupInput::Left { phone, at } => {
             require_active(&d.group)?;
-            if let Some(p) = d
-                .participant(phone)
-                .filter(|p| p.state == ParticipantState::Member && !p.is_business)
-                .cloned()
-            {
-                d.put_participant(Participant {
-                    state: ParticipantState::Left,
-                    role: ParticipantRole::Member,
-                    updated_at: now,
-                    ..p
-                });
-                d.emit(
-                    EventBody::ParticipantLeft {
-                        phone: phone.clone(),
-                        at: *at,
-                    },
-                    *at,
-                );
-            }
+            exited(&mut d, phone, ParticipantState::Left, *at, now);
         }
         GroupInput::JoinRequested {
             phone,
@@ -452,25 +400,7 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
         }
         GroupInput::Removed { phone, at } => {
             require_active(&d.group)?;
-            if let Some(p) = d
-                .participant(phone)
-                .filter(|p| matches!(p.state, ParticipantState::Member | ParticipantState::Invited) && !p.is_business)
-                .cloned()
-            {
-                d.put_participant(Participant {
-                    state: ParticipantState::Removed,
-                    role: ParticipantRole::Member,
-                    updated_at: now,
-                    ..p
-                });
-                d.emit(
-                    EventBody::ParticipantRemoved {
-                        phone: phone.clone(),
-                        at: *at,
-                    },
-                    *at,
-                );
-            }
+            exited(&mut d, phone, ParticipantState::Removed, *at, now);
         }
         GroupInput::Invited { phone, invite_link, at } => {
             require_active(&d.group)?;
@@ -483,6 +413,9 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
                     is_business: false,
                     joined_at: None,
                     updated_at: now,
+                    // An exit not announced yet is overtaken: the invitation is what is told.
+                    changed_at: current.and_then(|p| p.changed_at),
+                    exit_unannounced: false,
                 });
                 d.emit(
                     EventBody::ParticipantInvited {
@@ -615,6 +548,176 @@ pub fn apply(state: &GroupState, input: &GroupInput, now: Timestamp) -> Result<D
     Ok(d.finish(now))
 }
 
+/// How much older than a participant's last applied join or exit a report must be to be
+/// recognised as stale: Meta's timestamps are whole seconds (and clocks differ a little), so
+/// reports closer together than this are taken in the order they arrive.
+pub const STALE_REPORT_MS: i64 = 1000;
+
+/// True when a report of `at` about `p` is older than the last join or exit applied to it.
+fn stale(p: &Participant, at: Timestamp) -> bool {
+    p.changed_at
+        .is_some_and(|c| at.millis().saturating_add(STALE_REPORT_MS) <= c.millis())
+}
+
+/// The later of a participant's report clock and `at`.
+fn later(p: &Participant, at: Timestamp) -> Option<Timestamp> {
+    Some(
+        p.changed_at
+            .map_or(at, |c| if c.millis() >= at.millis() { c } else { at }),
+    )
+}
+
+/// A user joined at `at` (WhatsApp's clock). A join older than the participant's last exit
+/// changes nothing, unless that exit was reported before it and not announced yet: then the
+/// join and the exit are announced now, in their order, and the participant stays out.
+fn joined(d: &mut Decision, phone: &Phone, reason: JoinReason, at: Timestamp, now: Timestamp) {
+    let current = d.participant(phone).cloned();
+    match current {
+        Some(p) if p.state == ParticipantState::Member => {
+            // A member already; a join newer than the one applied dates the membership, so
+            // that an exit between the two, arriving late, is recognised as older.
+            if p.changed_at
+                .is_some_and(|c| c.millis().saturating_add(STALE_REPORT_MS) <= at.millis())
+            {
+                d.put_participant(Participant {
+                    changed_at: Some(at),
+                    ..p
+                });
+            }
+            return;
+        }
+        Some(p) if stale(&p, at) => {
+            if p.exit_unannounced {
+                let exit_at = p.changed_at.unwrap_or(at);
+                let exit = p.state;
+                d.put_participant(Participant {
+                    joined_at: Some(at),
+                    updated_at: now,
+                    exit_unannounced: false,
+                    ..p
+                });
+                approve_join_requests(d, phone, now);
+                d.emit(
+                    EventBody::ParticipantJoined {
+                        phone: phone.clone(),
+                        reason,
+                        at,
+                    },
+                    at,
+                );
+                d.emit(exit_event(exit, phone, exit_at), exit_at);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let role = current
+        .as_ref()
+        .map(|p| p.role)
+        .filter(|r| *r != ParticipantRole::Superadmin)
+        .unwrap_or(ParticipantRole::Member);
+    d.put_participant(Participant {
+        phone: phone.clone(),
+        role,
+        state: ParticipantState::Member,
+        is_business: false,
+        joined_at: Some(at),
+        updated_at: now,
+        changed_at: current.as_ref().map_or(Some(at), |p| later(p, at)),
+        exit_unannounced: false,
+    });
+    approve_join_requests(d, phone, now);
+    d.emit(
+        EventBody::ParticipantJoined {
+            phone: phone.clone(),
+            reason,
+            at,
+        },
+        at,
+    );
+}
+
+/// A user's pending join requests are approved by their joining.
+fn approve_join_requests(d: &mut Decision, phone: &Phone, now: Timestamp) {
+    let pending: Vec<JoinRequest> = d
+        .join_requests
+        .iter()
+        .filter(|r| &r.phone == phone && r.state == JoinRequestState::Pending)
+        .cloned()
+        .collect();
+    for mut r in pending {
+        r.state = JoinRequestState::Approved;
+        r.updated_at = now;
+        d.put_join_request(r);
+    }
+}
+
+fn exit_event(exit: ParticipantState, phone: &Phone, at: Timestamp) -> EventBody {
+    if exit == ParticipantState::Removed {
+        EventBody::ParticipantRemoved {
+            phone: phone.clone(),
+            at,
+        }
+    } else {
+        EventBody::ParticipantLeft {
+            phone: phone.clone(),
+            at,
+        }
+    }
+}
+
+/// A user left or was removed (`exit`) at `at`. A member's exit is announced unless the member
+/// joined again after it; an invited user's removal is announced (the invitation is over). An
+/// exit of someone the record does not have in the group is the exit of a join not reported
+/// yet: it is recorded, so that the join is recognised as older when it comes, and announced
+/// with it.
+fn exited(d: &mut Decision, phone: &Phone, exit: ParticipantState, at: Timestamp, now: Timestamp) {
+    let current = d.participant(phone).cloned();
+    if current.as_ref().is_some_and(|p| p.is_business || stale(p, at)) {
+        return;
+    }
+    let announced = current.as_ref().is_some_and(|p| {
+        p.state == ParticipantState::Member
+            || (exit == ParticipantState::Removed && p.state == ParticipantState::Invited)
+    });
+    if announced {
+        if let Some(p) = current {
+            d.put_participant(Participant {
+                state: exit,
+                role: ParticipantRole::Member,
+                updated_at: now,
+                changed_at: later(&p, at),
+                exit_unannounced: false,
+                ..p
+            });
+            d.emit(exit_event(exit, phone, at), at);
+        }
+        return;
+    }
+    let base = current.unwrap_or_else(|| Participant {
+        phone: phone.clone(),
+        role: ParticipantRole::Member,
+        state: exit,
+        is_business: false,
+        joined_at: None,
+        updated_at: now,
+        changed_at: None,
+        exit_unannounced: false,
+    });
+    if base.changed_at.is_some_and(|c| c.millis() >= at.millis()) && base.state == exit {
+        // Already recorded (a redelivery, or the same exit again).
+        return;
+    }
+    d.put_participant(Participant {
+        state: exit,
+        role: ParticipantRole::Member,
+        updated_at: now,
+        changed_at: later(&base, at),
+        exit_unannounced: true,
+        ..base
+    });
+}
+
 fn require_active(group: &Group) -> Result<(), DomainError> {
     if group.status == GroupStatus::Active {
         Ok(())
@@ -740,6 +843,114 @@ mod tests {
             apply(&s0, &join, Timestamp(6)),
             Err(DomainError::Conflict { .. })
         ));
+        Ok(())
+    }
+
+    fn active() -> Result<GroupState, DomainError> {
+        let s0 = pending();
+        let created = GroupInput::Created {
+            wa_group_id: "120363000000000001@g.us".into(),
+            invite_link: "https://chat.whatsapp.com/abc".into(),
+            at: Timestamp(1_000),
+            participants: vec![],
+        };
+        Ok(with(&s0, &apply(&s0, &created, Timestamp(1_000))?))
+    }
+
+    fn join(phone: &Phone, secs: i64) -> GroupInput {
+        GroupInput::Joined {
+            phone: phone.clone(),
+            reason: JoinReason::InviteLink,
+            at: Timestamp(secs * 1000),
+        }
+    }
+
+    fn leave(phone: &Phone, secs: i64) -> GroupInput {
+        GroupInput::Left {
+            phone: phone.clone(),
+            at: Timestamp(secs * 1000),
+        }
+    }
+
+    fn types(d: &Decision) -> Vec<EventType> {
+        d.events.iter().map(|e| e.event_type()).collect()
+    }
+
+    #[test]
+    fn a_leave_reported_before_its_join_is_announced_with_it_in_order() -> Result<(), DomainError> {
+        let phone = Phone::from_digits("919999999999");
+        let s1 = active()?;
+        let d = apply(&s1, &leave(&phone, 30), Timestamp(40_000))?;
+        assert!(d.events.is_empty(), "nobody to announce leaving yet");
+        assert_eq!(d.participant(&phone).map(|p| p.state), Some(ParticipantState::Left));
+        let s2 = with(&s1, &d);
+        // The same leave again changes nothing.
+        assert!(apply(&s2, &leave(&phone, 30), Timestamp(41_000))?.is_noop());
+        let d = apply(&s2, &join(&phone, 20), Timestamp(42_000))?;
+        assert_eq!(types(&d), [EventType::ParticipantJoined, EventType::ParticipantLeft]);
+        assert_eq!(d.events[0].occurred_at, Timestamp(20_000));
+        assert_eq!(d.events[1].occurred_at, Timestamp(30_000));
+        assert_eq!(d.participant(&phone).map(|p| p.state), Some(ParticipantState::Left));
+        assert_eq!(d.group.participant_count, 0, "out, as WhatsApp last said");
+        let s3 = with(&s2, &d);
+        assert!(
+            apply(&s3, &join(&phone, 20), Timestamp(43_000))?.is_noop(),
+            "announced once"
+        );
+        // A later join is a new membership.
+        let d = apply(&s3, &join(&phone, 50), Timestamp(50_000))?;
+        assert_eq!(types(&d), [EventType::ParticipantJoined]);
+        assert_eq!(d.group.participant_count, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn an_exit_older_than_a_rejoin_is_stale() -> Result<(), DomainError> {
+        let phone = Phone::from_digits("919999999999");
+        let s1 = active()?;
+        let s2 = with(&s1, &apply(&s1, &join(&phone, 10), Timestamp(10_000))?);
+        // Joined again at 30 (the leave at 20 in between not arrived yet): still a member,
+        // dated 30.
+        let d = apply(&s2, &join(&phone, 30), Timestamp(31_000))?;
+        assert!(d.events.is_empty());
+        let s3 = with(&s2, &d);
+        for exit in [
+            leave(&phone, 20),
+            GroupInput::Removed {
+                phone: phone.clone(),
+                at: Timestamp(20_000),
+            },
+        ] {
+            assert!(apply(&s3, &exit, Timestamp(32_000))?.is_noop(), "{exit:?} is older");
+        }
+        // Reports less than a second apart go in arrival order (Meta's clock has seconds).
+        let d = apply(
+            &s3,
+            &GroupInput::Left {
+                phone: phone.clone(),
+                at: Timestamp(29_500),
+            },
+            Timestamp(33_000),
+        )?;
+        assert_eq!(types(&d), [EventType::ParticipantLeft]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_removal_reported_before_the_join_is_announced_as_a_removal() -> Result<(), DomainError> {
+        let phone = Phone::from_digits("919999999999");
+        let s1 = active()?;
+        let removed = GroupInput::Removed {
+            phone: phone.clone(),
+            at: Timestamp(30_000),
+        };
+        let s2 = with(&s1, &apply(&s1, &removed, Timestamp(30_000))?);
+        assert_eq!(
+            s2.participants.iter().find(|p| p.phone == phone).map(|p| p.state),
+            Some(ParticipantState::Removed)
+        );
+        let d = apply(&s2, &join(&phone, 25), Timestamp(31_000))?;
+        assert_eq!(types(&d), [EventType::ParticipantJoined, EventType::ParticipantRemoved]);
         Ok(())
     }
 }

@@ -190,6 +190,12 @@ pub struct Participant {
     pub is_business: bool,
     pub joined_at: Option<Timestamp>,
     pub updated_at: Timestamp,
+    /// When WhatsApp last reported this participant joining or leaving, by WhatsApp's clock
+    /// (reports come in no set order: an older one is recognised as such).
+    pub changed_at: Option<Timestamp>,
+    /// The participant's exit (`state` left or removed) was reported before the join it
+    /// follows, and not announced yet: the join, when it comes, announces both in order.
+    pub exit_unannounced: bool,
 }
 
 /// A user's request to join an `approval_required` group.

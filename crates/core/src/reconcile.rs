@@ -69,6 +69,9 @@ impl GroupService {
     /// network reports everything).
     pub async fn reconcile_number(&self, number: &Number) -> Result<Option<Reconciled>, ServiceError> {
         let provider = self.provider_for(number)?;
+        // What the listing shows was so at this time, or later: the time its changes are
+        // dated, so that a report of something that happened after it is not taken for older.
+        let observed = Timestamp::now();
         let remote = match provider.groups(number).await {
             Ok(Some(r)) => r,
             Ok(None) => return Ok(None),
@@ -143,7 +146,7 @@ impl GroupService {
                             .get_group(&number.org_id, &g.group_id)
                             .await?
                             .unwrap_or_else(|| (g.clone(), Vec::new()));
-                        differences(g, &participants, r)
+                        differences(g, &participants, r, observed)
                     }
                 };
                 for input in inputs {
@@ -278,8 +281,8 @@ fn differences(
     g: &crate::model::Group,
     participants: &[crate::model::Participant],
     r: &RemoteGroup,
+    at: Timestamp,
 ) -> Vec<GroupInput> {
-    let at = Timestamp::now();
     let mut out = Vec::new();
     let mut change = SettingsChange::default();
     if r.subject != g.subject && !r.subject.is_empty() {

@@ -1094,6 +1094,64 @@ async fn metas_webhooks_batched_reordered_and_repeated_apply_once_each() {
 }
 
 #[tokio::test]
+async fn a_participants_reports_in_the_wrong_order_leave_the_record_as_meta_last_said() {
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+    graph.hold_webhooks();
+    let id = s
+        .create_group(&key, json!({ "wabaNumber": NUMBER, "subject": "Reordered" }))
+        .await;
+    let wa = eventually(Duration::from_secs(15), || async {
+        graph.group_with_subject("Reordered")
+    })
+    .await
+    .expect("Meta made the group");
+    // `a` joins and leaves; `b` joins, leaves and joins again, seconds apart by Meta's
+    // clock. Meta delivers it all in one POST, newest first (the creation last).
+    let (a, b) = ("16505550601", "16505550602");
+    graph.user_joins(&wa, a).await;
+    graph.user_joins(&wa, b).await;
+    graph.advance_clock(5);
+    graph.user_leaves(&wa, a).await;
+    graph.user_leaves(&wa, b).await;
+    graph.advance_clock(5);
+    graph.user_joins(&wa, b).await;
+    assert_eq!(graph.release_webhooks_batched_reversed_twice().await, [200, 200]);
+    wait_held(&s, 0.0, "everything applied").await;
+    wait_members(&s, &key, &id, &[b]).await;
+    let events = wait_events(&s, &key, &id, 4).await;
+    assert_eq!(
+        events,
+        [
+            "GROUP_CREATED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_PARTICIPANT_LEFT"
+        ],
+        "b's newest join, then a's join and leave announced together when the join came"
+    );
+    let log = s.events(&key, &id).await;
+    let who: Vec<(&str, &str)> = log[1..]
+        .iter()
+        .map(|e| (e["eventType"].as_str().unwrap(), e["customerPhone"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("GROUP_PARTICIPANT_JOINED", b),
+            ("GROUP_PARTICIPANT_JOINED", a),
+            ("GROUP_PARTICIPANT_LEFT", a)
+        ]
+    );
+    // What the record says is what Meta lists: reconciliation finds nothing to change.
+    let out = s.cli(&["reconcile", "--number", NUMBER]).await;
+    assert!(out.contains("0 changes applied"), "{out}");
+    wait_members(&s, &key, &id, &[b]).await;
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
+
+#[tokio::test]
 async fn reports_for_a_group_wagroups_did_not_create_are_found_foreign_by_reconciliation() {
     let graph = FakeGraph::start(APP_SECRET).await;
     let receiver = Receiver::start(Behaviour::Ok).await;

@@ -69,6 +69,8 @@ struct Inner {
     invites: Mutex<Vec<(String, String)>>,
     /// Webhooks the gateway answered `200`.
     webhooks_accepted: Mutex<usize>,
+    /// Seconds Meta's clock is ahead of this machine's (what its webhooks' timestamps say).
+    clock_ahead: Mutex<i64>,
     http: reqwest::Client,
 }
 
@@ -132,6 +134,7 @@ impl FakeGraph {
             undeliverable: Mutex::new(Vec::new()),
             invites: Mutex::new(Vec::new()),
             webhooks_accepted: Mutex::new(0),
+            clock_ahead: Mutex::new(0),
             http: reqwest::Client::new(),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -248,6 +251,11 @@ impl FakeGraph {
         self.inner.failures.lock().unwrap().push_back((code, retry_after));
     }
 
+    /// Time passes at Meta: later webhooks are stamped this many seconds later.
+    pub fn advance_clock(&self, seconds: i64) {
+        *self.inner.clock_ahead.lock().unwrap() += seconds;
+    }
+
     /// How many webhooks the gateway answered `200`.
     pub fn webhooks_accepted(&self) -> usize {
         *self.inner.webhooks_accepted.lock().unwrap()
@@ -289,7 +297,7 @@ impl FakeGraph {
         self.tell(
             group_id,
             "group_participants_update",
-            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_add",
+            json!({ "timestamp": stamp(&self.inner), "group_id": group_id, "type": "group_participants_add",
                     "reason": "invite_link", "added_participants": [{ "wa_id": wa_id }] }),
         )
         .await;
@@ -304,7 +312,7 @@ impl FakeGraph {
         self.tell(
             group_id,
             "group_participants_update",
-            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_join_request_created",
+            json!({ "timestamp": stamp(&self.inner), "group_id": group_id, "type": "group_join_request_created",
                     "reason": "invite_link", "join_request_id": id, "wa_id": wa_id }),
         )
         .await;
@@ -319,11 +327,24 @@ impl FakeGraph {
         self.tell(
             group_id,
             "group_participants_update",
-            json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_remove",
+            json!({ "timestamp": stamp(&self.inner), "group_id": group_id, "type": "group_participants_remove",
                     "removed_participants": [{ "wa_id": wa_id }] }),
         )
         .await;
     }
+}
+
+/// Meta's clock: Unix seconds.
+fn seconds(inner: &Inner) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now + *inner.clock_ahead.lock().unwrap()
+}
+
+/// A webhook's `timestamp` as Meta's samples write it: Unix seconds, as a string.
+fn stamp(inner: &Inner) -> String {
+    seconds(inner).to_string()
 }
 
 fn next(inner: &Inner) -> u64 {
@@ -430,7 +451,7 @@ async fn handle(
             let request_id = format!("{}{n:06}", segments[1]);
             let phone_number_id = segments[1].to_string();
             let group = json!({
-                "timestamp": "1755548877",
+                "timestamp": stamp(&inner),
                 "group_id": format!("Y2FwaV9ncm91cDo{n:012}"),
                 "type": "group_create",
                 "request_id": request_id,
@@ -452,7 +473,7 @@ async fn handle(
             }
             let group = match marker(&subject, "fail") {
                 Some(code) => json!({
-                    "timestamp": "1755548877",
+                    "timestamp": stamp(&inner),
                     "type": "group_create",
                     "subject": subject,
                     "request_id": request_id,
@@ -528,7 +549,7 @@ fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Res
     let pnid = g.phone_number_id.clone();
     let answer = match op {
         "updateGroupSettings" => {
-            let mut event = json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_settings_update",
+            let mut event = json!({ "timestamp": stamp(inner), "group_id": group_id, "type": "group_settings_update",
                                     "request_id": request_id });
             if let Some(s) = body["subject"].as_str() {
                 g.subject = s.to_string();
@@ -547,7 +568,7 @@ fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Res
                 inner,
                 pnid,
                 "group_lifecycle_update",
-                json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_delete", "request_id": request_id }),
+                json!({ "timestamp": stamp(inner), "group_id": group_id, "type": "group_delete", "request_id": request_id }),
             );
             json!({ "success": true })
         }
@@ -562,7 +583,7 @@ fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Res
                 .into_iter()
                 .partition(|u| g.members.contains(&u.trim_start_matches('+').to_string()));
             g.members.retain(|m| !removed.contains(&format!("+{m}")));
-            let mut event = json!({ "timestamp": "1755548877", "group_id": group_id, "type": "group_participants_remove",
+            let mut event = json!({ "timestamp": stamp(inner), "group_id": group_id, "type": "group_participants_remove",
                                     "request_id": request_id, "initiated_by": "business",
                                     "removed_participants": removed.iter().map(|u| json!({ "input": u })).collect::<Vec<_>>() });
             if !failed.is_empty() {
@@ -613,7 +634,7 @@ fn group_call(inner: &Arc<Inner>, op: &str, group_id: &str, body: &Value) -> Res
                                 inner,
                                 pnid.clone(),
                                 "group_participants_update",
-                                json!({ "timestamp": 1755548877, "group_id": group_id, "type": "group_participants_add",
+                                json!({ "timestamp": seconds(inner), "group_id": group_id, "type": "group_participants_add",
                                         "reason": "invite_link", "added_participants": [{ "input": format!("+{wa}"), "wa_id": wa }] }),
                             );
                         }

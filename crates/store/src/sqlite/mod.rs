@@ -236,6 +236,8 @@ fn participant_row(r: &Row) -> Result<Participant, StoreError> {
         is_business: at(r, 3)?,
         joined_at: at::<Option<i64>>(r, 4)?.map(Timestamp),
         updated_at: Timestamp(at(r, 5)?),
+        changed_at: at::<Option<i64>>(r, 6)?.map(Timestamp),
+        exit_unannounced: at(r, 7)?,
     })
 }
 
@@ -281,7 +283,8 @@ fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
     })
 }
 
-const PARTICIPANTS_SQL: &str = "SELECT phone, role, state, is_business, joined_at, updated_at FROM participants \
+const PARTICIPANTS_SQL: &str = "SELECT phone, role, state, is_business, joined_at, updated_at, changed_at, \
+     exit_unannounced FROM participants \
      WHERE group_id = ?1 ORDER BY is_business DESC, joined_at, phone";
 
 fn load_participants(c: &Connection, group_row_id: i64) -> Result<Vec<Participant>, StoreError> {
@@ -388,10 +391,12 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
     for p in &w.participants {
         exec(
             c,
-            "INSERT INTO participants (group_id, phone, role, state, is_business, joined_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (group_id, phone) DO UPDATE SET role = excluded.role, \
-             state = excluded.state, is_business = excluded.is_business, joined_at = excluded.joined_at, \
-             updated_at = excluded.updated_at",
+            "INSERT INTO participants (group_id, phone, role, state, is_business, joined_at, updated_at, \
+             changed_at, exit_unannounced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (group_id, phone) DO UPDATE SET role = excluded.role, state = excluded.state, \
+             is_business = excluded.is_business, joined_at = excluded.joined_at, \
+             updated_at = excluded.updated_at, changed_at = excluded.changed_at, \
+             exit_unannounced = excluded.exit_unannounced",
             params![
                 g.id,
                 p.phone.as_str(),
@@ -399,7 +404,9 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
                 p.state.as_str(),
                 p.is_business,
                 p.joined_at.map(|t| t.millis()),
-                p.updated_at.millis()
+                p.updated_at.millis(),
+                p.changed_at.map(|t| t.millis()),
+                p.exit_unannounced
             ],
         )?;
     }
@@ -564,7 +571,16 @@ mod plans {
         );
         assert_eq!(
             names(PARTICIPANTS_SQL),
-            ["phone", "role", "state", "is_business", "joined_at", "updated_at"]
+            [
+                "phone",
+                "role",
+                "state",
+                "is_business",
+                "joined_at",
+                "updated_at",
+                "changed_at",
+                "exit_unannounced"
+            ]
         );
     }
 
