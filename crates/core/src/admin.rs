@@ -67,7 +67,12 @@ pub async fn add_number(
         ))
         .into());
     }
-    let provider_ref = setup.provider_ref.clone();
+    // A simulated number gets a phone number ID of its own, as Meta gives each of its numbers
+    // one (Meta's Graph dialect addresses numbers by it).
+    let provider_ref = match (&setup.provider_ref, setup.provider) {
+        (None, ProviderKind::Simulated) => Some(simulated_phone_number_id()),
+        (r, _) => r.clone(),
+    };
     let added = store
         .add_number(
             NewNumber {
@@ -77,7 +82,7 @@ pub async fn add_number(
                 profile: setup.profile,
                 default_join_approval_mode: JoinApprovalMode::AutoApprove,
                 provider_config: setup.provider_config,
-                provider_ref: setup.provider_ref,
+                provider_ref: provider_ref.clone(),
             },
             Timestamp::now(),
         )
@@ -97,6 +102,11 @@ pub async fn add_number(
         )
         .into()),
     }
+}
+
+/// A phone number ID for a simulated number: 15 digits, as Meta's are.
+pub fn simulated_phone_number_id() -> String {
+    format!("9{}", crate::ids::random_digits(14))
 }
 
 pub async fn set_number_disabled(store: &dyn Store, waba_number: &str, disabled: bool) -> Result<Number, ServiceError> {

@@ -183,6 +183,33 @@ pub fn random_digits(len: usize) -> String {
     (0..len).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
 }
 
+/// A group's ID in Meta's Graph dialect: opaque, stable and URL-safe. A group on Meta's Cloud
+/// API keeps Meta's own ID (what a Meta client already has); one on a WhatsApp JID (the
+/// simulated network) gets an ID of Meta's form, `capi_group:<business number>:<JID user>` in
+/// base64url.
+pub fn graph_group_id(waba_number: &str, wa_group_id: &str) -> String {
+    use base64::Engine as _;
+    match wa_group_id.strip_suffix("@g.us") {
+        Some(user) => {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("capi_group:{waba_number}:{user}"))
+        }
+        None => wa_group_id.to_string(),
+    }
+}
+
+/// The (business number, WhatsApp group ID) a Graph group ID of ours names, when it is one of
+/// the IDs [`graph_group_id`] makes for JID groups; `None` for anything else (Meta's IDs are
+/// kept as they are).
+pub fn graph_group_jid(graph_id: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(graph_id).ok()?;
+    let text = String::from_utf8(text).ok()?;
+    let rest = text.strip_prefix("capi_group:")?;
+    let (waba, user) = rest.split_once(':')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    (digits(waba) && digits(user)).then(|| (waba.to_string(), format!("{user}@g.us")))
+}
+
 /// A new API key secret: `wag_` followed by 43 characters (32 random bytes, base64url).
 pub fn new_api_key_secret() -> String {
     use base64::Engine as _;
@@ -232,6 +259,24 @@ mod tests {
         let id = OperationId::from("op_1");
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"op_1\"");
         assert_eq!(format!("{id:?} {id}"), "\"op_1\" op_1");
+    }
+
+    #[test]
+    fn graph_group_ids_are_metas_or_of_metas_form() {
+        let id = graph_group_id("15550100001", "120363000000000001@g.us");
+        assert!(
+            id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{id}"
+        );
+        assert_eq!(
+            graph_group_jid(&id),
+            Some(("15550100001".into(), "120363000000000001@g.us".into()))
+        );
+        // Meta's IDs are kept, and are not taken for ours.
+        let meta = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+        assert_eq!(graph_group_id("17055550139", meta), meta);
+        assert_eq!(graph_group_jid(meta), None);
+        assert_eq!(graph_group_jid("grp_1"), None);
     }
 
     #[test]

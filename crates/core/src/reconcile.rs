@@ -98,6 +98,7 @@ impl GroupService {
                     number_id: Some(number.id),
                     number_ids: None,
                     status: Some(GroupStatus::Pending),
+                    newer_than: None,
                 },
                 None,
                 PAGE,
@@ -129,6 +130,7 @@ impl GroupService {
             number_id: Some(number.id),
             number_ids: None,
             status: Some(GroupStatus::Active),
+            newer_than: None,
         };
         let mut before = None;
         loop {

@@ -45,6 +45,19 @@ pub struct Created {
     pub participants: ParsedParticipants,
 }
 
+/// A page of a number's active groups, pageable both ways.
+pub struct ActivePage {
+    pub groups: Vec<Group>,
+    /// The cursor of the page's first group (pass as `before` for the newer page).
+    pub before: Option<String>,
+    /// The cursor of its last group (pass as `after` for the older page).
+    pub after: Option<String>,
+    /// Older groups follow the page.
+    pub older: bool,
+    /// Newer groups precede it.
+    pub newer: bool,
+}
+
 /// A page of groups and the cursor of the next one.
 pub struct GroupPage {
     pub groups: Vec<Group>,
@@ -314,6 +327,97 @@ impl GroupService {
     /// A group of the key's organisation, with its participants (see [`tenancy::group_of`]).
     pub async fn get_group(&self, key: &ApiKey, group_id: &str) -> Result<(Group, Vec<Participant>), ServiceError> {
         tenancy::group_of(self.store.as_ref(), key, group_id).await
+    }
+
+    /// The key's numbers, in the order they were added (those it may use).
+    pub async fn numbers(&self, key: &ApiKey) -> Result<Vec<Number>, ServiceError> {
+        let mut numbers = self.store.list_numbers(Some(&key.org_id)).await?;
+        numbers.retain(|n| key.allows(&n.waba_number));
+        Ok(numbers)
+    }
+
+    /// The key's number with this phone number ID (Meta's for a cloud-api number, the
+    /// simulated network's own for a simulated one).
+    pub async fn number_by_phone_number_id(&self, key: &ApiKey, phone_number_id: &str) -> Result<Number, ServiceError> {
+        let numbers = self.store.list_numbers(Some(&key.org_id)).await?;
+        let number = numbers
+            .into_iter()
+            .find(|n| n.provider_ref.as_deref() == Some(phone_number_id))
+            .ok_or_else(|| DomainError::not_found(format!("phone number ID {phone_number_id:?}")))?;
+        if !key.allows(&number.waba_number) {
+            return Err(DomainError::Forbidden {
+                message: format!("this API key is not allowed to use number {}", number.waba_number),
+            }
+            .into());
+        }
+        Ok(number)
+    }
+
+    /// The key's group with this Graph group ID ([`ids::graph_group_id`]).
+    pub async fn group_by_graph_id(
+        &self,
+        key: &ApiKey,
+        graph_id: &str,
+    ) -> Result<(Group, Vec<Participant>), ServiceError> {
+        let numbers = self.store.list_numbers(Some(&key.org_id)).await?;
+        let candidates: Vec<(i64, String)> = match ids::graph_group_jid(graph_id) {
+            Some((waba, jid)) => numbers
+                .iter()
+                .filter(|n| n.waba_number == waba)
+                .map(|n| (n.id, jid.clone()))
+                .collect(),
+            None => numbers.iter().map(|n| (n.id, graph_id.to_string())).collect(),
+        };
+        for (number_id, wa) in candidates {
+            if let Some(g) = self.store.find_group_by_wa_id(number_id, &wa).await? {
+                return self.get_group(key, &g.group_id).await;
+            }
+        }
+        Err(DomainError::not_found(format!("group {graph_id:?}")).into())
+    }
+
+    /// A page of a number's active groups for a dialect that pages both ways: newest first
+    /// after the `after` cursor, or the page just before the `before` cursor. With whether
+    /// older groups follow it and newer ones precede it.
+    pub async fn active_groups_page(
+        &self,
+        number: &Number,
+        limit: Option<&str>,
+        after: Option<&str>,
+        before: Option<&str>,
+    ) -> Result<ActivePage, ServiceError> {
+        let limit = parse_limit("limit", limit, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)?;
+        let filter = |newer_than| GroupFilter {
+            number_id: Some(number.id),
+            status: Some(GroupStatus::Active),
+            newer_than,
+            ..GroupFilter::default()
+        };
+        let after = after.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+        let before = before.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+        let org = &number.org_id;
+        let (groups, older, newer) = match before {
+            Some(b) => {
+                let mut groups = self.store.list_groups(org, &filter(Some(b)), None, limit + 1).await?;
+                let newer = groups.len() as i64 > limit;
+                groups.truncate(limit as usize);
+                groups.reverse();
+                (groups, true, newer)
+            }
+            None => {
+                let mut groups = self.store.list_groups(org, &filter(None), after, limit + 1).await?;
+                let older = groups.len() as i64 > limit;
+                groups.truncate(limit as usize);
+                (groups, older, after.is_some())
+            }
+        };
+        Ok(ActivePage {
+            before: groups.first().map(|g| encode_cursor(g.id)),
+            after: groups.last().map(|g| encode_cursor(g.id)),
+            groups,
+            older,
+            newer,
+        })
     }
 
     pub async fn list_groups(

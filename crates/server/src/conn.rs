@@ -211,6 +211,7 @@ impl ConnState {
     fn dialect(&self) -> DialectKind {
         match self.dialect.load(Ordering::Relaxed) {
             1 => DialectKind::DoubleTick,
+            2 => DialectKind::Graph,
             _ => DialectKind::Native,
         }
     }
@@ -269,6 +270,7 @@ fn dialect_code(d: DialectKind) -> u8 {
     match d {
         DialectKind::Native => 0,
         DialectKind::DoubleTick => 1,
+        DialectKind::Graph => 2,
     }
 }
 

@@ -135,12 +135,15 @@ impl Dialect for DoubleTick {
 pub enum DialectKind {
     Native,
     DoubleTick,
+    Graph,
 }
 
 impl DialectKind {
     pub fn for_path(path: &str) -> DialectKind {
         if path.starts_with("/whatsapp/") {
             DialectKind::DoubleTick
+        } else if path.starts_with("/graph/") {
+            DialectKind::Graph
         } else {
             DialectKind::Native
         }
@@ -150,6 +153,7 @@ impl DialectKind {
         match self {
             DialectKind::Native => Native::body(e),
             DialectKind::DoubleTick => DoubleTick::body(e),
+            DialectKind::Graph => crate::graph::Graph::body(e),
         }
     }
 
@@ -157,6 +161,7 @@ impl DialectKind {
         match self {
             DialectKind::Native => Native::render(e),
             DialectKind::DoubleTick => DoubleTick::render(e),
+            DialectKind::Graph => crate::graph::Graph::render(e),
         }
     }
 }

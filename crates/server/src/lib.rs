@@ -7,6 +7,7 @@ mod docs;
 mod doubletick;
 pub mod error;
 mod extract;
+mod graph;
 mod health;
 mod json;
 mod meta;
@@ -143,6 +144,7 @@ fn all_routes() -> Routes {
         doubletick::routes(),
         webhooks::routes(),
         meta::routes(),
+        graph::routes(),
         health::metrics_routes(),
         docs::routes(),
     ]

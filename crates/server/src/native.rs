@@ -45,7 +45,8 @@ const CREATE_RESULTS_WAIT: Duration = Duration::from_secs(10);
     join_requests,
     approve,
     reject,
-    operation
+    operation,
+    list_numbers
 ))]
 pub struct Doc;
 
@@ -70,6 +71,7 @@ pub fn routes() -> Routes {
         ("/v1/groups/{groupId}/join-requests/approve", post(approve)),
         ("/v1/groups/{groupId}/join-requests/reject", post(reject)),
         ("/v1/operations/{operationId}", get(operation)),
+        ("/v1/numbers", get(list_numbers)),
     ]
 }
 
@@ -508,4 +510,14 @@ async fn operation(
 ) -> Result<Json<render::Operation>> {
     let op = state.service.operation(&key, &operation_id).await?;
     Ok(Json(render::operation(&op)))
+}
+
+#[utoipa::path(get, path = "/v1/numbers", tag = "numbers", operation_id = "v1.numbers.list",
+    summary = "The organisation's business numbers the key may use, with their phone number IDs and health",
+    responses((status = 200, description = "The numbers", body = crate::render::NumberList), crate::apidoc::ListErrors))]
+async fn list_numbers(State(state): State<AppState>, Auth(key, ..): Auth<Native>) -> Result<Json<render::NumberList>> {
+    let numbers = state.service.numbers(&key).await?;
+    Ok(Json(render::NumberList {
+        data: numbers.iter().map(render::number).collect(),
+    }))
 }

@@ -36,6 +36,9 @@ pub struct Group {
     join_approval_mode: JoinApprovalMode,
     /// The WhatsApp group JID (…@g.us) once known.
     wa_group_id: Option<String>,
+    /// The group's ID in Meta's Graph dialect (`/graph/…/{graphGroupId}`), once WhatsApp has
+    /// created it: Meta's own group ID on a cloud-api number.
+    graph_group_id: Option<String>,
     invite_link: Option<String>,
     /// Members besides the business number.
     participant_count: i64,
@@ -49,6 +52,46 @@ pub struct Group {
     participants: Option<Vec<Participant>>,
     created_at: Timestamp,
     updated_at: Timestamp,
+}
+
+/// A business number of the organisation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Number {
+    waba_number: String,
+    /// `simulated` or `cloud-api`.
+    provider: String,
+    /// `cloud` or `linked_device` semantics.
+    profile: String,
+    /// The number's phone number ID, by which Meta's Graph dialect addresses it (Meta's own
+    /// on a cloud-api number).
+    phone_number_id: Option<String>,
+    /// `ok`, `credentials_invalid`, `not_eligible` or `rate_limited`.
+    health: String,
+    /// When a `rate_limited` pause ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_until: Option<Timestamp>,
+    disabled: bool,
+    created_at: Timestamp,
+}
+
+pub fn number(n: &model::Number) -> Number {
+    Number {
+        waba_number: n.waba_number.clone(),
+        provider: n.provider.to_string(),
+        profile: n.profile.to_string(),
+        phone_number_id: n.provider_ref.clone(),
+        health: n.health.status.to_string(),
+        health_until: n.health.until,
+        disabled: n.disabled,
+        created_at: n.created_at,
+    }
+}
+
+/// The organisation's numbers (those the key may use).
+#[derive(Serialize, ToSchema)]
+pub struct NumberList {
+    pub data: Vec<Number>,
 }
 
 /// Linked-device settings (always `false` on Meta's Cloud API).
@@ -82,6 +125,10 @@ pub fn group(g: &model::Group, participants: Option<&[model::Participant]>) -> G
         description: g.description.clone(),
         join_approval_mode: g.join_approval_mode,
         wa_group_id: g.wa_group_id.clone(),
+        graph_group_id: g
+            .wa_group_id
+            .as_deref()
+            .map(|wa| wagroups_core::ids::graph_group_id(&g.waba_number, wa)),
         invite_link: g.invite_link.clone(),
         participant_count: g.participant_count,
         settings: Settings {

@@ -751,6 +751,64 @@ async fn send_webhook(inner: &Inner, phone_number_id: &str, field: &str, groups:
 // ---------------------------------------------------------------------------------------
 // Meta's OpenAPI document, applied to a request
 
+/// Meta's OpenAPI document (the group paths and the send-message path).
+pub fn meta_document() -> Value {
+    spec()
+}
+
+/// Checks an answer of Meta's dialect against Meta's document: `path` as Meta's (after the
+/// base URL, `/v23.0/…`), the answer's status and JSON body. A status the operation lists is
+/// held to its schema; an error status it does not list, to Meta's `ErrorResponse`; a success
+/// status without a schema (Meta documents no body for some writes, nor its 206 partial
+/// success) to nothing. Meta's error objects carry `error_data` and `fbtrace_id`, which its
+/// error-codes page documents and the document leaves out: those are allowed.
+pub fn check_answer(spec: &Value, method: &str, path: &str, status: u16, body: &Value) -> Result<String, String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut candidates: Vec<(&String, &Value)> = spec["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(t, _)| {
+            let ts: Vec<&str> = t.trim_start_matches('/').split('/').collect();
+            ts.len() == segments.len()
+                && ts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
+        })
+        .collect();
+    // A literal segment beats a parameter (`/{v}/{id}/groups` over `/{v}/{id}/{x}`).
+    candidates.sort_by_key(|(t, _)| t.matches('{').count());
+    let (template, item) = candidates
+        .first()
+        .copied()
+        .ok_or_else(|| format!("no path of Meta's document is {path}"))?;
+    let op = &item[method.to_ascii_lowercase()];
+    if !op.is_object() {
+        return Err(format!("{template} has no {method} in Meta's document"));
+    }
+    let id = op["operationId"].as_str().unwrap_or("?").to_string();
+    let listed = resolve(spec, &op["responses"][status.to_string()]);
+    let schema = if listed.is_object() {
+        listed["content"]["application/json"]["schema"].clone()
+    } else if status >= 400 {
+        json!({ "$ref": "#/components/schemas/ErrorResponse" })
+    } else {
+        Value::Null
+    };
+    if schema.is_null() {
+        return Ok(id);
+    }
+    check_value_with(
+        spec,
+        &schema,
+        body,
+        &format!("{id} {status}"),
+        &["error_data", "fbtrace_id"],
+    )?;
+    Ok(id)
+}
+
 fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
@@ -880,6 +938,11 @@ fn merged(spec: &Value, schema: &Value) -> Value {
 }
 
 fn check_value(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    check_value_with(spec, schema, v, at, &[])
+}
+
+/// [`check_value`], also allowing properties named in `extra` that the document leaves out.
+fn check_value_with(spec: &Value, schema: &Value, v: &Value, at: &str, extra: &[&str]) -> Result<(), String> {
     let schema = &merged(spec, schema);
     // A discriminated schema: the one its mapping names for the value's discriminator.
     if let Some(name) = schema["discriminator"]["propertyName"].as_str() {
@@ -897,10 +960,13 @@ fn check_value(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), 
         if let Some(o) = inner.as_object_mut() {
             o.remove("discriminator");
         }
-        return check_value(spec, &inner, v, at);
+        return check_value_with(spec, &inner, v, at, extra);
     }
     if let Some(options) = schema["oneOf"].as_array() {
-        let fits = options.iter().filter(|o| check_value(spec, o, v, at).is_ok()).count();
+        let fits = options
+            .iter()
+            .filter(|o| check_value_with(spec, o, v, at, extra).is_ok())
+            .count();
         if fits != 1 {
             return Err(format!(
                 "{at} fits {fits} of Meta's {} alternatives, not one",
@@ -954,7 +1020,7 @@ fn check_value(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), 
             return Err(format!("{at} has more than {} items", schema["maxItems"]));
         }
         for (i, item) in items.iter().enumerate() {
-            check_value(spec, &schema["items"], item, &format!("{at}[{i}]"))?;
+            check_value_with(spec, &schema["items"], item, &format!("{at}[{i}]"), extra)?;
         }
     }
     if let Some(obj) = v.as_object() {
@@ -971,7 +1037,8 @@ fn check_value(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), 
         if let Some(props) = schema["properties"].as_object() {
             for (k, val) in obj {
                 match props.get(k) {
-                    Some(p) => check_value(spec, p, val, &format!("{at}.{k}"))?,
+                    Some(p) => check_value_with(spec, p, val, &format!("{at}.{k}"), extra)?,
+                    None if extra.contains(&k.as_str()) => {}
                     None => return Err(format!("{at}.{k} is not in Meta's document")),
                 }
             }

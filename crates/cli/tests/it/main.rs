@@ -10,6 +10,7 @@ mod cloud_groups;
 mod cloud_numbers;
 mod doubletick;
 mod durability;
+mod graph;
 mod groups;
 mod hardening;
 mod management;

@@ -229,6 +229,9 @@ pub struct GroupFilter {
     /// Restricts to these numbers (a key limited to some numbers).
     pub number_ids: Option<Vec<i64>>,
     pub status: Option<GroupStatus>,
+    /// Only groups created after this one (row ID), oldest first: the page before a cursor.
+    /// `None`: newest first, before the `before` row given beside the filter.
+    pub newer_than: Option<i64>,
 }
 
 mod commands;

@@ -3,6 +3,7 @@
 //! `/openapi.json` and `/openapi.yaml` and rendered at `/docs`.
 
 pub mod events;
+pub mod graph;
 pub mod params;
 pub mod requests;
 
@@ -83,6 +84,10 @@ shared_response!(
 shared_response!(
     /// DoubleTick's error answer.
     DoubleTickErrorResponse = "DoubleTickError", "DoubleTick's error shape", DoubleTickErrorBody::schema()
+);
+shared_response!(
+    /// Meta's Graph error answer.
+    GraphErrorResponse = "GraphError", "A Graph API error, as Meta answers it", graph::GraphError::schema()
 );
 shared_response!(
     /// A write WhatsApp has accepted and not yet confirmed.
@@ -169,13 +174,14 @@ respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations
     security(("bearer" = [])),
     tags(
         (name = "groups"), (name = "sandbox"), (name = "webhooks"), (name = "events"),
-        (name = "doubletick"), (name = "operations"),
+        (name = "doubletick"), (name = "operations"), (name = "numbers"),
+        (name = "graph", description = "Meta's Cloud API Groups endpoints (base URL http://HOST:PORT/graph/v23.0), on any provider"),
         (name = "providers", description = "Where providers call in: Meta's webhooks"),
     ),
     components(schemas(
         ErrorBody, DoubleTickErrorBody, events::EventBase, events::Event, EventType,
         requests::CreateGroup, requests::PhoneInput, crate::render::Operation,
-    ), responses(ErrorResponse, DoubleTickErrorResponse, Pending)),
+    ), responses(ErrorResponse, DoubleTickErrorResponse, GraphErrorResponse, Pending)),
     modifiers(&Extras),
 )]
 struct Base;
@@ -239,6 +245,7 @@ pub fn document() -> openapi::OpenApi {
         crate::health::Doc::openapi(),
         crate::docs::Doc::openapi(),
         crate::meta::Doc::openapi(),
+        crate::graph::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -91,10 +91,15 @@ impl GroupStore for SqliteStore {
         if status.is_some() {
             sql.push_str(" AND g.status = ?4");
         }
+        let newer = filter.newer_than;
         if before.is_some() {
             sql.push_str(" AND g.id < ?5");
         }
-        sql.push_str(" ORDER BY g.id DESC LIMIT ?6");
+        if newer.is_some() {
+            sql.push_str(" AND g.id > ?7 ORDER BY g.id ASC LIMIT ?6");
+        } else {
+            sql.push_str(" ORDER BY g.id DESC LIMIT ?6");
+        }
         self.db
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&sql).map_err(db)?;
@@ -111,6 +116,9 @@ impl GroupStore for SqliteStore {
                 }
                 if let Some(b) = before {
                     bind(5, &b)?;
+                }
+                if let Some(n) = newer {
+                    bind(7, &n)?;
                 }
                 bind(6, &limit)?;
                 let mut rows = stmt.raw_query();
