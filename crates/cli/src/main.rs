@@ -504,6 +504,7 @@ async fn webhooks_command(sqlite: &SqliteStore, database: &str, cmd: WebhooksCmd
                         description: Some(description),
                         format: None,
                         disabled: None,
+                        ..Default::default()
                     },
                     allow_private_webhook_targets,
                 )

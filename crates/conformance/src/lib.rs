@@ -786,6 +786,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 waba_numbers: None,
                 format: Default::default(),
                 secret: Sealed::from_stored("whsec_AAAA".into()),
+                verify_token: None,
             },
             T0,
         )
@@ -802,6 +803,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 waba_numbers: None,
                 format: Default::default(),
                 secret: Sealed::from_stored("whsec_BBBB".into()),
+                verify_token: None,
             },
             T0,
         )
@@ -994,6 +996,7 @@ pub async fn deliveries_follow_group_order<S: Store>(s: &S) {
                 waba_numbers: None,
                 format: Default::default(),
                 secret: Sealed::from_stored("whsec_CCCC".into()),
+                verify_token: None,
             },
             T0,
         )
@@ -1092,6 +1095,7 @@ pub async fn cursors_never_skip_rows_written_concurrently<S: Store>(s: &S) {
             waba_numbers: None,
             format: Default::default(),
             secret: Sealed::from_stored("whsec_AAAA".into()),
+            verify_token: None,
         },
         T0,
     )
@@ -1542,6 +1546,7 @@ pub async fn a_claim_ends_once<S: Store>(s: &S) {
                 waba_numbers: None,
                 format: Default::default(),
                 secret: Sealed::from_stored("whsec_AAAA".into()),
+                verify_token: None,
             },
             T0,
         )
@@ -1702,6 +1707,7 @@ pub async fn endpoint_secrets_are_kept_as_given_and_resealed_in_place<S: Store>(
         waba_numbers: None,
         format: Default::default(),
         secret: Sealed::from_stored(secret.into()),
+        verify_token: None,
     };
     let one = s
         .create_endpoint(new("https://example.com/1", "v1.first"), T0)

@@ -268,6 +268,22 @@ impl Event {
         m.insert("groupId".into(), json!(group.group_id));
         m.insert("sequence".into(), json!(self.sequence));
         m.insert("groupName".into(), json!(group.subject));
+        if let Some(wa) = &group.wa_group_id {
+            m.insert(
+                "graphGroupId".into(),
+                json!(crate::ids::graph_group_id(&group.waba_number, wa)),
+            );
+        }
+        if let Some(p) = &group.phone_number_id {
+            m.insert("phoneNumberId".into(), json!(p));
+        }
+        if let Some(w) = &group.waba_id {
+            m.insert("wabaId".into(), json!(w));
+        }
+        if let EventBody::GroupCreated { .. } = self.body {
+            m.insert("description".into(), json!(group.description));
+            m.insert("joinApprovalMode".into(), json!(group.join_approval_mode));
+        }
         self.body.fields(&mut m);
         if self.reconciled {
             m.entry("reason").or_insert_with(|| json!("reconciled"));
@@ -300,6 +316,8 @@ mod tests {
             org_id: "org_1".into(),
             number_id: 1,
             waba_number: "15550100001".into(),
+            phone_number_id: None,
+            waba_id: None,
             group_id: "vip".into(),
             status: GroupStatus::Active,
             subject: "VIP".into(),

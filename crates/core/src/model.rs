@@ -159,6 +159,10 @@ pub struct Group {
     pub org_id: OrgId,
     pub number_id: i64,
     pub waba_number: String,
+    /// The number's phone number ID (its `provider_ref`), as read with the group.
+    pub phone_number_id: Option<String>,
+    /// The number's WhatsApp Business Account ID, when its provider knows it.
+    pub waba_id: Option<String>,
     pub group_id: GroupId,
     pub status: GroupStatus,
     pub subject: String,

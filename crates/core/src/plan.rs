@@ -18,16 +18,19 @@ pub struct Subscription {
     pub endpoint_id: EndpointId,
     pub event_types: Option<Vec<String>>,
     pub waba_numbers: Option<Vec<String>>,
+    pub format: webhook::WebhookFormat,
 }
 
 impl Subscription {
-    pub fn wants(&self, event_type: &str, waba_number: &str) -> bool {
+    /// Whether the endpoint receives the event: its filters match, and its format has a shape
+    /// for it.
+    pub fn wants(&self, event_type: &str, waba_number: &str, payload: &serde_json::Value) -> bool {
         webhook::matches(
             self.event_types.as_deref(),
             self.waba_numbers.as_deref(),
             event_type,
             waba_number,
-        )
+        ) && self.format.carries(event_type, payload)
     }
 }
 
@@ -77,17 +80,18 @@ pub fn group_write<'a>(before: &Group, d: &'a Decision, subscriptions: &'a [Subs
         .iter()
         .map(|e| {
             let event_type = e.event_type().as_str();
+            let payload = e.payload(g);
             EventWrite {
                 event_id: e.event_id.clone(),
                 sequence: e.sequence,
                 event_type,
                 occurred_at: e.occurred_at,
-                payload: e.payload(g).to_string(),
                 deliver_to: subscriptions
                     .iter()
-                    .filter(|s| s.wants(event_type, &g.waba_number))
+                    .filter(|s| s.wants(event_type, &g.waba_number, &payload))
                     .map(|s| s.endpoint_id.as_str())
                     .collect(),
+                payload: payload.to_string(),
             }
         })
         .collect();
@@ -112,10 +116,15 @@ pub fn group_write<'a>(before: &Group, d: &'a Decision, subscriptions: &'a [Subs
 
 /// The endpoints an event of `event_type` on `waba_number` is delivered to again (besides
 /// those that had it): every subscription that wants it now.
-pub fn redelivery(event_type: &str, waba_number: &str, subscriptions: &[Subscription]) -> Vec<EndpointId> {
+pub fn redelivery(
+    event_type: &str,
+    waba_number: &str,
+    payload: &serde_json::Value,
+    subscriptions: &[Subscription],
+) -> Vec<EndpointId> {
     subscriptions
         .iter()
-        .filter(|s| s.wants(event_type, waba_number))
+        .filter(|s| s.wants(event_type, waba_number, payload))
         .map(|s| s.endpoint_id.clone())
         .collect()
 }
@@ -137,6 +146,8 @@ mod tests {
             org_id: "org_a".into(),
             number_id: 1,
             waba_number: "15550000001".into(),
+            phone_number_id: Some("900000000000001".into()),
+            waba_id: None,
             group_id: "g".into(),
             status: GroupStatus::Active,
             subject: "S".into(),
@@ -179,24 +190,46 @@ mod tests {
                 endpoint_id: "ep_all".into(),
                 event_types: None,
                 waba_numbers: None,
+                format: webhook::WebhookFormat::Standard,
+            },
+            Subscription {
+                endpoint_id: "ep_meta".into(),
+                event_types: None,
+                waba_numbers: None,
+                format: webhook::WebhookFormat::Meta,
             },
             Subscription {
                 endpoint_id: "ep_joins".into(),
                 event_types: Some(vec!["GROUP_PARTICIPANT_JOINED".into()]),
                 waba_numbers: None,
+                format: webhook::WebhookFormat::Standard,
             },
             Subscription {
                 endpoint_id: "ep_other_number".into(),
                 event_types: None,
                 waba_numbers: Some(vec!["15550000002".into()]),
+                format: webhook::WebhookFormat::Standard,
             },
         ];
         let w = group_write(&before, &d, &subs).unwrap();
         assert!(!w.indexed_changed);
         assert_eq!(w.events.len(), 1);
         assert_eq!(w.events[0].sequence, 5);
-        assert_eq!(w.events[0].deliver_to, ["ep_all"]);
+        assert_eq!(w.events[0].deliver_to, ["ep_all", "ep_meta"]);
         let payload: serde_json::Value = serde_json::from_str(&w.events[0].payload).unwrap();
+        assert_eq!(payload["phoneNumberId"], "900000000000001");
+        assert!(payload["graphGroupId"].is_string());
+        // Meta sends no webhook for a reset link: a meta endpoint does not get one.
+        let mut reset = Decision::from_state(&state);
+        reset.emit(
+            EventBody::InviteLinkReset {
+                invite_link: "https://chat.whatsapp.com/new".into(),
+                at: Timestamp(3),
+            },
+            Timestamp(3),
+        );
+        let w2 = group_write(&before, &reset, &subs).unwrap();
+        assert_eq!(w2.events[0].deliver_to, ["ep_all"]);
         assert_eq!(payload["eventType"], "GROUP_PARTICIPANT_LEFT");
         assert_eq!(payload["sequence"], 5);
         assert_eq!(payload["customerPhone"], "919999999999");

@@ -27,6 +27,10 @@ string_enum!(
         /// has it, signed in `webhook-signature`.
         #[default]
         Standard = "standard",
+        /// Meta's webhooks: Meta's envelope and group shapes (`group_lifecycle_update`,
+        /// `group_participants_update`, `group_settings_update`, `group_status_update`),
+        /// signed in `X-Hub-Signature-256` with the endpoint's app secret, as Meta signs.
+        Meta = "meta",
     }
 );
 
@@ -49,6 +53,8 @@ pub struct Endpoint {
     /// The secret before the last rotation, sealed, while it still signs.
     pub previous_secret: Option<Sealed>,
     pub previous_secret_until: Option<Timestamp>,
+    /// A `meta` endpoint's verify token (Meta's subscription handshake), sealed.
+    pub verify_token: Option<Sealed>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -69,6 +75,7 @@ impl std::fmt::Debug for Endpoint {
             .field("secret", &"[redacted]")
             .field("previous_secret", &self.previous_secret.as_ref().map(|_| "[redacted]"))
             .field("previous_secret_until", &self.previous_secret_until)
+            .field("verify_token", &self.verify_token.as_ref().map(|_| "[redacted]"))
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish()
@@ -109,6 +116,65 @@ pub fn open_secret(key: &SecretKey, endpoint: &EndpointId, stored: &Sealed) -> R
         return Ok(Secret::new(stored.as_stored()));
     }
     key.open(&secret_purpose(endpoint), stored)
+}
+
+/// A `meta` endpoint's app secret when none is given: 32 hex digits, as Meta's app secrets.
+pub fn new_app_secret() -> Secret {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill(&mut bytes);
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Checks a token or secret a client chose (a `meta` endpoint's verify token or app secret):
+/// 1 to 256 visible ASCII characters.
+pub fn validate_token(field: &str, raw: &str) -> Result<Secret, ValidationError> {
+    if raw.is_empty() || raw.len() > 256 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ValidationError::new(
+            field,
+            "must be 1 to 256 visible ASCII characters (no spaces)",
+        ));
+    }
+    Ok(Secret::new(raw))
+}
+
+/// A `meta` endpoint's verify token, sealed for it.
+pub fn seal_verify_token(key: &SecretKey, endpoint: &EndpointId, token: &Secret) -> Sealed {
+    key.seal(&format!("webhook endpoint verify token {endpoint}"), token.expose())
+}
+
+pub fn open_verify_token(key: &SecretKey, endpoint: &EndpointId, stored: &Sealed) -> Result<Secret, SecretError> {
+    key.open(&format!("webhook endpoint verify token {endpoint}"), stored)
+}
+
+impl WebhookFormat {
+    /// Whether an event is delivered in this format: Meta has no webhook for an invitation
+    /// sent, a promotion, a reset link or a rejected join request, nor for settings of the
+    /// linked-device profile; a failed write has one only for what Meta confirms by webhook.
+    pub fn carries(self, event_type: &str, payload: &serde_json::Value) -> bool {
+        match self {
+            WebhookFormat::Standard => true,
+            WebhookFormat::Meta => match event_type {
+                "GROUP_CREATED"
+                | "GROUP_CREATE_FAILED"
+                | "GROUP_DELETED"
+                | "GROUP_SUSPENDED"
+                | "GROUP_SUSPENSION_CLEARED"
+                | "GROUP_PARTICIPANT_JOINED"
+                | "GROUP_PARTICIPANT_LEFT"
+                | "GROUP_PARTICIPANT_REMOVED"
+                | "GROUP_JOIN_REQUEST_CREATED"
+                | "GROUP_JOIN_REQUEST_REVOKED" => true,
+                "GROUP_UPDATED" => payload["changes"]
+                    .as_object()
+                    .is_some_and(|c| c.contains_key("subject") || c.contains_key("description")),
+                "GROUP_OPERATION_FAILED" => matches!(
+                    payload["operation"].as_str(),
+                    Some("update_settings" | "delete" | "remove_participants")
+                ),
+                _ => false,
+            },
+        }
+    }
 }
 
 /// Whether a stored secret is sealed (not a plaintext `whsec_` one from before sealing).

@@ -25,12 +25,35 @@ fn stored_secret_error(id: &EndpointId, e: SecretError) -> ServiceError {
     )))
 }
 
+/// Meta's subscription handshake with a URL: `GET url?hub.mode=subscribe&hub.verify_token=…
+/// &hub.challenge=…`, which passes when the URL answers `200` with the challenge as its body.
+#[async_trait::async_trait]
+pub trait SubscriptionCheck: Send + Sync {
+    /// `Err` says what came back instead.
+    async fn check(&self, url: &str, verify_token: &Secret) -> Result<(), String>;
+}
+
+/// Refuses the fields only a `meta` endpoint has.
+fn only_meta(verify_token: &Option<String>, app_secret: &Option<String>) -> Result<(), ValidationError> {
+    for (field, given) in [
+        ("verifyToken", verify_token.is_some()),
+        ("appSecret", app_secret.is_some()),
+    ] {
+        if given {
+            return Err(ValidationError::new(field, "is for endpoints of format meta"));
+        }
+    }
+    Ok(())
+}
+
 /// The webhook use cases.
 pub struct Webhooks {
     store: Arc<dyn Store>,
     deliveries: DeliveryWake,
     /// Seals the endpoints' signing secrets.
     keys: Arc<KeySlot>,
+    /// Makes Meta's handshake with a `meta` endpoint (none: such endpoints cannot be made).
+    handshake: Option<Arc<dyn SubscriptionCheck>>,
 }
 
 /// An endpoint and its signing secret, in the one answer that shows it (creation, rotation).
@@ -48,9 +71,13 @@ pub struct EndpointInput {
     pub event_types: Option<Option<Vec<String>>>,
     pub waba_numbers: Option<Option<Vec<String>>>,
     pub description: Option<Option<String>>,
-    /// `standard` (the default).
+    /// `standard` (the default) or `meta`.
     pub format: Option<String>,
     pub disabled: Option<bool>,
+    /// A `meta` endpoint's verify token (required for one).
+    pub verify_token: Option<String>,
+    /// A `meta` endpoint's app secret (generated when absent).
+    pub app_secret: Option<String>,
 }
 
 pub const DELIVERIES_LIMIT_MAX: i64 = 250;
@@ -64,7 +91,29 @@ impl Webhooks {
             store,
             deliveries: signals.deliveries.clone(),
             keys,
+            handshake: None,
         }
+    }
+
+    /// Makes Meta's handshake with `meta` endpoints through `h`.
+    pub fn with_handshake(mut self, h: Arc<dyn SubscriptionCheck>) -> Webhooks {
+        self.handshake = Some(h);
+        self
+    }
+
+    /// Meta's handshake with `url`; a refusal names the URL and what came back.
+    async fn handshake(&self, url: &str, verify_token: &Secret) -> Result<(), ServiceError> {
+        let h = self.handshake.as_ref().ok_or_else(|| DomainError::Unavailable {
+            message: "this process cannot make Meta's subscription handshake: create meta endpoints through the server"
+                .into(),
+        })?;
+        h.check(url, verify_token).await.map_err(|why| {
+            ValidationError::new(
+                "url",
+                format!("{url} did not pass Meta's subscription handshake (GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…, answered 200 with the challenge): {why}"),
+            )
+            .into()
+        })
     }
 
     fn key(&self) -> Result<SecretKey, ServiceError> {
@@ -185,7 +234,30 @@ impl Webhooks {
             .flatten()
             .map(|d| webhook::validate_description("description", &d))
             .transpose()?;
-        let (id, secret) = (EndpointId::new(), webhook::new_secret());
+        let format = match input.format.as_deref() {
+            Some(f) => webhook::WebhookFormat::validate("format", f)?,
+            None => webhook::WebhookFormat::default(),
+        };
+        let (secret, verify_token) = match format {
+            webhook::WebhookFormat::Standard => {
+                only_meta(&input.verify_token, &input.app_secret)?;
+                (webhook::new_secret(), None)
+            }
+            webhook::WebhookFormat::Meta => {
+                let token = input
+                    .verify_token
+                    .as_deref()
+                    .ok_or_else(|| ValidationError::new("verifyToken", "is required for an endpoint of format meta"))?;
+                let token = webhook::validate_token("verifyToken", token)?;
+                let secret = match input.app_secret.as_deref() {
+                    Some(s) => webhook::validate_token("appSecret", s)?,
+                    None => webhook::new_app_secret(),
+                };
+                self.handshake(&url, &token).await?;
+                (secret, Some(token))
+            }
+        };
+        let id = EndpointId::new();
         let ep = self
             .store()
             .create_endpoint(
@@ -196,11 +268,9 @@ impl Webhooks {
                     description,
                     event_types,
                     waba_numbers,
-                    format: match input.format.as_deref() {
-                        Some(f) => webhook::WebhookFormat::validate("format", f)?,
-                        None => webhook::WebhookFormat::default(),
-                    },
+                    format,
                     secret: webhook::seal_secret(&signing, &id, &secret),
+                    verify_token: verify_token.map(|t| webhook::seal_verify_token(&signing, &id, &t)),
                 },
                 Timestamp::now(),
             )
@@ -232,10 +302,11 @@ impl Webhooks {
         input: EndpointInput,
         allow_private: bool,
     ) -> Result<Endpoint, ServiceError> {
-        let id = self.endpoint(key, id).await?.id;
+        let current = self.endpoint(key, id).await?;
+        let id = current.id.clone();
         let mut patch = EndpointPatch::default();
-        if let Some(url) = input.url {
-            patch.url = Some(webhook::validate_url("url", &url, allow_private)?.to_string());
+        if let Some(url) = &input.url {
+            patch.url = Some(webhook::validate_url("url", url, allow_private)?.to_string());
         }
         if let Some(t) = input.event_types {
             patch.event_types = Some(match t {
@@ -253,7 +324,45 @@ impl Webhooks {
             );
         }
         if let Some(f) = input.format.as_deref() {
-            patch.format = Some(webhook::WebhookFormat::validate("format", f)?);
+            let f = webhook::WebhookFormat::validate("format", f)?;
+            if f != current.format {
+                return Err(ValidationError::new(
+                    "format",
+                    format!(
+                        "cannot change from {} to {f} (their secrets differ): create a new endpoint",
+                        current.format
+                    ),
+                )
+                .into());
+            }
+            patch.format = Some(f);
+        }
+        if input.app_secret.is_some() {
+            return Err(ValidationError::new("appSecret", "is set at creation (rotate-secret makes a new one)").into());
+        }
+        if current.format == webhook::WebhookFormat::Standard {
+            only_meta(&input.verify_token, &input.app_secret)?;
+        }
+        let new_token = input
+            .verify_token
+            .as_deref()
+            .map(|t| webhook::validate_token("verifyToken", t))
+            .transpose()?;
+        if current.format == webhook::WebhookFormat::Meta && (patch.url.is_some() || new_token.is_some()) {
+            // Meta's handshake again, with what the endpoint will be.
+            let signing = self.key()?;
+            let token = match &new_token {
+                Some(t) => t.clone(),
+                None => {
+                    let stored = current.verify_token.as_ref().ok_or_else(|| {
+                        ValidationError::new("verifyToken", "is required for an endpoint of format meta")
+                    })?;
+                    webhook::open_verify_token(&signing, &id, stored).map_err(|e| stored_secret_error(&id, e))?
+                }
+            };
+            let url = patch.url.clone().unwrap_or_else(|| current.url.clone());
+            self.handshake(&url, &token).await?;
+            patch.verify_token = new_token.map(|t| webhook::seal_verify_token(&signing, &id, &t));
         }
         patch.disabled = input.disabled;
         let ep = self
@@ -275,9 +384,13 @@ impl Webhooks {
     /// A new secret; the previous one keeps signing for 24 hours.
     pub async fn rotate_endpoint_secret(&self, key: &ApiKey, id: &str) -> Result<WithSecret, ServiceError> {
         let signing = self.key()?;
-        let id = self.endpoint(key, id).await?.id;
+        let current = self.endpoint(key, id).await?;
+        let id = current.id;
         let now = Timestamp::now();
-        let secret = webhook::new_secret();
+        let secret = match current.format {
+            webhook::WebhookFormat::Standard => webhook::new_secret(),
+            webhook::WebhookFormat::Meta => webhook::new_app_secret(),
+        };
         let ep = self
             .store()
             .rotate_endpoint_secret(

@@ -24,7 +24,31 @@ pub struct Rendered {
 pub fn render(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Timestamp) -> Result<Rendered, String> {
     match target.endpoint.format {
         WebhookFormat::Standard => standard(target, event_id, payload, attempted_at),
+        WebhookFormat::Meta => meta(target, payload),
     }
+}
+
+const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");
+
+/// Meta's webhooks: the event in Meta's envelope, serialised as Meta does, with
+/// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body with the app secret>`.
+fn meta(target: &Target, payload: &Bytes) -> Result<Rendered, String> {
+    let Some(key) = &target.app_secret else {
+        return Err("the endpoint's app secret does not open with this deployment's key: not sent".into());
+    };
+    let event: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("the stored event does not read as JSON: {e}"))?;
+    let envelope = crate::meta::envelope(&event)
+        .ok_or_else(|| format!("Meta has no webhook for a {} event", event["eventType"]))?;
+    let body = crate::meta::to_meta_json(&envelope);
+    let signature = HeaderValue::from_str(&key.sign(&body)).map_err(|e| format!("cannot send the signature: {e}"))?;
+    Ok(Rendered {
+        body: Bytes::from(body),
+        headers: vec![
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (X_HUB_SIGNATURE_256, signature),
+        ],
+    })
 }
 
 /// Standard Webhooks: the event as stored, `webhook-id` (the event ID, the same on every

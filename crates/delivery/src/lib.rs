@@ -4,6 +4,8 @@
 
 pub mod format;
 pub mod guard;
+pub mod handshake;
+pub mod meta;
 pub mod schedule;
 pub mod sign;
 mod worker;

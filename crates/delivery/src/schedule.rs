@@ -35,6 +35,8 @@ pub struct Target {
     pub url: Result<url::Url, String>,
     current: Option<SigningKey>,
     previous: Option<(SigningKey, Timestamp)>,
+    /// A `meta` endpoint's app secret (it signs alone: Meta's header carries one signature).
+    pub(crate) app_secret: Option<crate::sign::AppSecretKey>,
 }
 
 impl Target {
@@ -48,6 +50,22 @@ impl Target {
                 None
             }
         };
+        if endpoint.format == webhook::WebhookFormat::Meta {
+            let app_secret = match webhook::open_secret(key, &endpoint.id, &endpoint.secret) {
+                Ok(s) => crate::sign::AppSecretKey::new(s.expose()),
+                Err(e) => {
+                    tracing::error!(endpoint = %endpoint.id, error = %e, "an endpoint's app secret does not open: its deliveries fail without being sent");
+                    None
+                }
+            };
+            return Target {
+                endpoint,
+                url,
+                current: None,
+                previous: None,
+                app_secret,
+            };
+        }
         let current = open(&endpoint.secret);
         let previous = match (&endpoint.previous_secret, endpoint.previous_secret_until) {
             (Some(s), Some(until)) => open(s).map(|k| (k, until)),
@@ -58,6 +76,7 @@ impl Target {
             url,
             current,
             previous,
+            app_secret: None,
         }
     }
 
@@ -404,6 +423,7 @@ mod tests {
             secret: Sealed::from_stored("whsec_x".into()),
             previous_secret: None,
             previous_secret_until: None,
+            verify_token: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

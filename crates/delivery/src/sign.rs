@@ -37,6 +37,38 @@ impl SigningKey {
     }
 }
 
+/// A `meta` endpoint's app secret, keyed once: Meta's `X-Hub-Signature-256` is
+/// `sha256=` and the lowercase hex HMAC-SHA256 of the exact body, keyed with the secret's
+/// UTF-8 bytes.
+#[derive(Clone)]
+pub struct AppSecretKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for AppSecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppSecretKey(..)")
+    }
+}
+
+impl AppSecretKey {
+    pub fn new(secret: &str) -> Option<AppSecretKey> {
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok().map(AppSecretKey)
+    }
+
+    /// The `X-Hub-Signature-256` value of `body`.
+    pub fn sign(&self, body: &[u8]) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.0.clone();
+        mac.update(body);
+        let mut out = String::with_capacity(71);
+        out.push_str("sha256=");
+        for b in mac.finalize().into_bytes() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+}
+
 /// The `webhook-signature` header from keys made beforehand.
 pub fn header_with<'a>(
     keys: impl IntoIterator<Item = &'a SigningKey>,
@@ -90,6 +122,16 @@ mod tests {
         }
         let wh = standardwebhooks::Webhook::new(&secret).unwrap();
         assert!(wh.verify(body, &http_headers("v1,AAAA", ts)).is_err());
+    }
+
+    /// The HMAC-SHA256 test vector of RFC 4231 (case 2), as Meta's header writes it.
+    #[test]
+    fn app_secret_signatures_are_metas() {
+        let k = AppSecretKey::new("Jefe").unwrap();
+        assert_eq!(
+            k.sign(b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     fn http_headers(sig: &str, ts: i64) -> reqwest::header::HeaderMap {

@@ -322,7 +322,9 @@ impl Server {
             inbox: Arc::new(move || inbox_wake.notify_one()),
             sleep: Arc::new(|d| Box::pin(tokio::time::sleep(d))),
         };
-        let webhooks = Arc::new(Webhooks::new(store.clone(), &signals, secret_key.clone()));
+        let handshake = wagroups_delivery::handshake::MetaHandshake::new(config.delivery.allow_private_targets)?;
+        let webhooks =
+            Arc::new(Webhooks::new(store.clone(), &signals, secret_key.clone()).with_handshake(Arc::new(handshake)));
         // Secrets stored before they were sealed are sealed now.
         let sealed = webhooks.seal_plaintext_secrets().await?;
         if sealed > 0 {

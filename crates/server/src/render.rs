@@ -444,18 +444,35 @@ pub fn endpoint(e: &webhook::Endpoint) -> Endpoint {
 
 /// A new endpoint, with its signing secret: shown in this answer only.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedEndpoint {
     #[serde(flatten)]
     endpoint: Endpoint,
-    /// `whsec_…`: verify each delivery's `webhook-signature` with it.
+    /// A `standard` endpoint's `whsec_…`: verify each delivery's `webhook-signature` with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^whsec_")]
-    secret: String,
+    secret: Option<String>,
+    /// A `meta` endpoint's app secret: verify each delivery's `X-Hub-Signature-256` with it,
+    /// as Meta's documentation says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_secret: Option<String>,
+}
+
+/// The secret in the field of its format.
+fn secret_fields(e: &WithSecret) -> (Option<String>, Option<String>) {
+    let s = e.secret.expose().to_string();
+    match e.endpoint.format {
+        WebhookFormat::Standard => (Some(s), None),
+        WebhookFormat::Meta => (None, Some(s)),
+    }
 }
 
 pub fn created_endpoint(e: &WithSecret) -> CreatedEndpoint {
+    let (secret, app_secret) = secret_fields(e);
     CreatedEndpoint {
         endpoint: endpoint(&e.endpoint),
-        secret: e.secret.expose().to_string(),
+        secret,
+        app_secret,
     }
 }
 
@@ -469,15 +486,26 @@ pub struct EndpointList {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotatedSecret {
+    /// A `standard` endpoint's new secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^whsec_")]
-    secret: String,
+    secret: Option<String>,
+    /// A `meta` endpoint's new app secret (it signs alone from now on: Meta's header carries
+    /// one signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_secret: Option<String>,
     previous_secret_expires_at: Option<Timestamp>,
 }
 
 pub fn rotated_secret(e: &WithSecret) -> RotatedSecret {
+    let (secret, app_secret) = secret_fields(e);
     RotatedSecret {
-        secret: e.secret.expose().to_string(),
-        previous_secret_expires_at: e.endpoint.previous_secret_until,
+        secret,
+        app_secret,
+        previous_secret_expires_at: match e.endpoint.format {
+            WebhookFormat::Standard => e.endpoint.previous_secret_until,
+            WebhookFormat::Meta => None,
+        },
     }
 }
 

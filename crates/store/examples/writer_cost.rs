@@ -72,6 +72,7 @@ async fn main() {
                 secret: wagroups_core::secret::Sealed::from_stored(
                     wagroups_core::webhook::new_secret().expose().to_string(),
                 ),
+                verify_token: None,
             },
             t0,
         )

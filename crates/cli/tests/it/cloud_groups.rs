@@ -12,12 +12,12 @@ use crate::{
     receiver::{Behaviour, Receiver, verify},
 };
 
-const NUMBER: &str = "15550400001";
-const PHONE_NUMBER_ID: &str = "106540352242922";
+pub(crate) const NUMBER: &str = "15550400001";
+pub(crate) const PHONE_NUMBER_ID: &str = "106540352242922";
 
 /// A server with organisation `acme`, its cloud-api number on `graph`, a key, and a customer
 /// webhook endpoint on `receiver`; returns the key and the endpoint's secret.
-async fn cloud_server(graph: &FakeGraph, receiver: &Receiver) -> (TestServer, String, String) {
+pub(crate) async fn cloud_server(graph: &FakeGraph, receiver: &Receiver) -> (TestServer, String, String) {
     let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
     s.cli(&["orgs", "create", "acme"]).await;
     let token_file = s.dir().join("token.txt");
@@ -665,13 +665,13 @@ async fn a_server_killed_while_meta_creates_a_group_finishes_it_once() {
 }
 
 /// Where a scenario runs: the simulated network's cloud profile, or Meta (the fake Graph API).
-enum World<'a> {
+pub(crate) enum World<'a> {
     Simulated,
     Meta(&'a FakeGraph),
 }
 
 impl World<'_> {
-    async fn joins(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
+    pub(crate) async fn joins(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
         match self {
             World::Simulated => {
                 let (st, b) = s
@@ -687,7 +687,25 @@ impl World<'_> {
         }
     }
 
-    async fn leaves(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
+    /// The user asks to join (an `approval_required` group); the request's ID.
+    pub(crate) async fn requests(&self, s: &TestServer, key: &str, group: &Value, phone: &str) -> String {
+        match self {
+            World::Simulated => {
+                let (st, b) = s
+                    .post(
+                        "/v1/sandbox/join",
+                        key,
+                        json!({ "phone": phone, "inviteLink": group["inviteLink"] }),
+                    )
+                    .await;
+                assert_eq!(st, 200, "{b}");
+                b["joinRequestId"].as_str().unwrap().to_string()
+            }
+            World::Meta(graph) => graph.user_requests(group["waGroupId"].as_str().unwrap(), phone).await,
+        }
+    }
+
+    pub(crate) async fn leaves(&self, s: &TestServer, key: &str, group: &Value, phone: &str) {
         match self {
             World::Simulated => {
                 let (st, b) = s

@@ -595,3 +595,462 @@ async fn graph_bodies_may_be_forms_with_json_valued_fields() {
     assert_eq!(partial["failed_participants"][0]["errors"][0]["code"], 131212);
     assert_eq!(partial["errors"][0]["code"], 131201);
 }
+
+// ---------------------------------------------------------------------------------------
+// Meta's webhooks, received as a Meta client's webhook server receives them
+
+/// A Meta client's webhook server: it answers Meta's handshake for its verify token, and
+/// checks each POST's `X-Hub-Signature-256` against the raw body with the app secret, as
+/// Meta's documentation says.
+#[derive(Clone)]
+pub struct MetaReceiver {
+    pub url: String,
+    inner: std::sync::Arc<MetaInner>,
+}
+
+struct MetaInner {
+    verify_token: String,
+    app_secret: std::sync::Mutex<String>,
+    handshakes: std::sync::Mutex<usize>,
+    /// (raw body, the signature verified).
+    posts: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl MetaReceiver {
+    pub async fn start(verify_token: &str) -> MetaReceiver {
+        use axum::{
+            body::Bytes,
+            extract::{Query, State},
+            http::HeaderMap,
+            routing::get,
+        };
+        let inner = std::sync::Arc::new(MetaInner {
+            verify_token: verify_token.to_string(),
+            app_secret: std::sync::Mutex::new(String::new()),
+            handshakes: std::sync::Mutex::new(0),
+            posts: std::sync::Mutex::new(Vec::new()),
+        });
+        async fn handshake(
+            State(i): State<std::sync::Arc<MetaInner>>,
+            Query(q): Query<std::collections::HashMap<String, String>>,
+        ) -> (axum::http::StatusCode, String) {
+            *i.handshakes.lock().unwrap() += 1;
+            let ok = q.get("hub.mode").map(String::as_str) == Some("subscribe")
+                && q.get("hub.verify_token") == Some(&i.verify_token);
+            match (ok, q.get("hub.challenge")) {
+                (true, Some(c)) => (axum::http::StatusCode::OK, c.clone()),
+                _ => (axum::http::StatusCode::FORBIDDEN, "no".into()),
+            }
+        }
+        async fn notify(State(i): State<std::sync::Arc<MetaInner>>, headers: HeaderMap, body: Bytes) -> &'static str {
+            let secret = i.app_secret.lock().unwrap().clone();
+            let expected = crate::cloud_numbers::meta_signature(&secret, &body);
+            let got = headers
+                .get("x-hub-signature-256")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let text = String::from_utf8_lossy(&body).into_owned();
+            i.posts.lock().unwrap().push((text, got == expected));
+            "ok"
+        }
+        let app = axum::Router::new()
+            .route("/meta", get(handshake).post(notify))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MetaReceiver {
+            url: format!("http://127.0.0.1:{port}/meta"),
+            inner,
+        }
+    }
+
+    pub fn set_app_secret(&self, s: &str) {
+        *self.inner.app_secret.lock().unwrap() = s.to_string();
+    }
+
+    pub fn handshakes(&self) -> usize {
+        *self.inner.handshakes.lock().unwrap()
+    }
+
+    /// Each POST: its body parsed, and whether its signature verified.
+    pub fn posts(&self) -> Vec<(String, Value, bool)> {
+        self.inner
+            .posts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, ok)| (b.clone(), serde_json::from_str(b).unwrap(), *ok))
+            .collect()
+    }
+
+    /// (field, group type) of each change received, in order.
+    pub fn changes(&self) -> Vec<(String, String)> {
+        self.posts()
+            .iter()
+            .flat_map(|(_, v, _)| {
+                v["entry"][0]["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        (
+                            c["field"].as_str().unwrap().to_string(),
+                            c["value"]["groups"][0]["type"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    pub async fn wait(&self, n: usize) -> Vec<(String, String)> {
+        let got = eventually(Duration::from_secs(15), || async {
+            let c = self.changes();
+            (c.len() >= n).then_some(c)
+        })
+        .await;
+        got.unwrap_or_else(|| panic!("fewer than {n} Meta webhooks: {:?}", self.changes()))
+    }
+
+    /// The `groups[]` item of the last change of this type.
+    pub fn last(&self, kind: &str) -> Value {
+        self.posts()
+            .iter()
+            .rev()
+            .map(|(_, v, _)| v["entry"][0]["changes"][0]["value"]["groups"][0].clone())
+            .find(|g| g["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} webhook: {:?}", self.changes()))
+    }
+}
+
+/// A `meta` endpoint for `receiver`; its app secret (given to the receiver).
+pub async fn meta_endpoint(s: &TestServer, key: &str, receiver: &MetaReceiver) -> String {
+    let (st, ep) = s
+        .post(
+            "/v1/webhook-endpoints",
+            key,
+            json!({ "url": receiver.url, "format": "meta", "verifyToken": "vibecoding" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(ep["format"], "meta");
+    assert!(ep.get("secret").is_none(), "{ep}");
+    let secret = ep["appSecret"].as_str().unwrap().to_string();
+    assert!(
+        secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{secret}"
+    );
+    receiver.set_app_secret(&secret);
+    secret
+}
+
+/// The scenario of a Meta client: create by request ID, the `group_create` webhook, the
+/// invite link, two join requests, approve one and reject the other, list, remove the
+/// member, rename, delete; each of Meta's webhooks verified. `pnid`: the number's phone
+/// number ID.
+async fn meta_client_scenario(world: crate::cloud_groups::World<'_>, s: &TestServer, key: &str, pnid: &str) {
+    let receiver = MetaReceiver::start("vibecoding").await;
+    meta_endpoint(s, key, &receiver).await;
+    assert_eq!(receiver.handshakes(), 1, "Meta's handshake was made before saving");
+    let meta = MetaClient::new(s, key);
+    let (st, created) = meta
+        .call(
+            "POST",
+            &format!("/{pnid}/groups"),
+            Body::Json(json!({ "messaging_product": "whatsapp", "subject": "Café ☕ club",
+                               "join_approval_mode": "approval_required" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{created}");
+    let request_id = created["request_id"].as_str().unwrap().to_string();
+    receiver.wait(1).await;
+    let create = receiver.last("group_create");
+    assert_eq!(create["request_id"], request_id.as_str(), "correlated by request ID");
+    assert_eq!(create["subject"], "Café ☕ club");
+    assert_eq!(create["join_approval_mode"], "approval_required");
+    let gid = create["group_id"].as_str().unwrap().to_string();
+    let (raw, envelope, _) = receiver.posts()[0].clone();
+    assert!(
+        raw.contains(r"Caf\u00e9 \u2615") && !raw.contains('é'),
+        "escaped as Meta escapes: {raw}"
+    );
+    assert_eq!(envelope["object"], "whatsapp_business_account");
+    let value = &envelope["entry"][0]["changes"][0]["value"];
+    assert_eq!(value["messaging_product"], "whatsapp");
+    assert_eq!(value["metadata"]["phone_number_id"], pnid);
+
+    let (_, link) = meta.get(&format!("/{gid}/invite_link")).await;
+    assert_eq!(link["invite_link"], create["invite_link"]);
+    let native = s.wait_active(key, &request_id).await;
+    let (a, b) = ("16505553301", "16505553302");
+    let ja = world.requests(s, key, &native, a).await;
+    let jb = world.requests(s, key, &native, b).await;
+    receiver.wait(3).await;
+    assert_eq!(receiver.last("group_join_request_created")["wa_id"], b);
+    let (st, approved) = meta
+        .call(
+            "POST",
+            &format!("/{gid}/join_requests"),
+            Body::Json(json!({ "messaging_product": "whatsapp", "join_requests": [ja] })),
+        )
+        .await;
+    assert_eq!(st, 200, "{approved}");
+    receiver.wait(4).await;
+    assert_eq!(
+        receiver.last("group_participants_add")["added_participants"][0]["wa_id"],
+        a
+    );
+    let (st, rejected) = meta
+        .call(
+            "DELETE",
+            &format!("/{gid}/join_requests"),
+            Body::Json(json!({ "messaging_product": "whatsapp", "join_requests": [jb] })),
+        )
+        .await;
+    assert_eq!(st, 200, "{rejected}");
+    let (_, list) = meta.get(&format!("/{pnid}/groups")).await;
+    assert!(
+        list["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == gid.as_str())
+    );
+    let (st, _) = meta
+        .call(
+            "DELETE",
+            &format!("/{gid}/participants"),
+            Body::Json(json!({ "messaging_product": "whatsapp", "participants": [{ "user": format!("+{a}") }] })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    receiver.wait(5).await;
+    let removed = receiver.last("group_participants_remove");
+    assert_eq!(removed["initiated_by"], "business");
+    assert_eq!(removed["removed_participants"][0]["wa_id"], a);
+    let (st, _) = meta
+        .call(
+            "POST",
+            &format!("/{gid}"),
+            Body::Json(json!({ "messaging_product": "whatsapp", "subject": "Café club (closed)" })),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = meta.call("DELETE", &format!("/{gid}"), Body::None).await;
+    assert_eq!(st, 200);
+    let changes = receiver.wait(7).await;
+    let expected: Vec<(String, String)> = [
+        ("group_lifecycle_update", "group_create"),
+        ("group_participants_update", "group_join_request_created"),
+        ("group_participants_update", "group_join_request_created"),
+        ("group_participants_update", "group_participants_add"),
+        ("group_participants_update", "group_participants_remove"),
+        ("group_settings_update", "group_settings_update"),
+        ("group_lifecycle_update", "group_delete"),
+    ]
+    .iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(changes, expected, "Meta's webhooks, in order; none for the rejection");
+    assert_eq!(
+        receiver.last("group_settings_update")["group_subject"],
+        json!({ "text": "Café club (closed)", "update_successful": true })
+    );
+    assert!(
+        receiver.posts().iter().all(|(_, _, ok)| *ok),
+        "every signature verified"
+    );
+    // What wagroups sends reads, with wagroups' own reader of Meta's webhooks (held to Meta's
+    // documented samples), as the events it came from.
+    let now = wagroups_core::time::Timestamp::now();
+    let mut read = Vec::new();
+    for (raw, _, _) in receiver.posts() {
+        let body = wagroups_providers::cloud::webhook::parse_body(raw.as_bytes()).unwrap();
+        let batch = wagroups_providers::cloud::webhook::translate(&body, now);
+        assert_eq!(batch.unrecognised, 0, "{raw}");
+        for r in batch.reports {
+            assert_eq!(r.phone_number_id, pnid);
+            read.push(match r.event {
+                wagroups_core::provider::ProviderEvent::GroupCreated {
+                    request_id: rid,
+                    wa_group_id,
+                    ..
+                } => {
+                    assert_eq!(
+                        (rid.as_str(), wa_group_id.as_str()),
+                        (request_id.as_str(), gid.as_str())
+                    );
+                    "created"
+                }
+                wagroups_core::provider::ProviderEvent::JoinRequestCreated { .. } => "join_request",
+                wagroups_core::provider::ProviderEvent::ParticipantJoined { .. } => "joined",
+                wagroups_core::provider::ProviderEvent::ParticipantRemoved { .. } => "removed",
+                wagroups_core::provider::ProviderEvent::SettingsUpdated { .. } => "settings",
+                // A write's confirmation (its request ID), beside what it did.
+                wagroups_core::provider::ProviderEvent::OperationSucceeded { .. } => continue,
+                wagroups_core::provider::ProviderEvent::GroupDeleted { .. } => "deleted",
+                other => panic!("read as {other:?}"),
+            });
+        }
+    }
+    read.dedup();
+    assert_eq!(
+        read,
+        ["created", "join_request", "joined", "removed", "settings", "deleted"]
+    );
+    for (_, v, _) in receiver.posts() {
+        for g in v["entry"][0]["changes"][0]["value"]["groups"].as_array().unwrap() {
+            if g["type"] != "group_create" || g.get("errors").is_none() {
+                assert_eq!(g["group_id"], gid.as_str(), "{g}");
+            }
+            assert!(g["timestamp"].as_str().unwrap().parse::<i64>().unwrap() > 1_700_000_000);
+        }
+    }
+    // The native stream has the same events, and those Meta has no webhook for.
+    let types: Vec<String> = s
+        .events(key, &request_id)
+        .await
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "GROUP_CREATED",
+            "GROUP_JOIN_REQUEST_CREATED",
+            "GROUP_JOIN_REQUEST_CREATED",
+            "GROUP_PARTICIPANT_JOINED",
+            "GROUP_JOIN_REQUEST_REJECTED",
+            "GROUP_PARTICIPANT_REMOVED",
+            "GROUP_UPDATED",
+            "GROUP_DELETED"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_meta_client_gets_metas_webhooks_on_a_simulated_number() {
+    let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
+    let pnid = phone_number_id(&s, &s.key, NUMBER).await;
+    meta_client_scenario(crate::cloud_groups::World::Simulated, &s, &s.key, &pnid).await;
+}
+
+#[tokio::test]
+async fn a_meta_client_gets_metas_webhooks_on_a_cloud_api_number() {
+    use crate::{
+        cloud_groups::{NUMBER as CLOUD_NUMBER, PHONE_NUMBER_ID, World, cloud_server},
+        cloud_numbers::APP_SECRET,
+        fake_graph::FakeGraph,
+        receiver::{Behaviour, Receiver},
+    };
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let standard = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &standard).await;
+    assert_eq!(
+        phone_number_id(&s, &key, CLOUD_NUMBER).await,
+        PHONE_NUMBER_ID,
+        "Meta's own"
+    );
+    meta_client_scenario(World::Meta(&graph), &s, &key, PHONE_NUMBER_ID).await;
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+    // On Meta, a group's Graph ID is Meta's group ID.
+    let created = graph
+        .group_with_subject("Café club (closed)")
+        .expect("Meta has the group");
+    let (_, groups) = s.get("/v1/groups", &key).await;
+    assert_eq!(groups["data"][0]["graphGroupId"], created.as_str());
+}
+
+#[tokio::test]
+async fn a_meta_endpoint_is_refused_unless_it_passes_metas_handshake() {
+    let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
+    let receiver = MetaReceiver::start("the-right-token").await;
+    let (st, e) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": receiver.url, "format": "meta", "verifyToken": "a-wrong-token" }),
+        )
+        .await;
+    assert_eq!(st, 400, "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&receiver.url) && message.contains("403"), "{message}");
+    assert_eq!(e["error"]["field"], "url");
+    let (_, list) = s.get("/v1/webhook-endpoints", &s.key).await;
+    assert_eq!(list["data"], json!([]), "nothing saved");
+    // verifyToken is required for meta, and only for meta.
+    let (st, e) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": receiver.url, "format": "meta" }),
+        )
+        .await;
+    assert_eq!((st, e["error"]["field"].as_str()), (400, Some("verifyToken")), "{e}");
+    let (st, e) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": receiver.url, "verifyToken": "x" }),
+        )
+        .await;
+    assert_eq!((st, e["error"]["field"].as_str()), (400, Some("verifyToken")), "{e}");
+    // With the right token and an app secret of one's own; a new URL is verified again.
+    let (st, ep) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": receiver.url, "format": "meta", "verifyToken": "the-right-token", "appSecret": "my-app-secret" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(ep["appSecret"], "my-app-secret");
+    let id = ep["id"].as_str().unwrap();
+    let (_, read) = s.get(&format!("/v1/webhook-endpoints/{id}"), &s.key).await;
+    assert!(
+        read.get("appSecret").is_none() && read.get("verifyToken").is_none(),
+        "{read}"
+    );
+    let other = MetaReceiver::start("another-token").await;
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            &s.key,
+            Some(json!({ "url": other.url })),
+        )
+        .await;
+    assert_eq!(st, 400, "the new URL does not know the token: {e}");
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            &s.key,
+            Some(json!({ "url": other.url, "verifyToken": "another-token" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+    assert_eq!(other.handshakes(), 2);
+    let (st, e) = s
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            &s.key,
+            Some(json!({ "format": "standard" })),
+        )
+        .await;
+    assert_eq!((st, e["error"]["field"].as_str()), (400, Some("format")), "{e}");
+    // Events go out signed with that secret.
+    other.set_app_secret("my-app-secret");
+    s.active_group(&s.key, json!({ "subject": "Signed" })).await;
+    let got = eventually(Duration::from_secs(15), || async {
+        (!other.posts().is_empty()).then(|| other.posts())
+    })
+    .await;
+    let posts = got.expect("a Meta webhook");
+    assert!(posts[0].2, "signed with the app secret given");
+    assert!(!s.log().contains("my-app-secret"), "never logged");
+}

@@ -100,6 +100,8 @@ impl NewGroup {
             org_id: self.org_id.clone(),
             number_id: self.number_id,
             waba_number,
+            phone_number_id: None,
+            waba_id: None,
             group_id: self.group_id.clone(),
             status: GroupStatus::Pending,
             subject: self.subject.clone(),
@@ -130,6 +132,8 @@ pub struct NewEndpoint {
     pub format: crate::webhook::WebhookFormat,
     /// Sealed by the core ([`crate::webhook::seal_secret`]): a backend stores it as it is.
     pub secret: crate::secret::Sealed,
+    /// A `meta` endpoint's verify token, sealed by the core.
+    pub verify_token: Option<crate::secret::Sealed>,
 }
 
 /// Changes to an endpoint; `None` leaves a field as it is (`Some(None)` clears a filter).
@@ -141,6 +145,8 @@ pub struct EndpointPatch {
     pub waba_numbers: Option<Option<Vec<String>>>,
     pub format: Option<crate::webhook::WebhookFormat>,
     pub disabled: Option<bool>,
+    /// A new verify token (sealed by the core).
+    pub verify_token: Option<crate::secret::Sealed>,
 }
 
 impl EndpointPatch {
@@ -162,6 +168,9 @@ impl EndpointPatch {
         }
         if let Some(f) = self.format {
             ep.format = f;
+        }
+        if let Some(t) = &self.verify_token {
+            ep.verify_token = Some(t.clone());
         }
         if let Some(disabled) = self.disabled {
             ep.disabled = disabled;

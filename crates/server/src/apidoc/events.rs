@@ -91,6 +91,9 @@ fn fields(t: EventType) -> (&'static str, &'static [(&'static str, Field, bool)]
                 ("inviteLink", Text, true),
                 ("groupCreatedAt", Time, true),
                 ("waGroupId", Text, true),
+                ("description", Text, true),
+                // `auto_approve` or `approval_required`.
+                ("joinApprovalMode", Text, true),
             ],
         ),
         EventType::GroupCreateFailed => ("GroupCreateFailed", &[("error", Error, true)]),
@@ -220,6 +223,12 @@ pub struct EventBase {
     sequence: i64,
     /// The group's subject after the change.
     group_name: String,
+    /// The group's ID in Meta's Graph dialect, once WhatsApp created it.
+    graph_group_id: Option<String>,
+    /// The number's phone number ID (by which the Graph dialect addresses it).
+    phone_number_id: Option<String>,
+    /// The number's WhatsApp Business Account ID, when configured (`--waba-id`).
+    waba_id: Option<String>,
 }
 
 /// Any event; `eventType` says which.

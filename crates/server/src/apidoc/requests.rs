@@ -190,9 +190,17 @@ pub struct EndpointIn {
     event_types: Option<Vec<String>>,
     /// Omitted means all.
     waba_numbers: Option<Vec<String>>,
+    /// `standard` (default) or `meta` (Meta's envelope, signed `X-Hub-Signature-256`).
     format: Option<WebhookFormat>,
     #[schema(schema_with = endpoint_description)]
     description: Option<String>,
+    /// `meta` endpoints (required): the verify token of Meta's handshake, which wagroups makes
+    /// before saving the endpoint (`GET ?hub.mode=subscribe&hub.verify_token&hub.challenge`).
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    verify_token: Option<String>,
+    /// `meta` endpoints: the app secret that signs deliveries (generated when absent).
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    app_secret: Option<String>,
 }
 
 /// A change to a webhook endpoint: only the fields given change; `null` clears a filter.
@@ -207,8 +215,12 @@ pub struct EndpointPatch {
     waba_numbers: Option<Option<Vec<String>>>,
     #[schema(schema_with = endpoint_description)]
     description: Option<Option<String>>,
+    /// Cannot change between `standard` and `meta`.
     format: Option<WebhookFormat>,
     disabled: Option<bool>,
+    /// `meta` endpoints: a new verify token (the handshake is made again, as for a new URL).
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
+    verify_token: Option<String>,
 }
 
 /// Queue again the failed and dead deliveries created since a time.

@@ -199,7 +199,8 @@ fn key_row(r: &Row) -> Result<ApiKey, StoreError> {
 
 const GROUP_SELECT: &str = "SELECT g.id, g.org_id, g.number_id, n.waba_number, g.group_id, g.status, g.subject, \
      g.description, g.join_approval_mode, g.wa_group_id, g.invite_link, g.participant_count, g.last_sequence, \
-     g.failure_reason, g.created_at, g.updated_at, g.announcement_only, g.locked, g.suspended \
+     g.failure_reason, g.created_at, g.updated_at, g.announcement_only, g.locked, g.suspended, n.provider_ref, \
+     json_extract(n.provider_config, '$.wabaId') AS waba_id \
      FROM groups g JOIN numbers n ON n.id = g.number_id";
 
 /// A row of [`GROUP_SELECT`], by position (the hottest mapping: a name costs a scan).
@@ -224,6 +225,9 @@ fn group_row(r: &Row) -> Result<Group, StoreError> {
         announcement_only: at(r, 16)?,
         locked: at(r, 17)?,
         suspended: at(r, 18)?,
+        phone_number_id: at(r, 19)?,
+        // A cloud-api number's configuration names its WABA (`--waba-id`).
+        waba_id: at(r, 20)?,
     })
 }
 
@@ -262,7 +266,7 @@ fn stored_event_row(r: &Row) -> Result<StoredEvent, StoreError> {
 }
 
 const ENDPOINT_COLS: &str = "id, org_id, url, description, event_types, waba_numbers, format, disabled, disabled_reason, \
-     secret, previous_secret, previous_secret_until, created_at, updated_at";
+     secret, previous_secret, previous_secret_until, verify_token, created_at, updated_at";
 
 fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
     Ok(Endpoint {
@@ -278,6 +282,7 @@ fn endpoint_row(r: &Row) -> Result<Endpoint, StoreError> {
         secret: Sealed::from_stored(get(r, "secret")?),
         previous_secret: get::<Option<String>>(r, "previous_secret")?.map(Sealed::from_stored),
         previous_secret_until: opt_ts(r, "previous_secret_until")?,
+        verify_token: get::<Option<String>>(r, "verify_token")?.map(Sealed::from_stored),
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
@@ -302,7 +307,7 @@ fn group_where(c: &Connection, clause: &str, p: impl rusqlite::Params) -> Result
 fn subscriptions(c: &Connection, org_id: &str) -> Result<Vec<Subscription>, StoreError> {
     all(
         c,
-        "SELECT id, event_types, waba_numbers FROM webhook_endpoints \
+        "SELECT id, event_types, waba_numbers, format FROM webhook_endpoints \
          WHERE org_id = ?1 AND deleted_at IS NULL AND disabled = 0",
         params![org_id],
         |r| {
@@ -310,6 +315,7 @@ fn subscriptions(c: &Connection, org_id: &str) -> Result<Vec<Subscription>, Stor
                 endpoint_id: id(r, "id")?,
                 event_types: json_list(r, "event_types")?,
                 waba_numbers: json_list(r, "waba_numbers")?,
+                format: parse(r, "format", WebhookFormat::parse)?,
             })
         },
     )
@@ -566,7 +572,9 @@ mod plans {
                 "updated_at",
                 "announcement_only",
                 "locked",
-                "suspended"
+                "suspended",
+                "provider_ref",
+                "waba_id"
             ]
         );
         assert_eq!(

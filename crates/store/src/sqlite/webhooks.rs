@@ -11,7 +11,8 @@ impl WebhookStore for SqliteStore {
                 c,
                 &format!(
                     "INSERT INTO webhook_endpoints (id, org_id, url, description, event_types, waba_numbers, secret, \
-                     created_at, updated_at, format) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) RETURNING {ENDPOINT_COLS}"
+                     created_at, updated_at, format, verify_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) \
+                     RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
                     e.id.as_str(),
@@ -22,7 +23,8 @@ impl WebhookStore for SqliteStore {
                     to_json_list(&e.waba_numbers),
                     e.secret.as_stored(),
                     now.millis(),
-                    e.format.as_str()
+                    e.format.as_str(),
+                    e.verify_token.as_ref().map(|t| t.as_stored())
                 ],
                 endpoint_row,
             )?
@@ -85,7 +87,8 @@ impl WebhookStore for SqliteStore {
                 c,
                 &format!(
                     "UPDATE webhook_endpoints SET url = ?1, description = ?2, event_types = ?3, waba_numbers = ?4, \
-                     disabled = ?5, disabled_reason = ?6, updated_at = ?7, format = ?9 WHERE id = ?8 RETURNING {ENDPOINT_COLS}"
+                     disabled = ?5, disabled_reason = ?6, updated_at = ?7, format = ?9, verify_token = ?10 \
+                     WHERE id = ?8 RETURNING {ENDPOINT_COLS}"
                 ),
                 params![
                     ep.url,
@@ -96,7 +99,8 @@ impl WebhookStore for SqliteStore {
                     ep.disabled_reason,
                     now.millis(),
                     id,
-                    ep.format.as_str()
+                    ep.format.as_str(),
+                    ep.verify_token.as_ref().map(|t| t.as_stored())
                 ],
                 endpoint_row,
             )
@@ -413,9 +417,9 @@ impl WebhookStore for SqliteStore {
         let (org, event_id) = (org_id.to_string(), event_id.to_string());
         self.db
             .write(move |c| {
-                let Some((event_row, group_row, sequence, event_type, waba)) = one(
+                let Some((event_row, group_row, sequence, event_type, waba, payload)) = one(
                     c,
-                    "SELECT ev.id, ev.group_id, ev.sequence, ev.event_type, n.waba_number FROM events ev \
+                    "SELECT ev.id, ev.group_id, ev.sequence, ev.event_type, n.waba_number, ev.payload FROM events ev \
                  JOIN groups g ON g.id = ev.group_id JOIN numbers n ON n.id = g.number_id \
                  WHERE ev.org_id = ?1 AND ev.event_id = ?2",
                     params![org, event_id],
@@ -426,13 +430,15 @@ impl WebhookStore for SqliteStore {
                             get::<i64>(r, "sequence")?,
                             get::<String>(r, "event_type")?,
                             get::<String>(r, "waba_number")?,
+                            get::<String>(r, "payload")?,
                         ))
                     },
                 )?
                 else {
                     return Ok(None);
                 };
-                for endpoint_id in plan::redelivery(&event_type, &waba, &subscriptions(c, &org)?) {
+                let payload: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+                for endpoint_id in plan::redelivery(&event_type, &waba, &payload, &subscriptions(c, &org)?) {
                     insert_delivery(c, &endpoint_id, event_row, &org, group_row, sequence, now)?;
                 }
                 let which = "event_row_id = ?2 AND endpoint_id IN \
