@@ -576,8 +576,9 @@ fn joined(d: &mut Decision, phone: &Phone, reason: JoinReason, at: Timestamp, no
         Some(p) if p.state == ParticipantState::Member => {
             // A member already; a join newer than the one applied dates the membership, so
             // that an exit between the two, arriving late, is recognised as older.
+            // (A member from before report times were kept has none: this dates it.)
             if p.changed_at
-                .is_some_and(|c| c.millis().saturating_add(STALE_REPORT_MS) <= at.millis())
+                .is_none_or(|c| c.millis().saturating_add(STALE_REPORT_MS) <= at.millis())
             {
                 d.put_participant(Participant {
                     changed_at: Some(at),
@@ -586,29 +587,34 @@ fn joined(d: &mut Decision, phone: &Phone, reason: JoinReason, at: Timestamp, no
             }
             return;
         }
-        Some(p) if stale(&p, at) => {
-            if p.exit_unannounced {
-                let exit_at = p.changed_at.unwrap_or(at);
-                let exit = p.state;
-                d.put_participant(Participant {
-                    joined_at: Some(at),
-                    updated_at: now,
-                    exit_unannounced: false,
-                    ..p
-                });
-                approve_join_requests(d, phone, now);
-                d.emit(
-                    EventBody::ParticipantJoined {
-                        phone: phone.clone(),
-                        reason,
-                        at,
-                    },
+        // An exit not announced yet ends a join not seen yet: a join up to it (or in the same
+        // second, which Meta's clock cannot order) is that join.
+        Some(p)
+            if p.exit_unannounced
+                && p.changed_at
+                    .is_some_and(|c| at.millis() < c.millis().saturating_add(STALE_REPORT_MS)) =>
+        {
+            let exit_at = p.changed_at.unwrap_or(at);
+            let exit = p.state;
+            d.put_participant(Participant {
+                joined_at: Some(at),
+                updated_at: now,
+                exit_unannounced: false,
+                ..p
+            });
+            approve_join_requests(d, phone, now);
+            d.emit(
+                EventBody::ParticipantJoined {
+                    phone: phone.clone(),
+                    reason,
                     at,
-                );
-                d.emit(exit_event(exit, phone, exit_at), exit_at);
-            }
+                },
+                at,
+            );
+            d.emit(exit_event(exit, phone, exit_at), exit_at);
             return;
         }
+        Some(p) if stale(&p, at) => return,
         _ => {}
     }
     let role = current
@@ -706,6 +712,18 @@ fn exited(d: &mut Decision, phone: &Phone, exit: ParticipantState, at: Timestamp
     });
     if base.changed_at.is_some_and(|c| c.millis() >= at.millis()) && base.state == exit {
         // Already recorded (a redelivery, or the same exit again).
+        return;
+    }
+    let was_announced_exit = matches!(base.state, ParticipantState::Left | ParticipantState::Removed)
+        && !base.exit_unannounced
+        && base.changed_at.is_some();
+    if was_announced_exit {
+        // Out already, and told: a later exit only dates it (a join before it is then older).
+        d.put_participant(Participant {
+            updated_at: now,
+            changed_at: later(&base, at),
+            ..base
+        });
         return;
     }
     d.put_participant(Participant {
@@ -901,6 +919,37 @@ mod tests {
         let d = apply(&s3, &join(&phone, 50), Timestamp(50_000))?;
         assert_eq!(types(&d), [EventType::ParticipantJoined]);
         assert_eq!(d.group.participant_count, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_leave_and_its_join_in_the_same_second_arriving_reversed_leave_the_user_out() -> Result<(), DomainError> {
+        let phone = Phone::from_digits("919999999999");
+        let s1 = active()?;
+        let s2 = with(&s1, &apply(&s1, &leave(&phone, 30), Timestamp(31_000))?);
+        let d = apply(&s2, &join(&phone, 30), Timestamp(32_000))?;
+        assert_eq!(types(&d), [EventType::ParticipantJoined, EventType::ParticipantLeft]);
+        assert_eq!(d.group.participant_count, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn an_exit_after_an_announced_one_only_dates_it() -> Result<(), DomainError> {
+        let phone = Phone::from_digits("919999999999");
+        let s1 = active()?;
+        let s2 = with(&s1, &apply(&s1, &join(&phone, 10), Timestamp(10_000))?);
+        let s3 = with(&s2, &apply(&s2, &leave(&phone, 20), Timestamp(20_000))?);
+        let d = apply(&s3, &leave(&phone, 25), Timestamp(25_000))?;
+        assert!(d.events.is_empty());
+        let Some(p) = d.participant(&phone) else {
+            panic!("the participant is kept")
+        };
+        assert!(!p.exit_unannounced, "told already");
+        let s4 = with(&s3, &d);
+        assert!(
+            apply(&s4, &join(&phone, 15), Timestamp(26_000))?.events.is_empty(),
+            "not told twice"
+        );
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::{
     ids::{self, CommandId, GroupId},
     model::{
         ApiKey, CommandStatus, Group, GroupStatus, HealthStatus, JoinApprovalMode, Number, NumberHealth, Participant,
+        ProviderKind,
     },
     participants::{ParsedParticipants, ParticipantResult},
     provider::{ItemResult, ItemStatus, Provider, ProviderError, ProviderRegistry},
@@ -339,10 +340,15 @@ impl GroupService {
     /// The key's number with this phone number ID (Meta's for a cloud-api number, the
     /// simulated network's own for a simulated one).
     pub async fn number_by_phone_number_id(&self, key: &ApiKey, phone_number_id: &str) -> Result<Number, ServiceError> {
-        let numbers = self.store.list_numbers(Some(&key.org_id)).await?;
-        let number = numbers
-            .into_iter()
-            .find(|n| n.provider_ref.as_deref() == Some(phone_number_id))
+        let mut found = None;
+        for kind in ProviderKind::ALL {
+            if let Some(n) = self.store.find_number_by_ref(*kind, phone_number_id).await? {
+                found = Some(n);
+                break;
+            }
+        }
+        let number = found
+            .filter(|n| n.org_id == key.org_id)
             .ok_or_else(|| DomainError::not_found(format!("phone number ID {phone_number_id:?}")))?;
         if !key.allows(&number.waba_number) {
             return Err(DomainError::Forbidden {
@@ -353,21 +359,23 @@ impl GroupService {
         Ok(number)
     }
 
-    /// The key's group with this Graph group ID ([`ids::graph_group_id`]).
+    /// The key's group with this Graph group ID ([`ids::graph_group_id`]): Meta's own ID as it
+    /// is (tried first: some of Meta's IDs also read as one of ours), else one of ours.
     pub async fn group_by_graph_id(
         &self,
         key: &ApiKey,
         graph_id: &str,
     ) -> Result<(Group, Vec<Participant>), ServiceError> {
         let numbers = self.store.list_numbers(Some(&key.org_id)).await?;
-        let candidates: Vec<(i64, String)> = match ids::graph_group_jid(graph_id) {
-            Some((waba, jid)) => numbers
-                .iter()
-                .filter(|n| n.waba_number == waba)
-                .map(|n| (n.id, jid.clone()))
-                .collect(),
-            None => numbers.iter().map(|n| (n.id, graph_id.to_string())).collect(),
-        };
+        let mut candidates: Vec<(i64, String)> = numbers.iter().map(|n| (n.id, graph_id.to_string())).collect();
+        if let Some((waba, jid)) = ids::graph_group_jid(graph_id) {
+            candidates.extend(
+                numbers
+                    .iter()
+                    .filter(|n| n.waba_number == waba)
+                    .map(|n| (n.id, jid.clone())),
+            );
+        }
         for (number_id, wa) in candidates {
             if let Some(g) = self.store.find_group_by_wa_id(number_id, &wa).await? {
                 return self.get_group(key, &g.group_id).await;

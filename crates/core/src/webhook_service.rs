@@ -34,7 +34,7 @@ pub trait SubscriptionCheck: Send + Sync {
 }
 
 /// Refuses the fields only a `meta` endpoint has.
-fn only_meta(verify_token: &Option<String>, app_secret: &Option<String>) -> Result<(), ValidationError> {
+fn only_meta(verify_token: &Option<Secret>, app_secret: &Option<Secret>) -> Result<(), ValidationError> {
     for (field, given) in [
         ("verifyToken", verify_token.is_some()),
         ("appSecret", app_secret.is_some()),
@@ -75,9 +75,9 @@ pub struct EndpointInput {
     pub format: Option<String>,
     pub disabled: Option<bool>,
     /// A `meta` endpoint's verify token (required for one).
-    pub verify_token: Option<String>,
+    pub verify_token: Option<Secret>,
     /// A `meta` endpoint's app secret (generated when absent).
-    pub app_secret: Option<String>,
+    pub app_secret: Option<Secret>,
 }
 
 pub const DELIVERIES_LIMIT_MAX: i64 = 250;
@@ -246,11 +246,11 @@ impl Webhooks {
             webhook::WebhookFormat::Meta => {
                 let token = input
                     .verify_token
-                    .as_deref()
+                    .as_ref()
                     .ok_or_else(|| ValidationError::new("verifyToken", "is required for an endpoint of format meta"))?;
-                let token = webhook::validate_token("verifyToken", token)?;
-                let secret = match input.app_secret.as_deref() {
-                    Some(s) => webhook::validate_token("appSecret", s)?,
+                let token = webhook::validate_token("verifyToken", token.expose())?;
+                let secret = match input.app_secret.as_ref() {
+                    Some(s) => webhook::validate_token("appSecret", s.expose())?,
                     None => webhook::new_app_secret(),
                 };
                 self.handshake(&url, &token).await?;
@@ -337,16 +337,16 @@ impl Webhooks {
             }
             patch.format = Some(f);
         }
-        if input.app_secret.is_some() {
-            return Err(ValidationError::new("appSecret", "is set at creation (rotate-secret makes a new one)").into());
-        }
         if current.format == webhook::WebhookFormat::Standard {
             only_meta(&input.verify_token, &input.app_secret)?;
         }
+        if input.app_secret.is_some() {
+            return Err(ValidationError::new("appSecret", "is set at creation (rotate-secret makes a new one)").into());
+        }
         let new_token = input
             .verify_token
-            .as_deref()
-            .map(|t| webhook::validate_token("verifyToken", t))
+            .as_ref()
+            .map(|t| webhook::validate_token("verifyToken", t.expose()))
             .transpose()?;
         if current.format == webhook::WebhookFormat::Meta && (patch.url.is_some() || new_token.is_some()) {
             // Meta's handshake again, with what the endpoint will be.

@@ -7,6 +7,8 @@ use wagroups_core::{secret::Secret, webhook_service::SubscriptionCheck};
 
 /// How long the endpoint has to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of its answer read (a challenge is a few digits).
+const BODY_MAX: usize = 4096;
 
 pub struct MetaHandshake {
     client: reqwest::Client,
@@ -43,7 +45,17 @@ impl SubscriptionCheck for MetaHandshake {
             .await
             .map_err(|e| format!("it could not be reached: {}", without_url(&e)))?;
         let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while bytes.len() < BODY_MAX {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err(e) => return Err(format!("its answer could not be read: {}", without_url(&e))),
+            }
+        }
+        bytes.truncate(BODY_MAX);
+        let body = String::from_utf8_lossy(&bytes).into_owned();
         let shown: String = body.chars().take(100).collect();
         if status != reqwest::StatusCode::OK {
             return Err(format!("it answered {} ({shown:?})", status.as_u16()));
@@ -55,9 +67,9 @@ impl SubscriptionCheck for MetaHandshake {
     }
 }
 
-/// A client error without its URL (which carries the verify token).
+/// A client error with its causes, without its URL (which carries the verify token).
 fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
+    let mut s = crate::worker::error_chain(e);
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "the URL");
     }

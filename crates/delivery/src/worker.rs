@@ -431,7 +431,8 @@ impl Sender {
     }
 }
 
-fn error_chain(e: &reqwest::Error) -> String {
+/// A client error with its causes (a refused target says why).
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut out = if e.is_timeout() {
         "timed out".to_string()
     } else {

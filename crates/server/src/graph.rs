@@ -258,11 +258,12 @@ impl FromRequestParts<AppState> for GraphAuth {
                 "send the wagroups API key as Authorization: Bearer <key> or as the access_token parameter",
             ));
         }
-        let key = state
-            .service
-            .authenticate(&token)
-            .await
-            .map_err(|_| err(190, "the access token is not a live wagroups API key"))?;
+        let key = state.service.authenticate(&token).await.map_err(|e| match e {
+            wagroups_core::service::ServiceError::Unauthorized => {
+                err(190, "the access token is not a live wagroups API key")
+            }
+            other => DialectError::from(other),
+        })?;
         Ok(GraphAuth(key, query))
     }
 }
@@ -301,8 +302,7 @@ impl<S: Send + Sync> FromRequestParts<S> for GraphPath {
 }
 
 /// A request body as Meta takes it: JSON, `application/x-www-form-urlencoded` or
-/// `multipart/form-data` (form values that read as JSON arrays or objects are taken as
-/// such, as Graph does). No body: no fields. A file part is kept as a field naming it, for
+/// `multipart/form-data` (the array fields of a form as JSON text, as Graph takes them). No body: no fields. A file part is kept as a field naming it, for
 /// the operation to refuse.
 pub struct GraphBody(pub Fields);
 
@@ -376,13 +376,15 @@ impl FromRequest<AppState> for GraphBody {
     }
 }
 
-/// A form field: a value that reads as a JSON array or object is taken as one.
+/// The fields Graph takes as JSON text in a form (its arrays).
+const JSON_FORM_FIELDS: [&str; 2] = ["participants", "join_requests"];
+
+/// A form field: the array fields are JSON text, as Graph takes them; the others are text.
 fn put_form_value(fields: &mut Map<String, Value>, name: String, text: String) -> Result<()> {
     if fields.contains_key(&name) {
         return Err(invalid(&name, "is given more than once"));
     }
-    let t = text.trim_start();
-    let value = if t.starts_with('[') || t.starts_with('{') {
+    let value = if JSON_FORM_FIELDS.contains(&name.as_str()) {
         serde_json::from_str(&text).map_err(|e| invalid(&name, format!("is not valid JSON: {e}")))?
     } else {
         Value::String(text)
@@ -421,6 +423,21 @@ async fn group(state: &AppState, key: &ApiKey, id: &str) -> Result<(Group, Vec<P
     }
 }
 
+/// The key's number with this phone number ID; an unknown one is a parameter error (100).
+async fn number(state: &AppState, key: &ApiKey, id: &str) -> Result<wagroups_core::model::Number> {
+    state
+        .service
+        .number_by_phone_number_id(key, id)
+        .await
+        .map_err(|e| match e {
+            wagroups_core::service::ServiceError::Domain(wagroups_core::DomainError::NotFound { .. }) => invalid(
+                "phone_number_id",
+                format!("no number with phone number ID {id:?} is registered in this organisation"),
+            ),
+            other => DialectError::from(other),
+        })
+}
+
 fn unix_seconds(t: wagroups_core::time::Timestamp) -> i64 {
     t.millis().div_euclid(1000)
 }
@@ -444,20 +461,7 @@ async fn create(
     path: GraphPath,
     GraphBody(f): GraphBody,
 ) -> Result<Response> {
-    let number = state
-        .service
-        .number_by_phone_number_id(&key, &path.id)
-        .await
-        .map_err(|e| match e {
-            wagroups_core::service::ServiceError::Domain(wagroups_core::DomainError::NotFound { .. }) => invalid(
-                "phone_number_id",
-                format!(
-                    "no number with phone number ID {:?} is registered in this organisation",
-                    path.id
-                ),
-            ),
-            other => DialectError::from(other),
-        })?;
+    let number = number(&state, &key, &path.id).await?;
     messaging_product(&f)?;
     let subject = f.string("subject").map_err(DialectError::new)?;
     if subject.is_none() {
@@ -500,20 +504,7 @@ async fn list(
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response> {
-    let number = state
-        .service
-        .number_by_phone_number_id(&key, &path.id)
-        .await
-        .map_err(|e| match e {
-            wagroups_core::service::ServiceError::Domain(wagroups_core::DomainError::NotFound { .. }) => invalid(
-                "phone_number_id",
-                format!(
-                    "no number with phone number ID {:?} is registered in this organisation",
-                    path.id
-                ),
-            ),
-            other => DialectError::from(other),
-        })?;
+    let number = number(&state, &key, &path.id).await?;
     let page = state
         .service
         .active_groups_page(&number, q.get("limit"), q.get("after"), q.get("before"))
@@ -559,13 +550,18 @@ fn page_url(headers: &axum::http::HeaderMap, uri: &axum::http::Uri, q: &Params, 
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
+    // The key is not repeated in a link (a client sends it as it sent this request's).
     let mut query: Vec<String> = q
         .pairs()
-        .filter(|(k, _)| *k != "after" && *k != "before")
+        .filter(|(k, _)| !matches!(*k, "after" | "before" | "access_token"))
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
     query.push(format!("{}={}", cursor.0, encode(cursor.1)));
-    format!("http://{host}{}?{}", uri.path(), query.join("&"))
+    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}{}?{}", uri.path(), query.join("&"))
 }
 
 fn encode(s: &str) -> String {
@@ -744,7 +740,11 @@ async fn delete_invite_link(
 ) -> Result<Response> {
     messaging_product(&f)?;
     let (g, _) = group(&state, &key, &path.id).await?;
-    reset(&state, &key, &g).await?;
+    // Accepted is done: the old link is revoked (a retry would reset it again).
+    state
+        .service
+        .reset_invite_link(&key, &g.group_id, WriteOptions::default())
+        .await?;
     Ok(Json(json!({ "messaging_product": "whatsapp", "success": "true" })).into_response())
 }
 

@@ -73,8 +73,8 @@ fn endpoint_input(f: &Fields) -> std::result::Result<EndpointInput, ApiError> {
         description,
         format: f.string("format")?,
         disabled,
-        verify_token: f.string("verifyToken")?,
-        app_secret: f.string("appSecret")?,
+        verify_token: f.string("verifyToken")?.map(wagroups_core::secret::Secret::new),
+        app_secret: f.string("appSecret")?.map(wagroups_core::secret::Secret::new),
     })
 }
 
