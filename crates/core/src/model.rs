@@ -95,7 +95,9 @@ pub struct Number {
     pub disabled: bool,
     pub default_join_approval_mode: JoinApprovalMode,
     /// What the number's provider needs to serve it (a JSON object only the provider reads;
-    /// any secret in it is sealed by the provider). Never shown.
+    /// any secret in it is sealed by the provider), except its top-level `wabaId`: when a
+    /// provider knows the number's WhatsApp Business Account, it writes it there, and the
+    /// gateway reads it (`Group::waba_id`, Meta-format webhooks). Never shown.
     #[serde(skip)]
     pub provider_config: serde_json::Value,
     /// The number's name at its provider (Meta's phone number ID), unique per provider.

@@ -37,6 +37,19 @@ pub struct CreateGroupRequest {
     pub participants: Option<Vec<String>>,
     /// Invite (through the link) those who cannot be added; default true.
     pub invite_fallback: Option<bool>,
+    /// Announcement-only and locked-info settings to apply once created (providers with
+    /// those settings only).
+    pub announcement_only: Option<bool>,
+    pub locked: Option<bool>,
+    /// Link the group to a community (no provider of wagroups can: refused when `true`).
+    pub community: Option<bool>,
+}
+
+/// A creation WhatsApp confirmed, with its participants and the outcome for each asked for.
+pub struct Confirmed {
+    pub group: Group,
+    pub participants: Vec<Participant>,
+    pub results: Vec<ParticipantResult>,
 }
 
 /// A group just created, with what is needed to report its participants' outcomes.
@@ -242,6 +255,33 @@ impl GroupService {
             }
             .into());
         }
+        if req.community == Some(true) {
+            return Err(DomainError::Unprocessable {
+                code: crate::error::code::CAPABILITY_MISSING.into(),
+                message: format!(
+                    "linking a group to a community is not possible on number {}: no provider of wagroups has communities",
+                    number.waba_number
+                ),
+                field: Some("community".into()),
+            }
+            .into());
+        }
+        if (req.announcement_only == Some(true) || req.locked == Some(true))
+            && !self
+                .provider_for(&number)?
+                .capabilities(&number)
+                .announcement_and_locked
+        {
+            return Err(DomainError::Unprocessable {
+                code: crate::error::code::CAPABILITY_MISSING.into(),
+                message: format!(
+                    "announcement-only or locked settings are not possible on number {}: its provider ({} provider, {} profile) lacks the announcement_and_locked capability",
+                    number.waba_number, number.provider, number.profile
+                ),
+                field: None,
+            }
+            .into());
+        }
         let mode: JoinApprovalMode = mode.unwrap_or(number.default_join_approval_mode);
         let participants = crate::participants::parse_participants(req.participants.as_deref().unwrap_or(&[]))?;
         let valid: Vec<String> = participants.valid_phones();
@@ -278,6 +318,78 @@ impl GroupService {
             CreateGroupOutcome::DuplicateGroupId => Err(DomainError::Conflict {
                 code: "duplicate_group_id".into(),
                 message: format!("groupId: this organisation already has a group with ID {group_id:?}"),
+            }
+            .into()),
+        }
+    }
+
+    /// The outcome for each participant asked for at creation, waiting (up to `wait`) for
+    /// WhatsApp's answer; `None` when it did not come in time.
+    pub async fn creation_results_within(
+        &self,
+        created: &Created,
+        wait: std::time::Duration,
+    ) -> Result<Option<Vec<ParticipantResult>>, ServiceError> {
+        let deadline = Timestamp::now().plus_millis(wait.as_millis() as i64);
+        loop {
+            if let Some(r) = self.creation_results(created).await? {
+                self.settle(created.group.number_id).await?;
+                return Ok(Some(r));
+            }
+            if Timestamp::now() >= deadline {
+                return Ok(None);
+            }
+            self.sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Creates a group and waits (up to `wait`) until WhatsApp confirmed it, for the dialects
+    /// whose answer carries the WhatsApp group (linked-device gateways); then applies the
+    /// settings asked for. WhatsApp's refusal is the failure it gave; no confirmation in time
+    /// is `Unavailable` (the group stays pending, and its events follow).
+    pub async fn create_confirmed(
+        &self,
+        key: &ApiKey,
+        req: CreateGroupRequest,
+        wait: std::time::Duration,
+    ) -> Result<Confirmed, ServiceError> {
+        let settings = (req.announcement_only, req.locked);
+        let created = self.create_group(key, req).await?;
+        let id = created.group.group_id.clone();
+        let results = self.creation_results_within(&created, wait).await?;
+        let (mut group, mut participants) = self.get_group(key, &id).await?;
+        match (group.status, results) {
+            (GroupStatus::Active, Some(results)) => {
+                if settings.0.is_some() || settings.1.is_some() {
+                    let patch = crate::ops::GroupPatch {
+                        announcement_only: settings.0,
+                        locked: settings.1,
+                        ..Default::default()
+                    };
+                    self.update_group(key, &id, patch, crate::ops::WriteOptions::default())
+                        .await?;
+                    (group, participants) = self.get_group(key, &id).await?;
+                }
+                Ok(Confirmed {
+                    group,
+                    participants,
+                    results,
+                })
+            }
+            (GroupStatus::Failed, _) => Err(DomainError::Unprocessable {
+                code: "group_create_failed".into(),
+                message: format!(
+                    "WhatsApp refused to create the group: {}",
+                    group.failure_reason.take().unwrap_or_default()
+                ),
+                field: None,
+            }
+            .into()),
+            _ => Err(DomainError::Unavailable {
+                message: format!(
+                    "WhatsApp did not confirm the group within {} s; it is pending (group {id}: its events follow)",
+                    wait.as_secs()
+                ),
             }
             .into()),
         }
@@ -357,6 +469,20 @@ impl GroupService {
             .into());
         }
         Ok(number)
+    }
+
+    /// The key's group with this WhatsApp group ID (a JID, or Meta's ID), on any of its numbers.
+    pub async fn group_by_wa_id(
+        &self,
+        key: &ApiKey,
+        wa_group_id: &str,
+    ) -> Result<(Group, Vec<Participant>), ServiceError> {
+        for n in self.store.list_numbers(Some(&key.org_id)).await? {
+            if let Some(g) = self.store.find_group_by_wa_id(n.id, wa_group_id).await? {
+                return self.get_group(key, &g.group_id).await;
+            }
+        }
+        Err(DomainError::not_found(format!("group {wa_group_id:?}")).into())
     }
 
     /// The key's group with this Graph group ID ([`ids::graph_group_id`]): Meta's own ID as it

@@ -43,6 +43,15 @@ impl Timestamp {
         }
     }
 
+    /// RFC 3339 to the second, e.g. `2026-11-22T10:00:00Z` (as some gateways write times).
+    pub fn to_rfc3339_seconds(self) -> String {
+        let full = self.to_rfc3339();
+        match full.split_once('.') {
+            Some((head, _)) => format!("{head}Z"),
+            None => full,
+        }
+    }
+
     /// Parses an RFC 3339 timestamp (any offset).
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
         let dt = ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339).ok()?;

@@ -212,6 +212,7 @@ impl ConnState {
         match self.dialect.load(Ordering::Relaxed) {
             1 => DialectKind::DoubleTick,
             2 => DialectKind::Graph,
+            3 => DialectKind::Wuts,
             _ => DialectKind::Native,
         }
     }
@@ -271,6 +272,7 @@ fn dialect_code(d: DialectKind) -> u8 {
         DialectKind::Native => 0,
         DialectKind::DoubleTick => 1,
         DialectKind::Graph => 2,
+        DialectKind::Wuts => 3,
     }
 }
 

@@ -136,6 +136,7 @@ pub enum DialectKind {
     Native,
     DoubleTick,
     Graph,
+    Wuts,
 }
 
 impl DialectKind {
@@ -144,6 +145,8 @@ impl DialectKind {
             DialectKind::DoubleTick
         } else if path.starts_with("/graph/") {
             DialectKind::Graph
+        } else if path.starts_with("/wuts/") {
+            DialectKind::Wuts
         } else {
             DialectKind::Native
         }
@@ -154,6 +157,7 @@ impl DialectKind {
             DialectKind::Native => Native::body(e),
             DialectKind::DoubleTick => DoubleTick::body(e),
             DialectKind::Graph => crate::graph::Graph::body(e),
+            DialectKind::Wuts => crate::wuts::Wuts::body(e),
         }
     }
 
@@ -162,6 +166,7 @@ impl DialectKind {
             DialectKind::Native => Native::render(e),
             DialectKind::DoubleTick => DoubleTick::render(e),
             DialectKind::Graph => crate::graph::Graph::render(e),
+            DialectKind::Wuts => crate::wuts::Wuts::render(e),
         }
     }
 }

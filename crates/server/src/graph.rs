@@ -472,9 +472,7 @@ async fn create(
         subject,
         description: f.string("description").map_err(DialectError::new)?,
         join_approval_mode: f.string("join_approval_mode").map_err(DialectError::new)?,
-        group_id: None,
-        participants: None,
-        invite_fallback: None,
+        ..CreateGroupRequest::default()
     };
     let created = state.service.create_group(&key, req).await.map_err(rename_fields)?;
     Ok(Json(json!({ "messaging_product": "whatsapp", "request_id": created.group.group_id })).into_response())

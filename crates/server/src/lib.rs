@@ -16,6 +16,7 @@ mod render;
 mod runtime;
 mod sandbox;
 mod webhooks;
+mod wuts;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -145,6 +146,7 @@ fn all_routes() -> Routes {
         webhooks::routes(),
         meta::routes(),
         graph::routes(),
+        wuts::routes(),
         health::metrics_routes(),
         docs::routes(),
     ]

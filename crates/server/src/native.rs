@@ -85,6 +85,7 @@ pub fn create_request(f: &Fields) -> std::result::Result<CreateGroupRequest, Api
         group_id: f.string("groupId")?,
         participants: f.items("participants")?,
         invite_fallback: f.boolean("inviteFallback")?,
+        ..CreateGroupRequest::default()
     })
 }
 
@@ -117,19 +118,10 @@ async fn create_group(
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     // Participants: wait (bounded) for WhatsApp's answer about each, then report it.
-    let deadline = tokio::time::Instant::now() + CREATE_RESULTS_WAIT;
-    let results = loop {
-        if let Some(r) = state.service.creation_results(&created).await? {
-            break Some(r);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    if results.is_some() {
-        state.service.settle(created.group.number_id).await?;
-    }
+    let results = state
+        .service
+        .creation_results_within(&created, CREATE_RESULTS_WAIT)
+        .await?;
     let (group, participants) = state.service.get_group(&key, &created.group.group_id).await?;
     let body = render::created_group(render::group(&group, Some(&participants)), Some(results.as_deref()));
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())

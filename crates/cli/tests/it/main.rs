@@ -18,6 +18,7 @@ mod operations;
 mod sandbox;
 mod tenancy;
 mod webhooks;
+mod wuts;
 
 /// A secret that signed nothing.
 fn receiver_secret_other() -> String {

@@ -17,7 +17,8 @@ pub const DEFAULT_API_VERSION: &str = "v23.0";
 pub struct CloudConfig {
     /// Meta's ID of the business phone number (also the number's `provider_ref`).
     pub phone_number_id: String,
-    /// The WhatsApp Business Account, when given.
+    /// The WhatsApp Business Account, when given (`wabaId`: the one key of the configuration
+    /// the gateway reads, see `Number::provider_config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waba_id: Option<String>,
     pub graph_url: String,

@@ -6,6 +6,7 @@ pub mod events;
 pub mod graph;
 pub mod params;
 pub mod requests;
+pub mod wuts;
 
 use std::{collections::BTreeMap, sync::LazyLock};
 
@@ -88,6 +89,10 @@ shared_response!(
 shared_response!(
     /// Meta's Graph error answer.
     GraphErrorResponse = "GraphError", "A Graph API error, as Meta answers it", graph::GraphError::schema()
+);
+shared_response!(
+    /// WUTS's error answer.
+    WutsErrorResponse = "WutsError", "WUTS's error shape", wuts::WutsError::schema()
 );
 shared_response!(
     /// A write WhatsApp has accepted and not yet confirmed.
@@ -175,13 +180,14 @@ respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations
     tags(
         (name = "groups"), (name = "sandbox"), (name = "webhooks"), (name = "events"),
         (name = "doubletick"), (name = "operations"), (name = "numbers"),
+        (name = "wuts", description = "The WUTS gateway's group calls (base URL http://HOST:PORT/wuts)"),
         (name = "graph", description = "Meta's Cloud API Groups endpoints (base URL http://HOST:PORT/graph/v23.0), on any provider"),
         (name = "providers", description = "Where providers call in: Meta's webhooks"),
     ),
     components(schemas(
         ErrorBody, DoubleTickErrorBody, events::EventBase, events::Event, EventType,
         requests::CreateGroup, requests::PhoneInput, crate::render::Operation,
-    ), responses(ErrorResponse, DoubleTickErrorResponse, GraphErrorResponse, Pending)),
+    ), responses(ErrorResponse, DoubleTickErrorResponse, GraphErrorResponse, WutsErrorResponse, Pending)),
     modifiers(&Extras),
 )]
 struct Base;
@@ -246,6 +252,7 @@ pub fn document() -> openapi::OpenApi {
         crate::docs::Doc::openapi(),
         crate::meta::Doc::openapi(),
         crate::graph::Doc::openapi(),
+        crate::wuts::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -226,7 +226,7 @@ fn group_row(r: &Row) -> Result<Group, StoreError> {
         locked: at(r, 17)?,
         suspended: at(r, 18)?,
         phone_number_id: at(r, 19)?,
-        // A cloud-api number's configuration names its WABA (`--waba-id`).
+        // The configuration's `wabaId`, the key every provider writes the number's WABA to.
         waba_id: at(r, 20)?,
     })
 }
