@@ -58,6 +58,10 @@ pub struct AddArgs {
 pub struct UpdateArgs {
     /// The number to change.
     waba_number: String,
+    /// An alias by which linked-device gateways' clients name the number (Wawp's
+    /// `instance_id`); empty to clear it. Any provider.
+    #[arg(long)]
+    instance_id: Option<String>,
     #[command(flatten)]
     cloud: CloudArgs,
 }
@@ -264,6 +268,17 @@ async fn update(store: &SqliteStore, database: &str, mut args: UpdateArgs) -> an
         .find_number(&digits)
         .await?
         .ok_or_else(|| anyhow::anyhow!("number {digits} not found"))?;
+    if let Some(alias) = args.instance_id.take() {
+        let alias = alias.trim();
+        admin::set_instance_id(store, &digits, (!alias.is_empty()).then_some(alias)).await?;
+        println!(
+            "number {digits}: instance ID {}",
+            if alias.is_empty() { "cleared" } else { alias }
+        );
+        if !args.cloud.any() {
+            return Ok(());
+        }
+    }
     anyhow::ensure!(
         number.provider == ProviderKind::CloudApi,
         "number {digits} is on the {} provider: only cloud-api numbers have settings to change",

@@ -109,6 +109,32 @@ pub fn simulated_phone_number_id() -> String {
     format!("9{}", crate::ids::random_digits(14))
 }
 
+/// Sets (or clears, with `None`) the alias by which a linked-device gateway's clients name
+/// the number (Wawp's `instance_id`): 1 to 64 letters, digits, `_` or `-`, unique.
+pub async fn set_instance_id(
+    store: &dyn Store,
+    waba_number: &str,
+    instance_id: Option<&str>,
+) -> Result<(), ServiceError> {
+    let digits = validate::waba_number("waba-number", waba_number)?;
+    if let Some(a) = instance_id {
+        let ok =
+            !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(crate::ValidationError::new("instance-id", "must be 1 to 64 letters, digits, _ or -").into());
+        }
+    }
+    match store.set_number_instance_id(&digits, instance_id).await? {
+        None => Err(DomainError::not_found(format!("number {digits}")).into()),
+        Some(false) => Err(DomainError::conflict(
+            "duplicate_instance_id",
+            format!("instance ID {:?} is another number's", instance_id.unwrap_or_default()),
+        )
+        .into()),
+        Some(true) => Ok(()),
+    }
+}
+
 pub async fn set_number_disabled(store: &dyn Store, waba_number: &str, disabled: bool) -> Result<Number, ServiceError> {
     let digits = validate::waba_number("waba-number", waba_number)?;
     store

@@ -102,6 +102,9 @@ pub struct Number {
     pub provider_config: serde_json::Value,
     /// The number's name at its provider (Meta's phone number ID), unique per provider.
     pub provider_ref: Option<String>,
+    /// An alias by which a linked-device gateway's clients name the number (Wawp's
+    /// `instance_id`), unique.
+    pub instance_id: Option<String>,
     pub health: NumberHealth,
     pub created_at: Timestamp,
 }

@@ -449,6 +449,17 @@ impl GroupService {
         Ok(numbers)
     }
 
+    /// The key's number a linked-device gateway's client names by its instance: its digits, or
+    /// the alias set with `numbers update --instance-id`.
+    pub async fn number_by_instance(&self, key: &ApiKey, field: &str, instance: &str) -> Result<Number, ServiceError> {
+        if let Some(n) = self.store.find_number_by_instance_id(instance).await?
+            && n.org_id == key.org_id
+        {
+            return self.number_for(key, field, &n.waba_number).await;
+        }
+        self.number_for(key, field, instance).await
+    }
+
     /// The key's number with this phone number ID (Meta's for a cloud-api number, the
     /// simulated network's own for a simulated one).
     pub async fn number_by_phone_number_id(&self, key: &ApiKey, phone_number_id: &str) -> Result<Number, ServiceError> {

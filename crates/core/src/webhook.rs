@@ -31,6 +31,9 @@ string_enum!(
         /// `group_participants_update`, `group_settings_update`, `group_status_update`),
         /// signed in `X-Hub-Signature-256` with the endpoint's app secret, as Meta signs.
         Meta = "meta",
+        /// DoubleTick's "WhatsApp group webhooks": the event with DoubleTick's `event` field and
+        /// common fields (`event`, `orgId`, `integrationId`, `groupId`), signed as `standard`.
+        Doubletick = "doubletick",
     }
 );
 
@@ -152,7 +155,7 @@ impl WebhookFormat {
     /// linked-device profile; a failed write has one only for what Meta confirms by webhook.
     pub fn carries(self, event_type: &str, payload: &serde_json::Value) -> bool {
         match self {
-            WebhookFormat::Standard => true,
+            WebhookFormat::Standard | WebhookFormat::Doubletick => true,
             WebhookFormat::Meta => match event_type {
                 "GROUP_CREATED"
                 | "GROUP_CREATE_FAILED"

@@ -239,7 +239,7 @@ impl Webhooks {
             None => webhook::WebhookFormat::default(),
         };
         let (secret, verify_token) = match format {
-            webhook::WebhookFormat::Standard => {
+            webhook::WebhookFormat::Standard | webhook::WebhookFormat::Doubletick => {
                 only_meta(&input.verify_token, &input.app_secret)?;
                 (webhook::new_secret(), None)
             }
@@ -325,7 +325,8 @@ impl Webhooks {
         }
         if let Some(f) = input.format.as_deref() {
             let f = webhook::WebhookFormat::validate("format", f)?;
-            if f != current.format {
+            let meta = webhook::WebhookFormat::Meta;
+            if f != current.format && (f == meta || current.format == meta) {
                 return Err(ValidationError::new(
                     "format",
                     format!(
@@ -337,7 +338,7 @@ impl Webhooks {
             }
             patch.format = Some(f);
         }
-        if current.format == webhook::WebhookFormat::Standard {
+        if current.format != webhook::WebhookFormat::Meta {
             only_meta(&input.verify_token, &input.app_secret)?;
         }
         if input.app_secret.is_some() {
@@ -388,7 +389,7 @@ impl Webhooks {
         let id = current.id;
         let now = Timestamp::now();
         let secret = match current.format {
-            webhook::WebhookFormat::Standard => webhook::new_secret(),
+            webhook::WebhookFormat::Standard | webhook::WebhookFormat::Doubletick => webhook::new_secret(),
             webhook::WebhookFormat::Meta => webhook::new_app_secret(),
         };
         let ep = self

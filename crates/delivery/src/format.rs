@@ -25,7 +25,33 @@ pub fn render(target: &Target, event_id: &str, payload: &Bytes, attempted_at: Ti
     match target.endpoint.format {
         WebhookFormat::Standard => standard(target, event_id, payload, attempted_at),
         WebhookFormat::Meta => meta(target, payload),
+        WebhookFormat::Doubletick => {
+            let body = doubletick(payload)?;
+            standard(target, event_id, &body, attempted_at)
+        }
     }
+}
+
+/// DoubleTick's group webhooks: the event with DoubleTick's `event` field, its common
+/// fields (`orgId`, `integrationId`: the business number, `groupId`) and the event's own
+/// (which are DoubleTick's names already: `groupName`, `inviteLink`, `customerPhone`…).
+fn doubletick(payload: &Bytes) -> Result<Bytes, String> {
+    let event: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).map_err(|e| format!("the stored event does not read as JSON: {e}"))?;
+    let mut out = serde_json::Map::new();
+    out.insert("event".into(), event.get("eventType").cloned().unwrap_or_default());
+    out.insert("orgId".into(), event.get("orgId").cloned().unwrap_or_default());
+    out.insert(
+        "integrationId".into(),
+        event.get("wabaNumber").cloned().unwrap_or_default(),
+    );
+    out.insert("groupId".into(), event.get("groupId").cloned().unwrap_or_default());
+    for (k, v) in event {
+        out.entry(k).or_insert(v);
+    }
+    serde_json::to_vec(&out)
+        .map(Bytes::from)
+        .map_err(|e| format!("the event could not be written: {e}"))
 }
 
 const X_HUB_SIGNATURE_256: HeaderName = HeaderName::from_static("x-hub-signature-256");

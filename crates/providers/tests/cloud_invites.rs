@@ -103,6 +103,7 @@ async fn setup(meta: &Meta) -> (CloudProvider, Number) {
         default_join_approval_mode: JoinApprovalMode::AutoApprove,
         provider_config: serde_json::to_value(&config).unwrap(),
         provider_ref: Some("106540352242922".into()),
+        instance_id: None,
         health: NumberHealth {
             status: HealthStatus::Ok,
             until: None,

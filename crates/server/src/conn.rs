@@ -213,6 +213,7 @@ impl ConnState {
             1 => DialectKind::DoubleTick,
             2 => DialectKind::Graph,
             3 => DialectKind::Wuts,
+            4 => DialectKind::Wawp,
             _ => DialectKind::Native,
         }
     }
@@ -273,6 +274,7 @@ fn dialect_code(d: DialectKind) -> u8 {
         DialectKind::DoubleTick => 1,
         DialectKind::Graph => 2,
         DialectKind::Wuts => 3,
+        DialectKind::Wawp => 4,
     }
 }
 

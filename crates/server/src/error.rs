@@ -101,6 +101,11 @@ pub trait Dialect: Send + Sync + 'static {
     /// The JSON body of an error.
     fn body(e: &ApiError) -> Value;
 
+    /// A header the dialect's clients send the key in, besides `Authorization`.
+    fn key_header() -> Option<&'static str> {
+        None
+    }
+
     fn render(e: ApiError) -> Response {
         let body = Self::body(&e);
         (e.status, Json(body)).into_response()
@@ -127,6 +132,12 @@ impl Dialect for DoubleTick {
     fn body(e: &ApiError) -> Value {
         json!({ "success": false, "message": e.message })
     }
+
+    /// DoubleTick's reference sends the key bare in `Authorization`; its public API also names
+    /// an `x-public-api-key` header.
+    fn key_header() -> Option<&'static str> {
+        Some("x-public-api-key")
+    }
 }
 
 /// The dialect that answers for a path, for the errors raised before a handler runs (no
@@ -137,6 +148,7 @@ pub enum DialectKind {
     DoubleTick,
     Graph,
     Wuts,
+    Wawp,
 }
 
 impl DialectKind {
@@ -147,6 +159,8 @@ impl DialectKind {
             DialectKind::Graph
         } else if path.starts_with("/wuts/") {
             DialectKind::Wuts
+        } else if path.starts_with("/wawp/") {
+            DialectKind::Wawp
         } else {
             DialectKind::Native
         }
@@ -158,6 +172,7 @@ impl DialectKind {
             DialectKind::DoubleTick => DoubleTick::body(e),
             DialectKind::Graph => crate::graph::Graph::body(e),
             DialectKind::Wuts => crate::wuts::Wuts::body(e),
+            DialectKind::Wawp => crate::wawp::Wawp::body(e),
         }
     }
 
@@ -167,6 +182,7 @@ impl DialectKind {
             DialectKind::DoubleTick => DoubleTick::render(e),
             DialectKind::Graph => crate::graph::Graph::render(e),
             DialectKind::Wuts => crate::wuts::Wuts::render(e),
+            DialectKind::Wawp => crate::wawp::Wawp::render(e),
         }
     }
 }

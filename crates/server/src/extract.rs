@@ -34,6 +34,7 @@ where
         let raw = parts
             .headers
             .get(header::AUTHORIZATION)
+            .or_else(|| D::key_header().and_then(|h| parts.headers.get(h)))
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .unwrap_or("");

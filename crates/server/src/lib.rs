@@ -15,6 +15,7 @@ mod native;
 mod render;
 mod runtime;
 mod sandbox;
+mod wawp;
 mod webhooks;
 mod wuts;
 
@@ -147,6 +148,7 @@ fn all_routes() -> Routes {
         meta::routes(),
         graph::routes(),
         wuts::routes(),
+        wawp::routes(),
         health::metrics_routes(),
         docs::routes(),
     ]

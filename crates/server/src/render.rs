@@ -462,7 +462,7 @@ pub struct CreatedEndpoint {
 fn secret_fields(e: &WithSecret) -> (Option<String>, Option<String>) {
     let s = e.secret.expose().to_string();
     match e.endpoint.format {
-        WebhookFormat::Standard => (Some(s), None),
+        WebhookFormat::Standard | WebhookFormat::Doubletick => (Some(s), None),
         WebhookFormat::Meta => (None, Some(s)),
     }
 }
@@ -503,8 +503,8 @@ pub fn rotated_secret(e: &WithSecret) -> RotatedSecret {
         secret,
         app_secret,
         previous_secret_expires_at: match e.endpoint.format {
-            WebhookFormat::Standard => e.endpoint.previous_secret_until,
             WebhookFormat::Meta => None,
+            _ => e.endpoint.previous_secret_until,
         },
     }
 }

@@ -210,3 +210,80 @@ async fn auth_permission_conflict_disabled_and_size_errors() {
         .await;
     assert_error(st, &b, 401, "API key");
 }
+
+#[tokio::test]
+async fn the_key_may_come_in_x_public_api_key_and_doubletick_webhooks_have_doubleticks_fields() {
+    use crate::receiver::{Behaviour, Receiver, verify};
+    let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (st, ep) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": receiver.url, "format": "doubletick" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{ep}");
+    assert_eq!(ep["format"], "doubletick");
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    let resp = s
+        .http
+        .post(s.url(PATH))
+        .header("x-public-api-key", &s.key)
+        .json(&json!({ "wabaNumber": NUMBER, "subject": "Via the public key header", "groupId": "dt_header" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (st, _) = s
+        .http
+        .post(s.url(PATH))
+        .header("x-public-api-key", "wag_wrong")
+        .json(&json!({ "wabaNumber": NUMBER, "subject": "x" }))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(st, 401);
+    let g = s.wait_active(&s.key, "dt_header").await;
+    let (st, _) = s
+        .post(
+            "/v1/sandbox/join",
+            &s.key,
+            json!({ "phone": "919999990001", "inviteLink": g["inviteLink"] }),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let got = crate::harness::eventually(std::time::Duration::from_secs(15), || async {
+        let r: Vec<_> = receiver
+            .accepted()
+            .into_iter()
+            .filter(|r| r.json["groupId"] == "dt_header")
+            .collect();
+        (r.len() >= 2).then_some(r)
+    })
+    .await
+    .expect("two deliveries");
+    let created = &got[0];
+    assert!(verify(&secret, created), "signed as standard endpoints are");
+    for common in ["event", "orgId", "integrationId", "groupId"] {
+        assert!(
+            created.json.get(common).is_some(),
+            "DoubleTick's common field {common}: {}",
+            created.json
+        );
+    }
+    assert_eq!(created.json["event"], "GROUP_CREATED");
+    assert_eq!(created.json["integrationId"], NUMBER);
+    assert_eq!(created.json["groupName"], "Via the public key header");
+    assert!(
+        created.json["inviteLink"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://chat.whatsapp.com/")
+    );
+    assert!(created.json["groupCreatedAt"].is_string());
+    assert_eq!(got[1].json["event"], "GROUP_PARTICIPANT_JOINED");
+    assert_eq!(got[1].json["customerPhone"], "919999990001");
+    assert!(got[1].json["participantJoinedAt"].is_string());
+}

@@ -17,6 +17,7 @@ mod management;
 mod operations;
 mod sandbox;
 mod tenancy;
+mod wawp;
 mod webhooks;
 mod wuts;
 

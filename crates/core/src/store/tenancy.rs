@@ -31,6 +31,14 @@ pub trait TenancyStore: Send + Sync {
         waba_number: &str,
         provider_config: &serde_json::Value,
     ) -> Result<Option<Number>, StoreError>;
+    /// Sets (or clears) the number's alias; `Ok(None)`: no such number; `Err(Conflict)`-like
+    /// `Ok(Some(false))`: another number has the alias.
+    async fn set_number_instance_id(
+        &self,
+        waba_number: &str,
+        instance_id: Option<&str>,
+    ) -> Result<Option<bool>, StoreError>;
+    async fn find_number_by_instance_id(&self, instance_id: &str) -> Result<Option<Number>, StoreError>;
     /// Records how the provider found the number.
     async fn set_number_health(&self, number_id: i64, health: &NumberHealth) -> Result<(), StoreError>;
     /// A deployment setting.

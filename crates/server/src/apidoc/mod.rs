@@ -6,6 +6,7 @@ pub mod events;
 pub mod graph;
 pub mod params;
 pub mod requests;
+pub mod wawp;
 pub mod wuts;
 
 use std::{collections::BTreeMap, sync::LazyLock};
@@ -89,6 +90,10 @@ shared_response!(
 shared_response!(
     /// Meta's Graph error answer.
     GraphErrorResponse = "GraphError", "A Graph API error, as Meta answers it", graph::GraphError::schema()
+);
+shared_response!(
+    /// Wawp's error answer.
+    WawpErrorResponse = "WawpError", "Wawp's error shape", wawp::WawpError::schema()
 );
 shared_response!(
     /// WUTS's error answer.
@@ -180,6 +185,7 @@ respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations
     tags(
         (name = "groups"), (name = "sandbox"), (name = "webhooks"), (name = "events"),
         (name = "doubletick"), (name = "operations"), (name = "numbers"),
+        (name = "wawp", description = "Wawp's group calls (base URL http://HOST:PORT/wawp/v2)"),
         (name = "wuts", description = "The WUTS gateway's group calls (base URL http://HOST:PORT/wuts)"),
         (name = "graph", description = "Meta's Cloud API Groups endpoints (base URL http://HOST:PORT/graph/v23.0), on any provider"),
         (name = "providers", description = "Where providers call in: Meta's webhooks"),
@@ -187,7 +193,7 @@ respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations
     components(schemas(
         ErrorBody, DoubleTickErrorBody, events::EventBase, events::Event, EventType,
         requests::CreateGroup, requests::PhoneInput, crate::render::Operation,
-    ), responses(ErrorResponse, DoubleTickErrorResponse, GraphErrorResponse, WutsErrorResponse, Pending)),
+    ), responses(ErrorResponse, DoubleTickErrorResponse, GraphErrorResponse, WutsErrorResponse, WawpErrorResponse, Pending)),
     modifiers(&Extras),
 )]
 struct Base;
@@ -253,6 +259,7 @@ pub fn document() -> openapi::OpenApi {
         crate::meta::Doc::openapi(),
         crate::graph::Doc::openapi(),
         crate::wuts::Doc::openapi(),
+        crate::wawp::Doc::openapi(),
     ] {
         doc.merge(part);
     }

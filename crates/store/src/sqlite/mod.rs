@@ -159,7 +159,7 @@ fn org_row(r: &Row) -> Result<Org, StoreError> {
 }
 
 const NUMBER_COLS: &str = "id, org_id, waba_number, provider, profile, disabled, default_join_approval_mode, provider_config, provider_ref, \
-     health, health_until, health_detail, created_at";
+     health, health_until, health_detail, created_at, instance_id";
 
 fn number_row(r: &Row) -> Result<Number, StoreError> {
     Ok(Number {
@@ -175,6 +175,7 @@ fn number_row(r: &Row) -> Result<Number, StoreError> {
             serde_json::from_str(&raw).map_err(|_| corrupt("provider_config", &raw))?
         },
         provider_ref: get(r, "provider_ref")?,
+        instance_id: get(r, "instance_id")?,
         health: NumberHealth {
             status: parse(r, "health", HealthStatus::parse)?,
             until: get::<Option<i64>>(r, "health_until")?.map(Timestamp),

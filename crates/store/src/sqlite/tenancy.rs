@@ -164,6 +164,51 @@ impl TenancyStore for SqliteStore {
             .await
     }
 
+    async fn set_number_instance_id(
+        &self,
+        waba_number: &str,
+        instance_id: Option<&str>,
+    ) -> Result<Option<bool>, StoreError> {
+        let (w, alias) = (waba_number.to_string(), instance_id.map(str::to_string));
+        self.db
+            .write(move |c| {
+                let exists: Option<i64> = one(c, "SELECT id FROM numbers WHERE waba_number = ?1", params![w], |r| {
+                    get(r, "id")
+                })?;
+                let Some(id) = exists else { return Ok(None) };
+                if let Some(a) = &alias {
+                    let taken: Option<i64> = one(
+                        c,
+                        "SELECT id FROM numbers WHERE instance_id = ?1 AND id != ?2",
+                        params![a, id],
+                        |r| get(r, "id"),
+                    )?;
+                    if taken.is_some() {
+                        return Ok(Some(false));
+                    }
+                }
+                exec(
+                    c,
+                    "UPDATE numbers SET instance_id = ?1 WHERE id = ?2",
+                    params![alias, id],
+                )?;
+                Ok(Some(true))
+            })
+            .await
+    }
+
+    async fn find_number_by_instance_id(&self, instance_id: &str) -> Result<Option<Number>, StoreError> {
+        let a = instance_id.to_string();
+        self.db.lookup(move |c| {
+            one(
+                c,
+                &format!("SELECT {NUMBER_COLS} FROM numbers WHERE instance_id = ?1"),
+                params![a],
+                number_row,
+            )
+        })
+    }
+
     async fn set_number_health(&self, number_id: i64, health: &NumberHealth) -> Result<(), StoreError> {
         let h = health.clone();
         self.db
