@@ -145,6 +145,30 @@ async fn a_wuts_client_creates_a_group_with_its_participants() {
     })
     .await;
     assert_eq!(delivered.unwrap().len(), 4);
+    // And in DoubleTick's format, to an endpoint that asked for it.
+    let dt = Receiver::start(Behaviour::Ok).await;
+    let (st, ep) = s
+        .post(
+            "/v1/webhook-endpoints",
+            &s.key,
+            json!({ "url": dt.url, "format": "doubletick" }),
+        )
+        .await;
+    assert_eq!(st, 201, "{ep}");
+    let dt_secret = ep["secret"].as_str().unwrap().to_string();
+    let (st, _) = s
+        .post(&format!("/wuts/groups/{jid}/invite/reset"), &key, json!({}))
+        .await;
+    assert_eq!(st, 200);
+    let got = crate::harness::eventually(std::time::Duration::from_secs(15), || async {
+        dt.accepted()
+            .into_iter()
+            .find(|r| r.json["groupId"] == id.as_str() && verify(&dt_secret, r))
+    })
+    .await
+    .expect("a DoubleTick-format delivery");
+    assert_eq!(got.json["event"], "GROUP_INVITE_LINK_RESET");
+    assert_eq!(got.json["integrationId"], LINKED);
 
     // The invite link, by JID; a reset gives a new one.
     let (st, invite) = s.get(&format!("/wuts/groups/{jid}/invite"), &key).await;
