@@ -268,6 +268,12 @@ async fn update(store: &SqliteStore, database: &str, mut args: UpdateArgs) -> an
         .find_number(&digits)
         .await?
         .ok_or_else(|| anyhow::anyhow!("number {digits} not found"))?;
+    // A cloud setting on a number of another provider is refused before anything changes.
+    anyhow::ensure!(
+        !args.cloud.any() || number.provider == ProviderKind::CloudApi,
+        "number {digits} is on the {} provider: only cloud-api numbers have settings to change",
+        number.provider
+    );
     if let Some(alias) = args.instance_id.take() {
         let alias = alias.trim();
         admin::set_instance_id(store, &digits, (!alias.is_empty()).then_some(alias)).await?;

@@ -123,6 +123,14 @@ pub async fn set_instance_id(
         if !ok {
             return Err(crate::ValidationError::new("instance-id", "must be 1 to 64 letters, digits, _ or -").into());
         }
+        // Digits name a number by its own digits: an alias of digits could hide another.
+        if a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(crate::ValidationError::new(
+                "instance-id",
+                "must not be digits only (digits already name a number by its own)",
+            )
+            .into());
+        }
     }
     match store.set_number_instance_id(&digits, instance_id).await? {
         None => Err(DomainError::not_found(format!("number {digits}")).into()),

@@ -189,6 +189,16 @@ pub struct Group {
     pub updated_at: Timestamp,
 }
 
+impl Group {
+    /// The code of the group's invite link (what follows `https://chat.whatsapp.com/`).
+    pub fn invite_code(&self) -> Option<&str> {
+        self.invite_link
+            .as_deref()
+            .and_then(|l| l.rsplit('/').next())
+            .filter(|c| !c.is_empty())
+    }
+}
+
 /// A WhatsApp user in a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {

@@ -50,6 +50,9 @@ pub struct Confirmed {
     pub group: Group,
     pub participants: Vec<Participant>,
     pub results: Vec<ParticipantResult>,
+    /// Why the settings asked for were not applied, when they were not (the group exists:
+    /// it is answered all the same).
+    pub settings_error: Option<String>,
 }
 
 /// A group just created, with what is needed to report its participants' outcomes.
@@ -360,20 +363,30 @@ impl GroupService {
         let (mut group, mut participants) = self.get_group(key, &id).await?;
         match (group.status, results) {
             (GroupStatus::Active, Some(results)) => {
-                if settings.0.is_some() || settings.1.is_some() {
+                // Only what differs from the new group's (both are off at creation).
+                let announcement_only = settings.0.filter(|v| *v != group.announcement_only);
+                let locked = settings.1.filter(|v| *v != group.locked);
+                let mut settings_error = None;
+                if announcement_only.is_some() || locked.is_some() {
                     let patch = crate::ops::GroupPatch {
-                        announcement_only: settings.0,
-                        locked: settings.1,
+                        announcement_only,
+                        locked,
                         ..Default::default()
                     };
-                    self.update_group(key, &id, patch, crate::ops::WriteOptions::default())
-                        .await?;
+                    if let Err(e) = self
+                        .update_group(key, &id, patch, crate::ops::WriteOptions::default())
+                        .await
+                    {
+                        tracing::warn!(group = %id, error = %e, "a new group's settings were not applied");
+                        settings_error = Some(e.to_string());
+                    }
                     (group, participants) = self.get_group(key, &id).await?;
                 }
                 Ok(Confirmed {
                     group,
                     participants,
                     results,
+                    settings_error,
                 })
             }
             (GroupStatus::Failed, _) => Err(DomainError::Unprocessable {
@@ -482,18 +495,48 @@ impl GroupService {
         Ok(number)
     }
 
-    /// The key's group with this WhatsApp group ID (a JID, or Meta's ID), on any of its numbers.
+    /// The key's group with this WhatsApp group ID (a JID, or Meta's ID), on the numbers the
+    /// key may use (only `on_number`, when given).
     pub async fn group_by_wa_id(
         &self,
         key: &ApiKey,
         wa_group_id: &str,
+        on_number: Option<&str>,
     ) -> Result<(Group, Vec<Participant>), ServiceError> {
-        for n in self.store.list_numbers(Some(&key.org_id)).await? {
+        for n in self.numbers(key).await? {
+            if on_number.is_some_and(|w| w != n.waba_number) {
+                continue;
+            }
             if let Some(g) = self.store.find_group_by_wa_id(n.id, wa_group_id).await? {
                 return self.get_group(key, &g.group_id).await;
             }
         }
         Err(DomainError::not_found(format!("group {wa_group_id:?}")).into())
+    }
+
+    /// The one number a key stands for, as a gateway whose token names one instance has it:
+    /// `asked` when given, else the key's only number (restricted to one, or in an
+    /// organisation with one).
+    pub async fn sole_number(&self, key: &ApiKey, field: &str, asked: Option<&str>) -> Result<Number, ServiceError> {
+        if let Some(a) = asked.filter(|a| !a.is_empty()) {
+            return self.number_for(key, field, a).await;
+        }
+        let numbers = self.numbers(key).await?;
+        match numbers.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(DomainError::Forbidden {
+                message: "this API key may use no number of its organisation".into(),
+            }
+            .into()),
+            _ => Err(ValidationError::new(
+                field,
+                format!(
+                    "is required: this API key may use {} numbers, so name the one to use (?{field}=DIGITS)",
+                    numbers.len()
+                ),
+            )
+            .into()),
+        }
     }
 
     /// The key's group with this Graph group ID ([`ids::graph_group_id`]): Meta's own ID as it
@@ -503,7 +546,7 @@ impl GroupService {
         key: &ApiKey,
         graph_id: &str,
     ) -> Result<(Group, Vec<Participant>), ServiceError> {
-        let numbers = self.store.list_numbers(Some(&key.org_id)).await?;
+        let numbers = self.numbers(key).await?;
         let mut candidates: Vec<(i64, String)> = numbers.iter().map(|n| (n.id, graph_id.to_string())).collect();
         if let Some((waba, jid)) = ids::graph_group_jid(graph_id) {
             candidates.extend(

@@ -31,8 +31,9 @@ string_enum!(
         /// `group_participants_update`, `group_settings_update`, `group_status_update`),
         /// signed in `X-Hub-Signature-256` with the endpoint's app secret, as Meta signs.
         Meta = "meta",
-        /// DoubleTick's "WhatsApp group webhooks": the event with DoubleTick's `event` field and
-        /// common fields (`event`, `orgId`, `integrationId`, `groupId`), signed as `standard`.
+        /// DoubleTick's "WhatsApp group webhooks": the events its pages document (creation,
+        /// joins, leaves, removals) with DoubleTick's `event` field and common fields (`event`,
+        /// `orgId`, `integrationId`, `groupId`), signed as `standard`.
         Doubletick = "doubletick",
     }
 );
@@ -155,7 +156,12 @@ impl WebhookFormat {
     /// linked-device profile; a failed write has one only for what Meta confirms by webhook.
     pub fn carries(self, event_type: &str, payload: &serde_json::Value) -> bool {
         match self {
-            WebhookFormat::Standard | WebhookFormat::Doubletick => true,
+            WebhookFormat::Standard => true,
+            // The events DoubleTick's group webhook pages document.
+            WebhookFormat::Doubletick => matches!(
+                event_type,
+                "GROUP_CREATED" | "GROUP_PARTICIPANT_JOINED" | "GROUP_PARTICIPANT_LEFT" | "GROUP_PARTICIPANT_REMOVED"
+            ),
             WebhookFormat::Meta => match event_type {
                 "GROUP_CREATED"
                 | "GROUP_CREATE_FAILED"

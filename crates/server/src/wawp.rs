@@ -141,7 +141,10 @@ async fn caller(state: &AppState, headers: &HeaderMap, p: &WawpParams) -> Result
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().trim_start_matches("Bearer ").trim().to_string());
+        .map(|v| match v.trim().split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_string(),
+            _ => v.trim().to_string(),
+        });
     let token = f
         .string("access_token")
         .map_err(DialectError::new)?
@@ -314,13 +317,7 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, p: WawpParams) 
 
 /// The key's group this `{id}` (its `@g.us` ID) names, on the instance's number.
 async fn group(state: &AppState, key: &ApiKey, waba: &str, id: &str) -> Result<(Group, Vec<Participant>)> {
-    let (g, participants) = state.service.group_by_wa_id(key, id).await?;
-    if g.waba_number != waba {
-        return Err(DialectError::new(ApiError::not_found(&format!(
-            "group {id:?} of this instance"
-        ))));
-    }
-    Ok((g, participants))
+    Ok(state.service.group_by_wa_id(key, id, Some(waba)).await?)
 }
 
 #[utoipa::path(get, path = "/wawp/v2/groups/{id}", tag = "wawp", operation_id = "wawp.groups.info",
@@ -355,10 +352,15 @@ async fn participants(
     Ok(Json(members(&participants)).into_response())
 }
 
-fn code_answer(g: &Group) -> Response {
-    let link = g.invite_link.clone().unwrap_or_default();
-    let code = link.rsplit('/').next().unwrap_or_default().to_string();
-    Json(json!({ "inviteCode": code, "inviteLink": link })).into_response()
+fn code_answer(g: &Group) -> Result<Response> {
+    let (Some(link), Some(code)) = (&g.invite_link, g.invite_code()) else {
+        return Err(DialectError::new(ApiError::new(
+            StatusCode::CONFLICT,
+            "group_not_active",
+            "the group has no invite link (it is not active)",
+        )));
+    };
+    Ok(Json(json!({ "inviteCode": code, "inviteLink": link })).into_response())
 }
 
 #[utoipa::path(get, path = "/wawp/v2/groups/{id}/invite-code", tag = "wawp", operation_id = "wawp.groups.inviteCode",
@@ -374,7 +376,7 @@ async fn invite_code(
 ) -> Result<Response> {
     let (key, waba) = caller(&state, &headers, &p).await?;
     let (g, _) = group(&state, &key, &waba, &id).await?;
-    Ok(code_answer(&g))
+    code_answer(&g)
 }
 
 #[utoipa::path(post, path = "/wawp/v2/groups/{id}/invite-code/revoke", tag = "wawp", operation_id = "wawp.groups.inviteCode.revoke",
@@ -395,7 +397,7 @@ async fn revoke_invite_code(
         .reset_invite_link(&key, &g.group_id, WriteOptions::default())
         .await?
     {
-        Written::Done(g) => Ok(code_answer(&g)),
+        Written::Done(g) => code_answer(&g),
         Written::Pending(_) => Err(DialectError::new(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

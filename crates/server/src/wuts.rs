@@ -103,19 +103,6 @@ pub fn routes() -> Routes {
     ]
 }
 
-/// The number a WUTS token stands for: the one the key is restricted to; a key allowed on
-/// several numbers names it with `?wabaNumber=`.
-fn number(key: &ApiKey, asked: Option<&str>) -> std::result::Result<String, ApiError> {
-    match (asked.filter(|a| !a.is_empty()), key.numbers.as_deref()) {
-        (Some(n), _) => Ok(n.to_string()),
-        (None, Some([only])) => Ok(only.clone()),
-        (None, _) => Err(ApiError::invalid(
-            "wabaNumber",
-            "is required: this API key may use several numbers, so name the one to use (?wabaNumber=DIGITS)",
-        )),
-    }
-}
-
 fn jid(digits: &str) -> String {
     format!("{digits}@s.whatsapp.net")
 }
@@ -155,7 +142,11 @@ async fn create(
     Query(q, ..): Query<Wuts>,
     JsonObject(f, ..): JsonObject<Wuts>,
 ) -> Result<Response> {
-    let waba = number(&key, q.get("wabaNumber"))?;
+    let waba = state
+        .service
+        .sole_number(&key, "wabaNumber", q.get("wabaNumber"))
+        .await?
+        .waba_number;
     let name = f
         .string("name")?
         .ok_or_else(|| ApiError::invalid("name", "is required (1 to 128 characters)"))?;
@@ -203,19 +194,31 @@ async fn create(
     if !not_added.is_empty() {
         body["participants_not_added"] = json!(not_added);
     }
+    if let Some(e) = confirmed.settings_error {
+        // The group exists: it is answered, with why its settings are not as asked.
+        body["settings_error"] = json!(e);
+    }
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// The key's group with this JID.
 async fn group(state: &AppState, key: &ApiKey, jid: &str) -> Result<Group> {
-    let (g, _) = state.service.group_by_wa_id(key, jid).await?;
+    let (g, _) = state.service.group_by_wa_id(key, jid, None).await?;
     Ok(g)
 }
 
-fn invite_answer(g: &Group) -> Response {
-    let link = g.invite_link.clone().unwrap_or_default();
-    let code = link.rsplit('/').next().unwrap_or_default().to_string();
-    Json(json!({ "success": true, "jid": g.wa_group_id, "invite_link": link, "invite_code": code })).into_response()
+fn invite_answer(g: &Group) -> Result<Response> {
+    let (Some(link), Some(code)) = (&g.invite_link, g.invite_code()) else {
+        return Err(DialectError::new(ApiError::new(
+            StatusCode::CONFLICT,
+            "group_not_active",
+            "the group has no invite link (it is not active)",
+        )));
+    };
+    Ok(
+        Json(json!({ "success": true, "jid": g.wa_group_id, "invite_link": link, "invite_code": code }))
+            .into_response(),
+    )
 }
 
 #[utoipa::path(get, path = "/wuts/groups/{jid}/invite", tag = "wuts", operation_id = "wuts.groups.invite",
@@ -226,7 +229,7 @@ async fn invite(
     Auth(key, ..): Auth<Wuts>,
     Path(jid, ..): Path<Wuts>,
 ) -> Result<Response> {
-    Ok(invite_answer(&group(&state, &key, &jid).await?))
+    invite_answer(&group(&state, &key, &jid).await?)
 }
 
 #[utoipa::path(post, path = "/wuts/groups/{jid}/invite/reset", tag = "wuts", operation_id = "wuts.groups.invite.reset",
@@ -244,7 +247,7 @@ async fn reset_invite(
         .reset_invite_link(&key, &g.group_id, WriteOptions::default())
         .await?
     {
-        Written::Done(g) => Ok(invite_answer(&g)),
+        Written::Done(g) => invite_answer(&g),
         Written::Pending(_) => Err(DialectError::new(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -120,6 +120,13 @@ async fn a_wawp_client_creates_a_group_as_wawps_page_shows_it() {
     assert_eq!(g["participants"][0]["isSuperAdmin"], true);
 
     // In the body, with the number's instance ID.
+    let (ok, _, err) = s
+        .cli_status(&["numbers", "update", LINKED, "--instance-id", "15550100001"])
+        .await;
+    assert!(
+        !ok && err.contains("digits"),
+        "an alias of digits could hide a number: {err}"
+    );
     s.cli(&["numbers", "update", LINKED, "--instance-id", "inst-7"]).await;
     let (st, g2) = wawp(
         &s,

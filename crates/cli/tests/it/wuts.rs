@@ -156,10 +156,15 @@ async fn a_wuts_client_creates_a_group_with_its_participants() {
         .await;
     assert_eq!(st, 201, "{ep}");
     let dt_secret = ep["secret"].as_str().unwrap().to_string();
-    let (st, _) = s
-        .post(&format!("/wuts/groups/{jid}/invite/reset"), &key, json!({}))
+    let (st, removed) = s
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/v1/groups/{id}/participants"),
+            &key,
+            Some(json!({ "participants": [a] })),
+        )
         .await;
-    assert_eq!(st, 200);
+    assert_eq!(st, 200, "{removed}");
     let got = crate::harness::eventually(std::time::Duration::from_secs(15), || async {
         dt.accepted()
             .into_iter()
@@ -167,7 +172,8 @@ async fn a_wuts_client_creates_a_group_with_its_participants() {
     })
     .await
     .expect("a DoubleTick-format delivery");
-    assert_eq!(got.json["event"], "GROUP_INVITE_LINK_RESET");
+    assert_eq!(got.json["event"], "GROUP_PARTICIPANT_REMOVED");
+    assert_eq!(got.json["customerPhone"], a);
     assert_eq!(got.json["integrationId"], LINKED);
 
     // The invite link, by JID; a reset gives a new one.
@@ -260,7 +266,9 @@ async fn on_an_invite_only_number_wuts_participants_are_invited_and_the_answer_s
         .post(
             &format!("/wuts/groups?wabaNumber={NUMBER}"),
             &s.key,
-            json!({ "name": "Cloud group", "participants": [format!("{a}@s.whatsapp.net")] }),
+            // The seed's own options, all off: nothing the cloud profile lacks is asked for.
+            json!({ "name": "Cloud group", "participants": [format!("{a}@s.whatsapp.net")],
+                "options": { "announcement": false, "locked": false, "join_approval": false, "community": false } }),
         )
         .await;
     assert_eq!(st, 201, "{created}");

@@ -73,6 +73,8 @@ pub struct Created {
     success: bool,
     group: GroupOut,
     participants_not_added: Option<Vec<NotAdded>>,
+    /// Why the options asked for were not applied once the group existed (it is answered).
+    settings_error: Option<String>,
 }
 
 #[derive(ToSchema)]
