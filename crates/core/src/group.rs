@@ -700,6 +700,7 @@ fn exited(d: &mut Decision, phone: &Phone, exit: ParticipantState, at: Timestamp
         }
         return;
     }
+    let existed = current.is_some();
     let base = current.unwrap_or_else(|| Participant {
         phone: phone.clone(),
         role: ParticipantRole::Member,
@@ -714,9 +715,9 @@ fn exited(d: &mut Decision, phone: &Phone, exit: ParticipantState, at: Timestamp
         // Already recorded (a redelivery, or the same exit again).
         return;
     }
-    let was_announced_exit = matches!(base.state, ParticipantState::Left | ParticipantState::Removed)
-        && !base.exit_unannounced
-        && base.changed_at.is_some();
+    // (Also one recorded before report times were kept, which has none.)
+    let was_announced_exit =
+        existed && matches!(base.state, ParticipantState::Left | ParticipantState::Removed) && !base.exit_unannounced;
     if was_announced_exit {
         // Out already, and told: a later exit only dates it (a join before it is then older).
         d.put_participant(Participant {
