@@ -39,7 +39,7 @@ macro_rules! conformance_tests {
             a_claim_ends_once, a_paused_numbers_commands_wait_uncounted, a_command_in_doubt_waits_to_be_settled,
             endpoint_secrets_are_kept_as_given_and_resealed_in_place,
             a_creation_confirmed_without_its_participants_reopens_its_command,
-            a_foreign_groups_held_reports_are_given_up_together);
+            a_foreign_groups_held_reports_are_given_up_together, idempotency_keys_replay_refuse_and_expire);
     };
     (@each $make:expr; $($name:ident),+) => {
         $(
@@ -1889,5 +1889,53 @@ pub async fn a_foreign_groups_held_reports_are_given_up_together<S: Store>(s: &S
         s.mark_dead_held(na, foreign, "again").await.unwrap(),
         0,
         "nothing held is left"
+    );
+}
+
+pub async fn idempotency_keys_replay_refuse_and_expire<S: Store>(s: &S) {
+    use wagroups_core::idempotency::{Begin, Replay};
+    let (a, _) = org_with_number(s, "a", "15550000001").await;
+    let (b, _) = org_with_number(s, "b", "15550000002").await;
+    let later = T0.plus_millis(1000);
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp1", T0, later).await.unwrap(),
+        Begin::Proceed
+    );
+    // While the first is answered, the second waits; another organisation's key is its own.
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp1", T0, later).await.unwrap(),
+        Begin::InFlight
+    );
+    assert_eq!(
+        s.begin_idempotent(&b, "k", "fp1", T0, later).await.unwrap(),
+        Begin::Proceed
+    );
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp2", T0, later).await.unwrap(),
+        Begin::Mismatch
+    );
+    let reply = Replay {
+        status: 202,
+        content_type: "application/json".into(),
+        body: b"{\"groupId\":\"g\"}".to_vec(),
+    };
+    s.finish_idempotent(&a, "k", &reply).await.unwrap();
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp1", T0, later).await.unwrap(),
+        Begin::Replay(reply)
+    );
+    // Expired, the key is new again; an abandoned one too.
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp2", later, later.plus_millis(1000))
+            .await
+            .unwrap(),
+        Begin::Proceed
+    );
+    s.abandon_idempotent(&a, "k").await.unwrap();
+    assert_eq!(
+        s.begin_idempotent(&a, "k", "fp3", later, later.plus_millis(1000))
+            .await
+            .unwrap(),
+        Begin::Proceed
     );
 }

@@ -8,6 +8,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod group;
+pub mod idempotency;
 pub mod ids;
 pub mod inbox;
 pub mod model;

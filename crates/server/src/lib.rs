@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod graph;
 mod health;
+mod idempotency;
 mod json;
 mod meta;
 mod native;
@@ -168,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .fold(Router::new(), |r, (path, methods)| r.route(path, methods))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         // A panic answers 500 without its text; the connection's service gives every error
         // answer that is not JSON the dialect's shape (`errors_as_json`).

@@ -13,6 +13,7 @@ mod durability;
 mod graph;
 mod groups;
 mod hardening;
+mod idempotency;
 mod management;
 mod operations;
 mod sandbox;

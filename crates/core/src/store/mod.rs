@@ -246,6 +246,7 @@ pub struct GroupFilter {
 mod commands;
 mod events;
 mod groups;
+mod idempotency;
 mod inbox;
 mod operations;
 pub mod sim;
@@ -255,6 +256,7 @@ mod webhooks;
 pub use commands::CommandStore;
 pub use events::EventLogStore;
 pub use groups::GroupStore;
+pub use idempotency::IdempotencyStore;
 pub use inbox::{HeldReport, InboxStats, InboxStore, ReportRef};
 pub use operations::{NewOperation, OperationStore};
 pub use tenancy::TenancyStore;
@@ -263,15 +265,24 @@ pub use webhooks::WebhookStore;
 /// Every store trait, for code that calls a concrete store's methods.
 pub mod prelude {
     pub use super::{
-        CommandStore, EventLogStore, GroupStore, InboxStore, OperationStore, Store, TenancyStore, WebhookStore,
-        sim::SimStore,
+        CommandStore, EventLogStore, GroupStore, IdempotencyStore, InboxStore, OperationStore, Store, TenancyStore,
+        WebhookStore, sim::SimStore,
     };
 }
 
 /// The whole gateway store: every concern's port, and a liveness check.
 #[async_trait]
 pub trait Store:
-    TenancyStore + GroupStore + CommandStore + WebhookStore + EventLogStore + InboxStore + OperationStore + Send + Sync
+    TenancyStore
+    + GroupStore
+    + CommandStore
+    + WebhookStore
+    + EventLogStore
+    + InboxStore
+    + OperationStore
+    + IdempotencyStore
+    + Send
+    + Sync
 {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -174,6 +174,10 @@ across retries), `webhook-timestamp` (Unix seconds of the attempt), `webhook-sig
 HMAC-SHA256>` of `{id}.{timestamp}.{body}`; two space-separated entries during a secret rotation). Any 2xx \
 is success; 410 disables the endpoint; other answers are retried.";
 
+const IDEMPOTENCY: &str = "Send the same key again with the same request within 24 hours to get \
+the first answer again (with `Idempotent-Replayed: true`) without anything done twice; the key with another request is \
+`422`, while the first is still being answered `409`. Keys are the organisation's.";
+
 const PENDING: &str = "WhatsApp accepted the write and has not confirmed it yet (asked with `Prefer: \
 respond-async`, or no confirmation within 10 s): follow it at GET /v1/operations/{operationId}";
 
@@ -262,6 +266,45 @@ pub fn document() -> openapi::OpenApi {
         crate::wawp::Doc::openapi(),
     ] {
         doc.merge(part);
+    }
+    // Every POST that takes a key takes an Idempotency-Key (a server-wide layer).
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path.starts_with("/providers/") {
+            continue;
+        }
+        if let Some(op) = item.post.as_mut() {
+            let param = utoipa::openapi::path::ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+                .required(utoipa::openapi::Required::False)
+                .description(Some(IDEMPOTENCY))
+                .schema(Some(
+                    openapi::schema::ObjectBuilder::new()
+                        .schema_type(openapi::schema::Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(wagroups_core::idempotency::KEY_MAX))
+                        .pattern(Some("^[!-~]+$")),
+                ))
+                .build();
+            op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(param));
+            // A key reused with another request (422) or still in flight (409), in the
+            // dialect's error shape (Graph's answers those as its 400).
+            let component = match path.split('/').nth(1) {
+                Some("whatsapp") => Some("DoubleTickError"),
+                Some("graph") => None,
+                Some("wuts") => Some("WutsError"),
+                Some("wawp") => Some("WawpError"),
+                _ => Some("Error"),
+            };
+            if let Some(c) = component {
+                for code in ["409", "422"] {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(c)));
+                }
+            }
+        }
     }
     doc
 }

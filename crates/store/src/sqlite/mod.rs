@@ -26,9 +26,9 @@ use wagroups_core::{
     secret::Sealed,
     store::{
         CommandStore, CreateGroupOutcome, EndpointPatch, EventFilter, EventLogStore, GroupFilter, GroupStore,
-        GroupTarget, HeldReport, InboxStats, InboxStore, MutateError, Mutation, NewApiKey, NewEndpoint, NewGroup,
-        NewNumber, NewOperation, NewOrg, OperationStore, ReportRef, Rule, Store, StoreError, TenancyStore,
-        WebhookStore,
+        GroupTarget, HeldReport, IdempotencyStore, InboxStats, InboxStore, MutateError, Mutation, NewApiKey,
+        NewEndpoint, NewGroup, NewNumber, NewOperation, NewOrg, OperationStore, ReportRef, Rule, Store, StoreError,
+        TenancyStore, WebhookStore,
     },
     time::Timestamp,
     webhook::{
@@ -501,6 +501,7 @@ fn write_group(c: &Connection, w: &GroupWrite<'_>) -> Result<(), StoreError> {
 mod commands;
 mod events;
 mod groups;
+mod idempotency;
 mod inbox;
 mod operations;
 mod tenancy;

@@ -1,0 +1,88 @@
+//! `Idempotency-Key` on POSTs: replay, mismatch, across a restart, per organisation.
+
+use serde_json::{Value, json};
+
+use crate::harness::{NUMBER, TestServer};
+
+async fn post_keyed(s: &TestServer, path: &str, key: &str, idem: &str, body: Value) -> (u16, Value, bool) {
+    let resp = s
+        .http
+        .post(s.url(path))
+        .bearer_auth(key)
+        .header("Idempotency-Key", idem)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let replayed = resp.headers().get("idempotent-replayed").is_some_and(|v| v == "true");
+    (status, resp.json().await.unwrap_or(Value::Null), replayed)
+}
+
+async fn group_count(s: &TestServer, key: &str) -> usize {
+    let (_, list) = s.get("/v1/groups?limit=100", key).await;
+    list["data"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_retried_create_with_its_key_gets_the_first_answer_and_no_second_group() {
+    let mut s = TestServer::start().await;
+    let body = json!({ "wabaNumber": NUMBER, "subject": "Retried" });
+    let (st, first, replayed) = post_keyed(&s, "/v1/groups", &s.key, "create-42", body.clone()).await;
+    assert_eq!((st, replayed), (202, false), "{first}");
+    let (st, again, replayed) = post_keyed(&s, "/v1/groups", &s.key, "create-42", body.clone()).await;
+    assert_eq!((st, replayed), (202, true));
+    assert_eq!(again, first, "the first answer, as it was");
+    assert_eq!(group_count(&s, &s.key).await, 1);
+    // The key with another request: refused, naming it.
+    let (st, e, _) = post_keyed(
+        &s,
+        "/v1/groups",
+        &s.key,
+        "create-42",
+        json!({ "wabaNumber": NUMBER, "subject": "Other" }),
+    )
+    .await;
+    assert_eq!(st, 422, "{e}");
+    assert_eq!(e["error"]["code"], "idempotency_key_reused");
+    assert_eq!(e["error"]["field"], "Idempotency-Key");
+    // In each dialect's shape; a bad key is a 400.
+    let (st, e, _) = post_keyed(
+        &s,
+        "/whatsapp/wa-group/create",
+        &s.key,
+        "create-42",
+        json!({ "wabaNumber": NUMBER, "subject": "DT" }),
+    )
+    .await;
+    assert_eq!((st, e["success"].clone()), (422, json!(false)), "{e}");
+    let (st, e, _) = post_keyed(&s, "/v1/groups", &s.key, "has a space", body.clone()).await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("Idempotency-Key"));
+    // Keys are durable: after a restart the answer is the same.
+    s.restart(&[]).await;
+    let (st, after, replayed) = post_keyed(&s, "/v1/groups", &s.key, "create-42", body.clone()).await;
+    assert_eq!((st, replayed), (202, true));
+    assert_eq!(after["groupId"], first["groupId"]);
+    assert_eq!(group_count(&s, &s.key).await, 1);
+    // Another organisation's key is its own.
+    let other = s.new_org("other", "15550100088", "cloud").await;
+    let (st, theirs, replayed) = post_keyed(
+        &s,
+        "/v1/groups",
+        &other,
+        "create-42",
+        json!({ "wabaNumber": "15550100088", "subject": "Retried" }),
+    )
+    .await;
+    assert_eq!((st, replayed), (202, false), "{theirs}");
+    assert_ne!(theirs["groupId"], first["groupId"]);
+    // DoubleTick's create replays too, keeping its own duplicate rule.
+    let dt = json!({ "wabaNumber": NUMBER, "subject": "DT", "groupId": "dt_idem" });
+    let (st, a, _) = post_keyed(&s, "/whatsapp/wa-group/create", &s.key, "dt-1", dt.clone()).await;
+    assert_eq!(st, 200, "{a}");
+    let (st, b, replayed) = post_keyed(&s, "/whatsapp/wa-group/create", &s.key, "dt-1", dt.clone()).await;
+    assert_eq!((st, replayed, b), (200, true, a));
+    let (st, dup, _) = post_keyed(&s, "/whatsapp/wa-group/create", &s.key, "dt-2", dt).await;
+    assert_eq!(st, 409, "a new key, the same groupId: {dup}");
+}

@@ -1,0 +1,178 @@
+//! `Idempotency-Key` on every POST, for every dialect: the same key with the same request
+//! within 24 hours replays the first answer (`Idempotent-Replayed: true`) and does nothing
+//! again; with another request, `422`; while the first is still being answered, `409`. The
+//! rules are the core's (`wagroups_core::idempotency`), the keys the store's; this layer
+//! reads and keeps the HTTP answers.
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use wagroups_core::{
+    idempotency::{self, Begin, IDEMPOTENCY_TTL_MS, Replay},
+    time::Timestamp,
+};
+
+use crate::{
+    AppState,
+    error::{ApiError, DialectKind},
+    extract::{BODY_LIMIT, Params},
+};
+
+/// The largest answer kept for a key.
+const ANSWER_MAX: usize = 4 * 1024 * 1024;
+
+/// The caller's key as sent, from wherever a dialect's clients send it (`Authorization`,
+/// DoubleTick's `x-public-api-key`, Graph's and Wawp's `access_token`).
+fn token(headers: &axum::http::HeaderMap, query: Option<&str>, body: &[u8]) -> Option<String> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .or_else(|| headers.get("x-public-api-key"))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| match v.trim().split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_string(),
+            _ => v.trim().to_string(),
+        })
+        .filter(|t| !t.is_empty());
+    if from_header.is_some() {
+        return from_header;
+    }
+    let query = Params::parse(query.unwrap_or("")).ok()?;
+    match query.get("access_token") {
+        Some(t) => Some(t.to_string()),
+        None => serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .get("access_token")?
+            .as_str()
+            .map(str::to_string),
+    }
+}
+
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw_key) = req.headers().get("idempotency-key").cloned() else {
+        return next.run(req).await;
+    };
+    let dialect = DialectKind::for_path(req.uri().path());
+    let key = match raw_key.to_str().map(idempotency::validate_key) {
+        Ok(Ok(k)) => k.to_string(),
+        Ok(Err(v)) => return dialect.render(ApiError::from(v)),
+        Err(_) => {
+            return dialect.render(ApiError::invalid("Idempotency-Key", "must be visible ASCII characters"));
+        }
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return dialect.render(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body must be at most {BODY_LIMIT} bytes"),
+            ));
+        }
+    };
+    let fingerprint = idempotency::fingerprint(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &bytes,
+    );
+    let token = token(&parts.headers, parts.uri.query(), &bytes);
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let api_key = match token {
+        Some(t) => state.service.authenticate(&t).await.ok(),
+        None => None,
+    };
+    let Some(api_key) = api_key else {
+        // Not a live key: the handler refuses it; nothing is kept.
+        return next.run(req).await;
+    };
+    let now = Timestamp::now();
+    let store = state.service.store();
+    let begun = store
+        .begin_idempotent(
+            &api_key.org_id,
+            &key,
+            &fingerprint,
+            now,
+            now.plus_millis(IDEMPOTENCY_TTL_MS),
+        )
+        .await;
+    match begun {
+        Err(e) => {
+            tracing::error!(error = %e, "idempotency keys are not available");
+            dialect.render(ApiError::internal())
+        }
+        Ok(Begin::InFlight) => dialect.render(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "Idempotency-Key: a request with this key is still being answered; send it again shortly",
+        )),
+        Ok(Begin::Mismatch) => {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key: this key was used with another request (method, path, query or body); use a new key",
+            );
+            e.field = Some("Idempotency-Key".into());
+            dialect.render(e)
+        }
+        Ok(Begin::Replay(r)) => replay(r),
+        Ok(Begin::Proceed) => {
+            let resp = next.run(req).await;
+            let (parts, body) = resp.into_parts();
+            let kept = match axum::body::to_bytes(body, ANSWER_MAX).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "an answer could not be kept for its idempotency key");
+                    let _ = store.abandon_idempotent(&api_key.org_id, &key).await;
+                    return dialect.render(ApiError::internal());
+                }
+            };
+            let status = parts.status;
+            // A refusal to take the request at all (rate limits) lets it be sent again.
+            let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+                store.abandon_idempotent(&api_key.org_id, &key).await
+            } else {
+                let content_type = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("application/json")
+                    .to_string();
+                store
+                    .finish_idempotent(
+                        &api_key.org_id,
+                        &key,
+                        &Replay {
+                            status: status.as_u16(),
+                            content_type,
+                            body: kept.to_vec(),
+                        },
+                    )
+                    .await
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "the answer of an idempotency key could not be kept");
+            }
+            Response::from_parts(parts, Body::from(kept))
+        }
+    }
+}
+
+fn replay(r: Replay) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, r.body).into_response();
+    if let Ok(ct) = HeaderValue::from_str(&r.content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    resp.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
