@@ -19,7 +19,7 @@ use wagroups_core::{
 use crate::{
     AppState,
     error::{ApiError, DialectKind},
-    extract::{BODY_LIMIT, Params},
+    extract::{Params, read_body},
 };
 
 /// The largest answer kept for a key.
@@ -67,15 +67,10 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    // Read as handlers read it: 413 over the limit, 408 when it does not arrive in time.
+    let bytes = match read_body(Request::new(body)).await {
         Ok(b) => b,
-        Err(_) => {
-            return dialect.render(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body must be at most {BODY_LIMIT} bytes"),
-            ));
-        }
+        Err(e) => return dialect.render(e),
     };
     let fingerprint = idempotency::fingerprint(
         parts.method.as_str(),

@@ -86,3 +86,45 @@ async fn a_retried_create_with_its_key_gets_the_first_answer_and_no_second_group
     let (st, dup, _) = post_keyed(&s, "/whatsapp/wa-group/create", &s.key, "dt-2", dt).await;
     assert_eq!(st, 409, "a new key, the same groupId: {dup}");
 }
+
+#[tokio::test]
+async fn a_request_sent_again_while_the_first_is_answered_is_409() {
+    use crate::{
+        cloud_groups::cloud_server,
+        cloud_numbers::APP_SECRET,
+        fake_graph::FakeGraph,
+        receiver::{Behaviour, Receiver},
+    };
+    let graph = FakeGraph::start(APP_SECRET).await;
+    let receiver = Receiver::start(Behaviour::Ok).await;
+    let (s, key, _) = cloud_server(&graph, &receiver).await;
+    // Meta takes a while to answer the create: WUTS's create waits for the group meanwhile.
+    graph.slow_creates(std::time::Duration::from_millis(1500));
+    let body = json!({ "name": "Slow at Meta" });
+    let first = {
+        let (http, url, key, body) = (s.http.clone(), s.url("/wuts/groups"), key.clone(), body.clone());
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", "slow-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        })
+    };
+    let asked = crate::harness::eventually(std::time::Duration::from_secs(10), || async {
+        (graph.count("createGroup") == 1).then_some(())
+    })
+    .await;
+    assert!(asked.is_some(), "Meta was asked");
+    let (st, e, _) = post_keyed(&s, "/wuts/groups", &key, "slow-1", body.clone()).await;
+    assert_eq!(st, 409, "{e}");
+    assert_eq!(e["error_code"], "CONFLICT", "in WUTS's shape: {e}");
+    assert_eq!(first.await.unwrap(), 201);
+    let (st, again, replayed) = post_keyed(&s, "/wuts/groups", &key, "slow-1", body).await;
+    assert_eq!((st, replayed), (201, true), "{again}");
+    assert_eq!(graph.count("createGroup"), 1, "Meta was asked once");
+}
