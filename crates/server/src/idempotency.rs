@@ -11,6 +11,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use wagroups_core::{
     idempotency::{self, Begin, IDEMPOTENCY_TTL_MS, Replay},
     time::Timestamp,
@@ -33,7 +34,9 @@ fn token(headers: &axum::http::HeaderMap, query: Option<&str>, body: &[u8]) -> O
         .or_else(|| headers.get("x-public-api-key"))
         .and_then(|v| v.to_str().ok())
         .map(|v| match v.trim().split_once(' ') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim().to_string(),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth") => {
+                rest.trim().to_string()
+            }
             _ => v.trim().to_string(),
         })
         .filter(|t| !t.is_empty());
@@ -52,7 +55,7 @@ fn token(headers: &axum::http::HeaderMap, query: Option<&str>, body: &[u8]) -> O
 }
 
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    if req.method() != Method::POST || req.uri().path().starts_with("/providers/") {
         return next.run(req).await;
     }
     let Some(raw_key) = req.headers().get("idempotency-key").cloned() else {
@@ -72,14 +75,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(b) => b,
         Err(e) => return dialect.render(e),
     };
-    let fingerprint = idempotency::fingerprint(
-        parts.method.as_str(),
-        parts.uri.path(),
-        parts.uri.query().unwrap_or(""),
-        &bytes,
+    let (method, path, query) = (
+        parts.method.to_string(),
+        parts.uri.path().to_string(),
+        parts.uri.query().unwrap_or("").to_string(),
     );
     let token = token(&parts.headers, parts.uri.query(), &bytes);
-    let req = Request::from_parts(parts, Body::from(bytes));
+    let req = Request::from_parts(parts, Body::from(bytes.clone()));
     let api_key = match token {
         Some(t) => state.service.authenticate(&t).await.ok(),
         None => None,
@@ -88,6 +90,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         // Not a live key: the handler refuses it; nothing is kept.
         return next.run(req).await;
     };
+    // The same request is the same call by the same key (another key, perhaps limited to
+    // other numbers, never gets this one's answer).
+    let fingerprint = idempotency::fingerprint(&method, &format!("{path} {}", api_key.id), &query, &bytes);
+    let Some(seal_key) = state.secret_key.get() else {
+        // Answers are kept sealed: without the deployment's key, none is kept.
+        return next.run(req).await;
+    };
+    let purpose = format!("idempotent answer {} {key}", api_key.org_id);
     let now = Timestamp::now();
     let store = state.service.store();
     let begun = store
@@ -118,7 +128,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             e.field = Some("Idempotency-Key".into());
             dialect.render(e)
         }
-        Ok(Begin::Replay(r)) => replay(r),
+        Ok(Begin::Replay(r)) => match open(&seal_key, &purpose, r) {
+            Some(r) => replay(r),
+            None => {
+                tracing::error!("a kept answer does not open with this deployment's key");
+                dialect.render(ApiError::internal())
+            }
+        },
         Ok(Begin::Proceed) => {
             let resp = next.run(req).await;
             let (parts, body) = resp.into_parts();
@@ -131,8 +147,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 }
             };
             let status = parts.status;
-            // A refusal to take the request at all (rate limits) lets it be sent again.
-            let outcome = if status == StatusCode::TOO_MANY_REQUESTS {
+            // A refusal (4xx: bad input, a key or limit, a conflict) did nothing: the key is
+            // freed, and the request may be sent again, corrected. An answer that may have
+            // done something (2xx; 5xx, such as a creation WhatsApp has not confirmed yet) is
+            // kept, sealed (answers may show a secret once).
+            let outcome = if status.is_client_error() {
                 store.abandon_idempotent(&api_key.org_id, &key).await
             } else {
                 let content_type = parts
@@ -148,7 +167,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                         &Replay {
                             status: status.as_u16(),
                             content_type,
-                            body: kept.to_vec(),
+                            body: seal_key
+                                .seal(&purpose, &B64.encode(&kept))
+                                .as_stored()
+                                .as_bytes()
+                                .to_vec(),
                         },
                     )
                     .await
@@ -159,6 +182,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             Response::from_parts(parts, Body::from(kept))
         }
     }
+}
+
+/// A kept answer, opened.
+fn open(key: &wagroups_core::secret::SecretKey, purpose: &str, mut r: Replay) -> Option<Replay> {
+    let sealed = wagroups_core::secret::Sealed::from_stored(String::from_utf8(r.body).ok()?);
+    let text = key.open(purpose, &sealed).ok()?;
+    r.body = B64.decode(text.expose()).ok()?;
+    Some(r)
 }
 
 fn replay(r: Replay) -> Response {

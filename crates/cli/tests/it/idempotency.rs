@@ -59,12 +59,51 @@ async fn a_retried_create_with_its_key_gets_the_first_answer_and_no_second_group
     let (st, e, _) = post_keyed(&s, "/v1/groups", &s.key, "has a space", body.clone()).await;
     assert_eq!(st, 400, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("Idempotency-Key"));
+    // A refusal did nothing: the key is free for the corrected request.
+    let (st, _, _) = post_keyed(&s, "/v1/groups", &s.key, "fix-1", json!({ "wabaNumber": NUMBER })).await;
+    assert_eq!(st, 400);
+    let (st, fixed, replayed) = post_keyed(
+        &s,
+        "/v1/groups",
+        &s.key,
+        "fix-1",
+        json!({ "wabaNumber": NUMBER, "subject": "Fixed" }),
+    )
+    .await;
+    assert_eq!((st, replayed), (202, false), "{fixed}");
+    // Another key of the organisation (it may be limited to other numbers) never gets this
+    // key's answer.
+    let second = s.new_key("default", None).await;
+    let (st, e, _) = post_keyed(&s, "/v1/groups", &second, "create-42", body.clone()).await;
+    assert_eq!(st, 422, "{e}");
+    // An answer that shows a secret once is kept sealed, and replayed as it was.
+    let ep = json!({ "url": "https://example.com/hook" });
+    let (st, made, _) = post_keyed(&s, "/v1/webhook-endpoints", &s.key, "ep-1", ep.clone()).await;
+    assert_eq!(st, 201, "{made}");
+    let (_, again_ep, replayed) = post_keyed(&s, "/v1/webhook-endpoints", &s.key, "ep-1", ep).await;
+    assert!(replayed);
+    assert_eq!(again_ep["secret"], made["secret"]);
+    let secret = made["secret"].as_str().unwrap().to_string();
+    let db = rusqlite::Connection::open(s.dir().join("wagroups.db")).unwrap();
+    let kept: Vec<Vec<u8>> = db
+        .prepare("SELECT body FROM idempotency_keys WHERE body IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(!kept.is_empty());
+    assert!(
+        kept.iter()
+            .all(|b| !String::from_utf8_lossy(b).contains(&secret) && !String::from_utf8_lossy(b).contains("groupId")),
+        "kept answers are sealed"
+    );
     // Keys are durable: after a restart the answer is the same.
     s.restart(&[]).await;
     let (st, after, replayed) = post_keyed(&s, "/v1/groups", &s.key, "create-42", body.clone()).await;
     assert_eq!((st, replayed), (202, true));
     assert_eq!(after["groupId"], first["groupId"]);
-    assert_eq!(group_count(&s, &s.key).await, 1);
+    assert_eq!(group_count(&s, &s.key).await, 2, "the retried one and the fixed one");
     // Another organisation's key is its own.
     let other = s.new_org("other", "15550100088", "cloud").await;
     let (st, theirs, replayed) = post_keyed(
