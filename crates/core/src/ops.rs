@@ -524,6 +524,19 @@ impl GroupService {
         self.reload_written(key, group_id, written).await
     }
 
+    /// Resets the link and waits for WhatsApp's new one (for the dialects whose answer
+    /// carries it): not confirmed in time is `Unavailable` (the reset goes on; read the link
+    /// again).
+    pub async fn reset_invite_link_confirmed(&self, key: &ApiKey, group_id: &str) -> Result<Group, ServiceError> {
+        match self.reset_invite_link(key, group_id, WriteOptions::default()).await? {
+            Written::Done(g) => Ok(g),
+            Written::Pending(_) => Err(DomainError::Unavailable {
+                message: "WhatsApp has not confirmed the new link yet: read it again shortly".into(),
+            }
+            .into()),
+        }
+    }
+
     pub async fn delete_group(
         &self,
         key: &ApiKey,

@@ -81,6 +81,10 @@ pub struct GroupPage {
     pub next_cursor: Option<String>,
 }
 
+/// How long a request waits for WhatsApp's answer to a creation it reports on (the outcome
+/// for each participant; the group itself, for the dialects whose answer carries it).
+pub const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub const LIST_LIMIT_MAX: i64 = 1024;
 pub const LIST_LIMIT_DEFAULT: i64 = 25;
 pub const EVENTS_LIMIT_MAX: i64 = 1000;

@@ -48,6 +48,18 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
+    /// The error with the core's field names (the native API's) given a dialect's names:
+    /// the field and the message that names it.
+    pub fn renamed(mut self, name: impl Fn(&str) -> Option<&'static str>) -> Self {
+        if let Some(f) = &self.field
+            && let Some(theirs) = name(f)
+        {
+            self.message = self.message.replacen(f.as_str(), theirs, 1);
+            self.field = Some(theirs.to_string());
+        }
+        self
+    }
+
     pub fn internal() -> Self {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,7 +118,13 @@ pub trait Dialect: Send + Sync + 'static {
         None
     }
 
+    /// The dialect's name of a field the core names the native API's way, where it differs.
+    fn field_name(_core: &str) -> Option<&'static str> {
+        None
+    }
+
     fn render(e: ApiError) -> Response {
+        let e = e.renamed(Self::field_name);
         let body = Self::body(&e);
         (e.status, Json(body)).into_response()
     }

@@ -44,12 +44,22 @@ impl Dialect for Graph {
             "message": format!("(#{code}) {title}"),
             "type": "OAuthException",
             "code": code,
-            "error_data": { "messaging_product": "whatsapp", "details": details(e) },
+            "error_data": { "messaging_product": "whatsapp", "details": e.message },
             "fbtrace_id": format!("A{}", wagroups_core::ids::random_alnum(22)),
         }})
     }
 
+    fn field_name(core: &str) -> Option<&'static str> {
+        match core {
+            "joinApprovalMode" => Some("join_approval_mode"),
+            "wabaNumber" => Some("phone_number_id"),
+            "joinRequestIds" => Some("join_requests"),
+            _ => None,
+        }
+    }
+
     fn render(e: ApiError) -> Response {
+        let e = e.renamed(Self::field_name);
         let (status, _, _) = graph_error(&e);
         (status, Json(Self::body(&e))).into_response()
     }
@@ -116,31 +126,6 @@ fn graph_error(e: &ApiError) -> (StatusCode, i64, &'static str) {
             (e.status, code, title)
         }
         _ => (status, code, title),
-    }
-}
-
-/// The error's text, with the native API's field names as Meta names them.
-fn details(e: &ApiError) -> String {
-    match &e.field {
-        Some(f) => {
-            let meta = meta_field(f);
-            if meta == f {
-                e.message.clone()
-            } else {
-                e.message.replacen(f.as_str(), meta, 1)
-            }
-        }
-        None => e.message.clone(),
-    }
-}
-
-/// Meta's name of a field the core names the native API's way.
-fn meta_field(f: &str) -> &str {
-    match f {
-        "joinApprovalMode" => "join_approval_mode",
-        "wabaNumber" => "phone_number_id",
-        "joinRequestIds" => "join_requests",
-        other => other,
     }
 }
 
@@ -474,21 +459,8 @@ async fn create(
         join_approval_mode: f.string("join_approval_mode").map_err(DialectError::new)?,
         ..CreateGroupRequest::default()
     };
-    let created = state.service.create_group(&key, req).await.map_err(rename_fields)?;
+    let created = state.service.create_group(&key, req).await?;
     Ok(Json(json!({ "messaging_product": "whatsapp", "request_id": created.group.group_id })).into_response())
-}
-
-/// A core error whose field is named the native way, with Meta's name.
-fn rename_fields(e: wagroups_core::service::ServiceError) -> DialectError<Graph> {
-    let mut api = ApiError::from(e);
-    if let Some(f) = &api.field {
-        let meta = meta_field(f).to_string();
-        if &meta != f {
-            api.message = api.message.replacen(f.as_str(), &meta, 1);
-            api.field = Some(meta);
-        }
-    }
-    DialectError::new(api)
 }
 
 #[utoipa::path(get, path = "/graph/{version}/{id}/groups", tag = "graph", operation_id = "graph.groups.list",
@@ -655,8 +627,7 @@ async fn update(
     state
         .service
         .update_group(&key, &g.group_id, patch, WriteOptions::default())
-        .await
-        .map_err(rename_fields)?;
+        .await?;
     Ok(Json(json!({ "success": true })).into_response())
 }
 
@@ -693,22 +664,6 @@ async fn get_invite_link(
     Ok(link_answer(&g))
 }
 
-/// Resets the link, waiting for WhatsApp's new one.
-async fn reset(state: &AppState, key: &ApiKey, g: &Group) -> Result<Group> {
-    match state
-        .service
-        .reset_invite_link(key, &g.group_id, WriteOptions::default())
-        .await?
-    {
-        Written::Done(g) => Ok(g),
-        Written::Pending(_) => Err(DialectError::new(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "WhatsApp has not confirmed the new link yet: read it again shortly",
-        ))),
-    }
-}
-
 #[utoipa::path(post, path = "/graph/{version}/{id}/invite_link", tag = "graph", operation_id = "graph.inviteLink.reset",
     summary = "A new link; every earlier one stops working",
     params(crate::apidoc::graph::GraphGroupPath),
@@ -722,7 +677,9 @@ async fn reset_invite_link(
 ) -> Result<Response> {
     messaging_product(&f)?;
     let (g, _) = group(&state, &key, &path.id).await?;
-    Ok(link_answer(&reset(&state, &key, &g).await?))
+    Ok(link_answer(
+        &state.service.reset_invite_link_confirmed(&key, &g.group_id).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/graph/{version}/{id}/invite_link", tag = "graph", operation_id = "graph.inviteLink.delete",
@@ -808,8 +765,7 @@ async fn resolve(state: AppState, key: ApiKey, path: GraphPath, f: Fields, appro
     let results = match state
         .service
         .resolve_join_requests(&key, &g.group_id, &ids, approve, WriteOptions::default())
-        .await
-        .map_err(rename_fields)?
+        .await?
     {
         Written::Done(r) => r,
         Written::Pending(_) => {
@@ -979,14 +935,7 @@ async fn remove_participants(
     path: GraphPath,
     GraphBody(f): GraphBody,
 ) -> Result<Response> {
-    messaging_product(&f)?;
-    let users = participants(&f)?;
-    let (g, _) = group(&state, &key, &path.id).await?;
-    let written = state
-        .service
-        .remove_participants(&key, &g.group_id, &users, WriteOptions::default())
-        .await?;
-    participant_answer(written, false)
+    participants_write(&state, &key, &path, &f, false).await
 }
 
 #[utoipa::path(post, path = "/graph/{version}/{id}/participants", tag = "graph", operation_id = "graph.participants.add",
@@ -1003,12 +952,30 @@ async fn add_participants(
     path: GraphPath,
     GraphBody(f): GraphBody,
 ) -> Result<Response> {
-    messaging_product(&f)?;
-    let users = participants(&f)?;
-    let (g, _) = group(&state, &key, &path.id).await?;
-    let written = state
-        .service
-        .add_participants(&key, &g.group_id, &users, true, WriteOptions::default())
-        .await?;
-    participant_answer(written, true)
+    participants_write(&state, &key, &path, &f, true).await
+}
+
+/// Adds (`adding`) or removes the users a body names.
+async fn participants_write(
+    state: &AppState,
+    key: &ApiKey,
+    path: &GraphPath,
+    f: &Fields,
+    adding: bool,
+) -> Result<Response> {
+    messaging_product(f)?;
+    let users = participants(f)?;
+    let (g, _) = group(state, key, &path.id).await?;
+    let written = if adding {
+        state
+            .service
+            .add_participants(key, &g.group_id, &users, true, WriteOptions::default())
+            .await?
+    } else {
+        state
+            .service
+            .remove_participants(key, &g.group_id, &users, WriteOptions::default())
+            .await?
+    };
+    participant_answer(written, adding)
 }

@@ -1,7 +1,5 @@
 //! The native `/v1` API for groups.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::State,
@@ -22,9 +20,6 @@ use crate::{
 };
 
 type Result<T> = std::result::Result<T, DialectError<Native>>;
-
-/// How long a create with participants waits for WhatsApp's answer about them.
-const CREATE_RESULTS_WAIT: Duration = Duration::from_secs(10);
 
 /// The native group API's operations.
 #[derive(utoipa::OpenApi)]
@@ -120,7 +115,7 @@ async fn create_group(
     // Participants: wait (bounded) for WhatsApp's answer about each, then report it.
     let results = state
         .service
-        .creation_results_within(&created, CREATE_RESULTS_WAIT)
+        .creation_results_within(&created, wagroups_core::service::CREATION_WAIT)
         .await?;
     let (group, participants) = state.service.get_group(&key, &created.group.group_id).await?;
     let body = render::created_group(render::group(&group, Some(&participants)), Some(results.as_deref()));

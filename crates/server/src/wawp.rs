@@ -4,8 +4,6 @@
 //! confirmation and answers the `@g.us` ID with the outcome for each participant. A thin
 //! adapter over the group service.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::{FromRequest, Request, State},
@@ -16,7 +14,6 @@ use axum::{
 use serde_json::{Map, Value, json};
 use wagroups_core::{
     model::{ApiKey, Group, Participant, ParticipantRole, ParticipantState},
-    ops::{WriteOptions, Written},
     service::CreateGroupRequest,
 };
 
@@ -29,8 +26,6 @@ use crate::{
 
 type Result<T> = std::result::Result<T, DialectError<Wawp>>;
 
-/// How long a create waits for WhatsApp's confirmation.
-const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 /// Groups a list answers when `limit` is not given.
 const LIST_DEFAULT: &str = "50";
 
@@ -39,6 +34,14 @@ const LIST_DEFAULT: &str = "50";
 pub struct Wawp;
 
 impl Dialect for Wawp {
+    fn field_name(core: &str) -> Option<&'static str> {
+        match core {
+            "subject" => Some("name"),
+            "wabaNumber" => Some("instance_id"),
+            _ => None,
+        }
+    }
+
     fn body(e: &ApiError) -> Value {
         let code = match e.status.as_u16() {
             400 => "invalid_parameter",
@@ -51,16 +54,7 @@ impl Dialect for Wawp {
             s if s < 500 => "bad_request",
             _ => "internal_error",
         };
-        json!({ "code": code, "message": message(e) })
-    }
-}
-
-/// The error's text, with the core's field names as Wawp names them.
-fn message(e: &ApiError) -> String {
-    match e.field.as_deref() {
-        Some("subject") => e.message.replacen("subject", "name", 1),
-        Some("wabaNumber") => e.message.replacen("wabaNumber", "instance_id", 1),
-        _ => e.message.clone(),
+        json!({ "code": code, "message": e.message })
     }
 }
 
@@ -262,7 +256,10 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, p: WawpParams
         invite_fallback: Some(true),
         ..CreateGroupRequest::default()
     };
-    let confirmed = state.service.create_confirmed(&key, req, CONFIRM_WAIT).await?;
+    let confirmed = state
+        .service
+        .create_confirmed(&key, req, wagroups_core::service::CREATION_WAIT)
+        .await?;
     let mut body = group_out(&confirmed.group, &confirmed.participants);
     body["results"] = json!(
         confirmed
@@ -316,8 +313,15 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, p: WawpParams) 
 }
 
 /// The key's group this `{id}` (its `@g.us` ID) names, on the instance's number.
-async fn group(state: &AppState, key: &ApiKey, waba: &str, id: &str) -> Result<(Group, Vec<Participant>)> {
-    Ok(state.service.group_by_wa_id(key, id, Some(waba)).await?)
+async fn group(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &WawpParams,
+    id: &str,
+) -> Result<(ApiKey, Group, Vec<Participant>)> {
+    let (key, waba) = caller(state, headers, p).await?;
+    let (g, participants) = state.service.group_by_wa_id(&key, id, Some(&waba)).await?;
+    Ok((key, g, participants))
 }
 
 #[utoipa::path(get, path = "/wawp/v2/groups/{id}", tag = "wawp", operation_id = "wawp.groups.info",
@@ -331,8 +335,7 @@ async fn info(
     Path(id, ..): Path<Wawp>,
     p: WawpParams,
 ) -> Result<Response> {
-    let (key, waba) = caller(&state, &headers, &p).await?;
-    let (g, participants) = group(&state, &key, &waba, &id).await?;
+    let (_, g, participants) = group(&state, &headers, &p, &id).await?;
     Ok(Json(group_out(&g, &participants)).into_response())
 }
 
@@ -347,8 +350,7 @@ async fn participants(
     Path(id, ..): Path<Wawp>,
     p: WawpParams,
 ) -> Result<Response> {
-    let (key, waba) = caller(&state, &headers, &p).await?;
-    let (_, participants) = group(&state, &key, &waba, &id).await?;
+    let (_, _, participants) = group(&state, &headers, &p, &id).await?;
     Ok(Json(members(&participants)).into_response())
 }
 
@@ -374,8 +376,7 @@ async fn invite_code(
     Path(id, ..): Path<Wawp>,
     p: WawpParams,
 ) -> Result<Response> {
-    let (key, waba) = caller(&state, &headers, &p).await?;
-    let (g, _) = group(&state, &key, &waba, &id).await?;
+    let (_, g, _) = group(&state, &headers, &p, &id).await?;
     code_answer(&g)
 }
 
@@ -390,18 +391,6 @@ async fn revoke_invite_code(
     Path(id, ..): Path<Wawp>,
     p: WawpParams,
 ) -> Result<Response> {
-    let (key, waba) = caller(&state, &headers, &p).await?;
-    let (g, _) = group(&state, &key, &waba, &id).await?;
-    match state
-        .service
-        .reset_invite_link(&key, &g.group_id, WriteOptions::default())
-        .await?
-    {
-        Written::Done(g) => code_answer(&g),
-        Written::Pending(_) => Err(DialectError::new(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "WhatsApp has not confirmed the new code yet: read it again shortly",
-        ))),
-    }
+    let (key, g, _) = group(&state, &headers, &p, &id).await?;
+    code_answer(&state.service.reset_invite_link_confirmed(&key, &g.group_id).await?)
 }

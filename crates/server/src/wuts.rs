@@ -2,8 +2,6 @@
 //! participants and answers once WhatsApp confirmed it, in WUTS's shapes; groups are then
 //! addressed by their `@g.us` JID. A thin adapter over the group service.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::State,
@@ -14,7 +12,6 @@ use axum::{
 use serde_json::{Value, json};
 use wagroups_core::{
     model::{ApiKey, Group, Participant, ParticipantRole, ParticipantState},
-    ops::{WriteOptions, Written},
     service::CreateGroupRequest,
 };
 
@@ -26,18 +23,24 @@ use crate::{
 
 type Result<T> = std::result::Result<T, DialectError<Wuts>>;
 
-/// How long a create waits for WhatsApp's confirmation.
-const CONFIRM_WAIT: Duration = Duration::from_secs(10);
-
 /// WUTS's errors: `{"success": false, "error", "error_code", "timestamp"}`, with a stable
 /// `error_code` per cause and its status.
 pub struct Wuts;
 
 impl Dialect for Wuts {
+    fn field_name(core: &str) -> Option<&'static str> {
+        match core {
+            "subject" => Some("name"),
+            "joinApprovalMode" => Some("options.join_approval"),
+            "community" => Some("options.community"),
+            _ => None,
+        }
+    }
+
     fn body(e: &ApiError) -> Value {
         json!({
             "success": false,
-            "error": message(e),
+            "error": e.message,
             "error_code": error_code(e),
             "timestamp": wagroups_core::time::Timestamp::now().to_rfc3339_seconds(),
         })
@@ -64,18 +67,6 @@ pub fn error_code(e: &ApiError) -> &'static str {
         (503, _) => "UNAVAILABLE",
         _ => "INTERNAL_ERROR",
     }
-}
-
-/// The error's text, with the core's field names as WUTS names them.
-fn message(e: &ApiError) -> String {
-    let Some(f) = &e.field else { return e.message.clone() };
-    let wuts = match f.as_str() {
-        "subject" => "name",
-        "joinApprovalMode" => "options.join_approval",
-        "community" => "options.community",
-        _ => return e.message.clone(),
-    };
-    e.message.replacen(f.as_str(), wuts, 1)
 }
 
 /// WUTS's operations.
@@ -172,7 +163,10 @@ async fn create(
         community: option("community")?,
         ..CreateGroupRequest::default()
     };
-    let confirmed = state.service.create_confirmed(&key, req, CONFIRM_WAIT).await?;
+    let confirmed = state
+        .service
+        .create_confirmed(&key, req, wagroups_core::service::CREATION_WAIT)
+        .await?;
     let mut body = json!({ "success": true, "group": group_out(&confirmed.group, &confirmed.participants) });
     // Who was not added, and why (invited through the link instead, not on WhatsApp…): only
     // when someone was not, so that the answer is WUTS's own when all were.
@@ -242,16 +236,5 @@ async fn reset_invite(
     Path(jid, ..): Path<Wuts>,
 ) -> Result<Response> {
     let g = group(&state, &key, &jid).await?;
-    match state
-        .service
-        .reset_invite_link(&key, &g.group_id, WriteOptions::default())
-        .await?
-    {
-        Written::Done(g) => invite_answer(&g),
-        Written::Pending(_) => Err(DialectError::new(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "WhatsApp has not confirmed the new link yet: read it again shortly",
-        ))),
-    }
+    invite_answer(&state.service.reset_invite_link_confirmed(&key, &g.group_id).await?)
 }

@@ -187,6 +187,34 @@ impl TestServer {
         )
     }
 
+    /// Adds a simulated number with this profile to the default organisation.
+    pub async fn add_number(&self, number: &str, profile: &str) {
+        self.cli(&[
+            "numbers",
+            "add",
+            "--org",
+            "default",
+            "--waba-number",
+            number,
+            "--profile",
+            profile,
+        ])
+        .await;
+    }
+
+    /// Configures a simulated user (`PUT /v1/sandbox/users/{phone}`).
+    pub async fn sandbox_user(&self, phone: &str, body: Value) {
+        let (st, b) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/sandbox/users/{phone}"),
+                &self.key,
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, 200, "{b}");
+    }
+
     /// A new organisation with one simulated number and a key; returns the key.
     pub async fn new_org(&self, name: &str, number: &str, profile: &str) -> String {
         self.cli(&["orgs", "create", name]).await;

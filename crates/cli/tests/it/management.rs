@@ -15,17 +15,7 @@ const LINKED: &str = "15550100009";
 
 async fn server() -> TestServer {
     let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
-    s.cli(&[
-        "numbers",
-        "add",
-        "--org",
-        "default",
-        "--waba-number",
-        LINKED,
-        "--profile",
-        "linked-device",
-    ])
-    .await;
+    s.add_number(LINKED, "linked-device").await;
     s
 }
 
@@ -37,18 +27,6 @@ async fn group_on(s: &TestServer, number: &str, id: &str, extra: Value) -> Value
         }
     }
     s.active_group(&s.key, body).await
-}
-
-async fn user(s: &TestServer, phone: &str, body: Value) {
-    let (st, b) = s
-        .send(
-            reqwest::Method::PUT,
-            &format!("/v1/sandbox/users/{phone}"),
-            &s.key,
-            Some(body),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
 }
 
 fn statuses(body: &Value) -> Vec<String> {
@@ -79,15 +57,15 @@ async fn participant_state(s: &TestServer, group: &str, phone: &str) -> Option<(
 async fn linked_device_adds_subject_to_privacy_with_invite_fallback() {
     let s = server().await;
     group_on(&s, LINKED, "ld", json!({})).await;
-    user(&s, "919000000002", json!({ "addPrivacy": "contacts" })).await;
-    user(
-        &s,
+    s.sandbox_user("919000000002", json!({ "addPrivacy": "contacts" }))
+        .await;
+    s.sandbox_user(
         "919000000003",
         json!({ "addPrivacy": "contacts", "contactOf": [LINKED] }),
     )
     .await;
-    user(&s, "919000000004", json!({ "addPrivacy": "nobody" })).await;
-    user(&s, "919000000005", json!({ "onWhatsApp": false })).await;
+    s.sandbox_user("919000000004", json!({ "addPrivacy": "nobody" })).await;
+    s.sandbox_user("919000000005", json!({ "onWhatsApp": false })).await;
 
     let (st, b) = s
         .post(
@@ -112,7 +90,8 @@ async fn linked_device_adds_subject_to_privacy_with_invite_fallback() {
     );
 
     // Without the fallback, the privacy-restricted user is invite_required, with the link to send.
-    user(&s, "919000000006", json!({ "addPrivacy": "contacts" })).await;
+    s.sandbox_user("919000000006", json!({ "addPrivacy": "contacts" }))
+        .await;
     let (st, b) = s
         .post(
             "/v1/groups/ld/participants",
@@ -214,8 +193,8 @@ async fn cloud_invites_everyone_and_caps_at_eight() {
 async fn privacy_nobody_and_not_on_whatsapp_on_linked_device() {
     let s = server().await;
     group_on(&s, LINKED, "pv", json!({})).await;
-    user(&s, "919000000201", json!({ "addPrivacy": "nobody" })).await;
-    user(&s, "919000000202", json!({ "onWhatsApp": false })).await;
+    s.sandbox_user("919000000201", json!({ "addPrivacy": "nobody" })).await;
+    s.sandbox_user("919000000202", json!({ "onWhatsApp": false })).await;
     let (st, b) = s
         .post(
             "/v1/groups/pv/participants",
@@ -643,7 +622,7 @@ async fn deleted_and_suspended_groups_refuse_writes() {
 #[tokio::test]
 async fn create_with_participants_reports_each() {
     let s = server().await;
-    user(&s, "919000000802", json!({ "addPrivacy": "nobody" })).await;
+    s.sandbox_user("919000000802", json!({ "addPrivacy": "nobody" })).await;
     let (st, g) = s
         .post(
             "/v1/groups",

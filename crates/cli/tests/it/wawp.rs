@@ -8,30 +8,8 @@ const LINKED: &str = "15550100029";
 
 async fn server() -> TestServer {
     let s = TestServer::start().await;
-    s.cli(&[
-        "numbers",
-        "add",
-        "--org",
-        "default",
-        "--waba-number",
-        LINKED,
-        "--profile",
-        "linked-device",
-    ])
-    .await;
+    s.add_number(LINKED, "linked-device").await;
     s
-}
-
-async fn user(s: &TestServer, phone: &str, body: Value) {
-    let (st, b) = s
-        .send(
-            reqwest::Method::PUT,
-            &format!("/v1/sandbox/users/{phone}"),
-            &s.key,
-            Some(body),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
 }
 
 /// A Wawp call with no Authorization header: the credentials are where Wawp puts them.
@@ -62,8 +40,8 @@ fn wawp_error(body: &Value) -> (String, String) {
 async fn a_wawp_client_creates_a_group_as_wawps_page_shows_it() {
     let s = server().await;
     let (a, b, c) = ("5511999991001", "5511999991002", "5511999991003");
-    user(&s, b, json!({ "addPrivacy": "contacts" })).await;
-    user(&s, c, json!({ "onWhatsApp": false })).await;
+    s.sandbox_user(b, json!({ "addPrivacy": "contacts" })).await;
+    s.sandbox_user(c, json!({ "onWhatsApp": false })).await;
     // Everything in the query string, as the seed's URL has it.
     let participants =
         json!([{ "id": format!("{a}@c.us") }, { "id": format!("{b}@c.us") }, { "id": format!("{c}@c.us") }])

@@ -12,17 +12,7 @@ const LINKED: &str = "15550100019";
 /// A server with a linked-device number, a key restricted to it, and a standard endpoint.
 async fn server() -> (TestServer, String, Receiver, String) {
     let s = TestServer::start_with(&["--allow-private-webhook-targets"]).await;
-    s.cli(&[
-        "numbers",
-        "add",
-        "--org",
-        "default",
-        "--waba-number",
-        LINKED,
-        "--profile",
-        "linked-device",
-    ])
-    .await;
+    s.add_number(LINKED, "linked-device").await;
     let key = s.new_key("default", Some(LINKED)).await;
     let receiver = Receiver::start(Behaviour::Ok).await;
     let (st, ep) = s
@@ -31,18 +21,6 @@ async fn server() -> (TestServer, String, Receiver, String) {
     assert_eq!(st, 201, "{ep}");
     let secret = ep["secret"].as_str().unwrap().to_string();
     (s, key, receiver, secret)
-}
-
-async fn user(s: &TestServer, phone: &str, body: Value) {
-    let (st, b) = s
-        .send(
-            reqwest::Method::PUT,
-            &format!("/v1/sandbox/users/{phone}"),
-            &s.key,
-            Some(body),
-        )
-        .await;
-    assert_eq!(st, 200, "{b}");
 }
 
 /// The seed's error shape, whole; its code.
@@ -62,8 +40,8 @@ fn wuts_error(body: &Value) -> String {
 async fn a_wuts_client_creates_a_group_with_its_participants() {
     let (s, key, receiver, secret) = server().await;
     let (a, b, c) = ("5511999990001", "5511999990002", "5511999990003");
-    user(&s, b, json!({ "addPrivacy": "contacts" })).await;
-    user(&s, c, json!({ "onWhatsApp": false })).await;
+    s.sandbox_user(b, json!({ "addPrivacy": "contacts" })).await;
+    s.sandbox_user(c, json!({ "onWhatsApp": false })).await;
     let (st, created) = s
         .post(
             "/wuts/groups",
